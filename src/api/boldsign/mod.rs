@@ -1,0 +1,2 @@
+//! The boldsign family. Its routes arrive with their issues; its envelope is here.
+pub mod error;

@@ -1,0 +1,2 @@
+//! The dbvisit family. Its routes arrive with their issues; its envelope is here.
+pub mod error;

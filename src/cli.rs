@@ -1,0 +1,154 @@
+//! The `herald` command line (contract §1, §10): `serve`, `migrate`,
+//! `org create|list`, `token create`. Every command opens the database and
+//! applies pending migrations first.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::app::{Server, shutdown_signal};
+use crate::clock::Clock;
+use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DatabaseUrl, LogSettings};
+use crate::domain::{Actor, OrgId, orgs, tokens};
+use crate::secret::Secret;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "Self-hosted notification settings and delivery")]
+pub struct Cli {
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(long, env = "HERALD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+    #[command(flatten)]
+    pub log: LogSettings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation; prints it as JSON.
+    Create { name: String },
+    /// List organisations as JSON.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it (with the secret, shown this once) as JSON.
+    Create {
+        /// The org the token acts for.
+        #[arg(long, required_unless_present = "admin", conflicts_with = "admin")]
+        org: Option<String>,
+        /// Create an instance admin token instead.
+        #[arg(long)]
+        admin: bool,
+        /// A label saying where the token is used.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+/// The bootstrap admin token from `HERALD_ADMIN_TOKEN` (environment only: a
+/// flag would show in the process list).
+fn admin_token_from_env() -> Option<Secret> {
+    std::env::var("HERALD_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()).map(Secret::new)
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock = Clock::default();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config {
+                listen: args.listen,
+                database_url: DatabaseUrl::new(cli.database_url),
+                admin_token: admin_token_from_env(),
+            };
+            serve(config, clock).await
+        }
+        Command::Migrate => {
+            let store = open_store(&cli.database_url).await?;
+            store.ensure_instance(clock.now()).await?;
+            tracing::info!(backend = ?store.backend(), "migrations applied");
+            Ok(())
+        }
+        Command::Org(OrgCommand::Create { name }) => {
+            let store = open_store(&cli.database_url).await?;
+            let org = orgs::create(&store, &Actor::cli(), &name, clock.now()).await?;
+            println!("{}", json!({ "id": org.id.as_str(), "name": org.name, "createdAt": org.created_at.rfc3339() }));
+            Ok(())
+        }
+        Command::Org(OrgCommand::List) => {
+            let store = open_store(&cli.database_url).await?;
+            for org in orgs::list(&store).await? {
+                println!("{}", json!({ "id": org.id.as_str(), "name": org.name, "createdAt": org.created_at.rfc3339() }));
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { org, admin, name }) => {
+            let store = open_store(&cli.database_url).await?;
+            store.ensure_instance(clock.now()).await?;
+            let issued = if admin {
+                tokens::create_admin(&store, &Actor::cli(), &name, clock.now()).await?
+            } else {
+                let raw = org.unwrap_or_default();
+                let org = OrgId::parse(&raw).ok_or_else(|| anyhow::anyhow!("no organisation with id {raw:?}"))?;
+                tokens::create_for_org(&store, &Actor::cli(), &org, &name, clock.now()).await?
+            };
+            println!(
+                "{}",
+                json!({
+                    "id": issued.record.id,
+                    "name": issued.record.name,
+                    "org": issued.record.org_id.as_ref().map(OrgId::as_str),
+                    "token": issued.secret.expose(),
+                })
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
+    let server = Server::build(&config, clock.clone()).await?;
+    if config.admin_token.is_none() && !server.state().store().admin_token_exists().await? {
+        let issued = tokens::create_admin(server.state().store(), &Actor::cli(), "bootstrap", clock.now()).await?;
+        // Printed once, to stderr, outside the log stream: it is not a log line.
+        eprintln!(
+            "\nNo admin token existed, so Herald created one. It is shown only now; keep it safe:\n\n    {}\n",
+            issued.secret.expose()
+        );
+    }
+    tracing::info!(addr = %server.local_addr()?, backend = ?server.state().store().backend(), "herald listening");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The `herald` binary: parse the command line, start logging, run.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald::cli::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(err) = herald::telemetry::init_logging(&cli.log.filter, cli.log.format) {
+        eprintln!("herald: {err:#}");
+        return ExitCode::FAILURE;
+    }
+    match herald::cli::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "herald failed");
+            eprintln!("herald: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Audit rows and the gapless per-scope sequence.
+//!
+//! A change advances its scope's counter (`orgs.seq` or `instance.seq`) and
+//! inserts its audit row *first* in its transaction: the counter row lock
+//! (PostgreSQL) or the single writer (SQLite) then orders concurrent changes
+//! of one org, and a rolled-back change takes its number back with it.
+
+use anyhow::Context;
+
+use super::{Store, with_pool};
+use crate::clock::Millis;
+use crate::domain::audit::{AuditRecord, Scope};
+
+pub(super) const BUMP_ORG_SEQ: &str = "UPDATE orgs SET seq = seq + 1 WHERE id = $1 RETURNING id, seq";
+pub(super) const BUMP_INSTANCE_SEQ: &str = "UPDATE instance SET seq = seq + 1 WHERE singleton = 1 RETURNING id, seq";
+pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log
+    (scope_id, seq, at, actor, action, resource_type, resource_id, detail)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Appends `$entry` (an `&AuditEntry`) to its scope's log inside the open
+/// transaction `$tx` and evaluates to the new sequence number. A macro, not
+/// a function, so that it compiles against each backend's transaction type.
+macro_rules! append_audit {
+    ($tx:ident, $entry:expr) => {{
+        let entry: &$crate::domain::audit::AuditEntry = $entry;
+        let bumped: Option<(String, i64)> = match &entry.scope {
+            $crate::domain::audit::Scope::Org(org) => {
+                sqlx::query_as($crate::store::audit::BUMP_ORG_SEQ).bind(org.as_str()).fetch_optional(&mut *$tx).await
+            }
+            $crate::domain::audit::Scope::Instance => {
+                sqlx::query_as($crate::store::audit::BUMP_INSTANCE_SEQ).fetch_optional(&mut *$tx).await
+            }
+        }
+        .context("advance the audit sequence")?;
+        let (scope_id, seq) = bumped.context("the audited org or instance does not exist")?;
+        sqlx::query($crate::store::audit::INSERT_AUDIT)
+            .bind(&scope_id)
+            .bind(seq)
+            .bind(entry.at.0)
+            .bind(entry.actor.as_str())
+            .bind(entry.action)
+            .bind(entry.resource_type)
+            .bind(&entry.resource_id)
+            .bind(entry.detail.to_string())
+            .execute(&mut *$tx)
+            .await
+            .context("write the audit row")?;
+        seq
+    }};
+}
+pub(crate) use append_audit;
+
+const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
+const INSERT_INSTANCE: &str =
+    "INSERT INTO instance (singleton, id, seq, created_at) VALUES (1, $1, 0, $2) ON CONFLICT (singleton) DO NOTHING";
+const PAGE_ORG: &str = "SELECT seq, at, actor, action, resource_type, resource_id, detail FROM audit_log
+    WHERE scope_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a.resource_type, a.resource_id, a.detail
+    FROM audit_log a JOIN instance i ON a.scope_id = i.id
+    WHERE a.seq > $1 ORDER BY a.seq LIMIT $2";
+
+type AuditRow = (i64, i64, String, String, String, String, String);
+
+/// A page of audit records.
+pub type AuditPage = Vec<AuditRecord>;
+
+impl Store {
+    /// The instance id, created on first start. Stable for the database's life.
+    pub async fn ensure_instance(&self, now: Millis) -> anyhow::Result<String> {
+        let fresh = uuid::Uuid::now_v7().to_string();
+        with_pool!(self, |p| sqlx::query(INSERT_INSTANCE).bind(&fresh).bind(now.0).execute(p).await.map(drop))
+            .context("create the instance row")?;
+        let id: String = with_pool!(self, |p| sqlx::query_scalar(INSTANCE_ID).fetch_one(p).await)
+            .context("read the instance id")?;
+        Ok(id)
+    }
+
+    pub async fn audit_page(&self, scope: &Scope, after: i64, limit: u32) -> anyhow::Result<AuditPage> {
+        let limit = i64::from(limit);
+        let rows: Vec<AuditRow> = match scope {
+            Scope::Org(org) => with_pool!(self, |p| sqlx::query_as(PAGE_ORG)
+                .bind(org.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await),
+            Scope::Instance => {
+                with_pool!(self, |p| sqlx::query_as(PAGE_INSTANCE).bind(after).bind(limit).fetch_all(p).await)
+            }
+        }
+        .context("read the audit log")?;
+        rows.into_iter()
+            .map(|(seq, at, actor, action, resource_type, resource_id, detail)| {
+                Ok(AuditRecord {
+                    seq,
+                    at: Millis(at),
+                    actor,
+                    action,
+                    resource_type,
+                    resource_id,
+                    detail: serde_json::from_str(&detail).context("decode an audit detail")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,172 @@
+//! Storage: one [`Store`] over SQLite (embedded default) or PostgreSQL,
+//! chosen by the database URL.
+//!
+//! Domain code calls `Store` methods and never sees SQL. A portable statement
+//! is written once as a `const &str` and compiled for both drivers through
+//! [`with_pool!`]; where the dialects differ, both texts sit side by side.
+//! Conventions: `$n` placeholders, UUIDv7 `TEXT` ids, `BIGINT` Unix
+//! milliseconds supplied by Herald's clock, and every org-scoped statement
+//! filters on `org_id`.
+
+mod audit;
+mod orgs;
+mod tokens;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+pub use audit::AuditPage;
+pub use tokens::TokenAuth;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The one storage API of Herald. Cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+}
+
+impl fmt::Debug for Store {
+    // The URL may hold a password: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+/// Runs `$body` with `$pool` bound to this store's pool. The body compiles
+/// once per backend, so one SQL text is type-checked against both drivers.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so a
+/// transaction that reads and then writes waits on `busy_timeout` for the
+/// single writer lock instead of failing with `SQLITE_BUSY` at its first write.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Self::Db>>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = Sqlite;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.begin().await
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`). A SQLite file is
+    /// created if missing and runs in WAL mode with foreign keys on.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        let db = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .context("parse the SQLite database URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .context("open the SQLite database")?;
+            Db::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .context("connect to PostgreSQL")?;
+            Db::Postgres(pool)
+        } else {
+            anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
+        };
+        Ok(Store { db })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.db {
+            Db::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Db::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies every pending migration of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = self.migrator();
+        with_pool!(self, |p| migrator.run(p).await).context("apply database migrations")
+    }
+
+    /// Readiness: the database answers and every migration Herald ships has
+    /// been applied successfully.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+        let applied: Vec<i64> =
+            with_pool!(self, |p| sqlx::query_scalar(APPLIED).fetch_all(p).await).context("read applied migrations")?;
+        let missing: Vec<i64> =
+            self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+        anyhow::ensure!(missing.is_empty(), "migrations not applied: {missing:?}");
+        Ok(())
+    }
+
+    /// Closes every pooled connection (used at shutdown and by tests that
+    /// drop their database).
+    pub async fn close(&self) {
+        with_pool!(self, |p| p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_ship_the_same_migrations() {
+        let names = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+        assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
+        assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+}

@@ -1,0 +1,48 @@
+//! Organisation rows.
+
+use anyhow::Context;
+
+use super::audit::append_audit;
+use super::{BeginWrite, Store, with_pool};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::orgs::Org;
+
+const INSERT_ORG: &str = "INSERT INTO orgs (id, name, seq, created_at) VALUES ($1, $2, 0, $3)";
+const ORGS: &str = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id";
+const ORG: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
+
+fn org_from_row((id, name, created_at): (String, String, i64)) -> Org {
+    Org { id: OrgId::from_db(id), name, created_at: Millis(created_at) }
+}
+
+impl Store {
+    /// Inserts an org and the first row of its own audit log.
+    pub async fn insert_org(&self, org: &Org, audit: &AuditEntry) -> anyhow::Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            sqlx::query(INSERT_ORG)
+                .bind(org.id.as_str())
+                .bind(&org.name)
+                .bind(org.created_at.0)
+                .execute(&mut *tx)
+                .await
+                .context("insert org")?;
+            append_audit!(tx, audit);
+            tx.commit().await.context("commit org")
+        })
+    }
+
+    pub async fn orgs(&self) -> anyhow::Result<Vec<Org>> {
+        let rows: Vec<(String, String, i64)> =
+            with_pool!(self, |p| sqlx::query_as(ORGS).fetch_all(p).await).context("list orgs")?;
+        Ok(rows.into_iter().map(org_from_row).collect())
+    }
+
+    pub async fn org(&self, id: &OrgId) -> anyhow::Result<Option<Org>> {
+        let row: Option<(String, String, i64)> =
+            with_pool!(self, |p| sqlx::query_as(ORG).bind(id.as_str()).fetch_optional(p).await).context("load org")?;
+        Ok(row.map(org_from_row))
+    }
+}

@@ -1,0 +1,94 @@
+//! API token rows: digests only, never the token itself.
+
+use anyhow::Context;
+
+use super::audit::append_audit;
+use super::{BeginWrite, Store, with_pool};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::tokens::TokenRecord;
+
+const INSERT_TOKEN: &str =
+    "INSERT INTO tokens (id, org_id, name, digest, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)";
+const ORG_TOKENS: &str = "SELECT id, org_id, name, created_at, revoked_at FROM tokens
+    WHERE org_id = $1 ORDER BY created_at DESC, id DESC";
+const REVOKE: &str = "UPDATE tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+const BY_DIGEST: &str = "SELECT id, org_id, digest FROM tokens WHERE digest = $1 AND revoked_at IS NULL";
+const ANY_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM tokens WHERE org_id IS NULL AND revoked_at IS NULL)";
+
+/// What authentication needs of a live token.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub id: String,
+    pub org_id: Option<OrgId>,
+    pub digest: String,
+}
+
+impl Store {
+    pub async fn insert_token(&self, token: &TokenRecord, digest: &str, audit: &AuditEntry) -> anyhow::Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            sqlx::query(INSERT_TOKEN)
+                .bind(&token.id)
+                .bind(token.org_id.as_ref().map(OrgId::as_str))
+                .bind(&token.name)
+                .bind(digest)
+                .bind(token.created_at.0)
+                .execute(&mut *tx)
+                .await
+                .context("insert token")?;
+            tx.commit().await.context("commit token")
+        })
+    }
+
+    pub async fn org_tokens(&self, org: &OrgId) -> anyhow::Result<Vec<TokenRecord>> {
+        let rows: Vec<(String, Option<String>, String, i64, Option<i64>)> =
+            with_pool!(self, |p| sqlx::query_as(ORG_TOKENS).bind(org.as_str()).fetch_all(p).await)
+                .context("list tokens")?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, org_id, name, created_at, revoked_at)| TokenRecord {
+                id,
+                org_id: org_id.map(OrgId::from_db),
+                name,
+                created_at: Millis(created_at),
+                revoked_at: revoked_at.map(Millis),
+            })
+            .collect())
+    }
+
+    /// Revokes a live token of `org`; false when there is none by that id.
+    pub async fn revoke_token(&self, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<bool> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let done = sqlx::query(REVOKE)
+                .bind(org.as_str())
+                .bind(id)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .context("revoke token")?;
+            if done.rows_affected() == 0 {
+                // Nothing changed: the rollback also returns the sequence number.
+                return Ok(false);
+            }
+            tx.commit().await.context("commit revocation")?;
+            Ok(true)
+        })
+    }
+
+    /// The live token with this digest, if any.
+    pub async fn token_by_digest(&self, digest: &str) -> anyhow::Result<Option<TokenAuth>> {
+        let row: Option<(String, Option<String>, String)> =
+            with_pool!(self, |p| sqlx::query_as(BY_DIGEST).bind(digest).fetch_optional(p).await)
+                .context("look up token")?;
+        Ok(row.map(|(id, org_id, digest)| TokenAuth { id, org_id: org_id.map(OrgId::from_db), digest }))
+    }
+
+    pub async fn admin_token_exists(&self) -> anyhow::Result<bool> {
+        with_pool!(self, |p| sqlx::query_scalar(ANY_ADMIN).fetch_one(p).await).context("look for admin tokens")
+    }
+}

@@ -1,0 +1,67 @@
+//! Logs and metrics. Logs are `tracing` events on stderr (`HERALD_LOG`,
+//! `HERALD_LOG_FORMAT`); metrics are kept by a process-wide Prometheus
+//! recorder and served as text at `/metrics`.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Installs the global log subscriber. `filter` is an `EnvFilter` directive
+/// such as `info` or `herald=debug,sqlx=warn`.
+pub fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter)?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("install the log subscriber: {e}"))
+}
+
+const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide Prometheus recorder, installed on first use. One per
+/// process: servers started side by side (tests) share it.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed; then ours stays
+        // private and `/metrics` shows only what it records.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts requests and times them by route template (never the raw path,
+/// which would grow the label set without bound) and status.
+pub async fn track_requests(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let labels = [("method", method), ("route", route), ("status", res.status().as_u16().to_string())];
+    metrics::counter!("herald_http_requests_total", &labels).increment(1);
+    metrics::histogram!("herald_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    res
+}
