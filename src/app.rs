@@ -83,9 +83,12 @@ impl utoipa::Modify for SecurityAddon {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "x-auth-token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))),
+        );
         components
-            .add_security_scheme("x-auth-token", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Auth-Token"))));
-        components.add_security_scheme("x-api-key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-KEY"))));
+            .add_security_scheme("x-api-key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-KEY"))));
     }
 }
 
@@ -136,7 +139,8 @@ impl Server {
         let store = Store::connect(config.database_url.as_str()).await?;
         store.migrate().await?;
         let instance_id = store.ensure_instance(clock.now()).await?;
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let state = AppState(Arc::new(Inner {
             store,
             clock,

@@ -109,7 +109,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org(OrgCommand::List) => {
             let store = open_store(&cli.database_url).await?;
             for org in orgs::list(&store).await? {
-                println!("{}", json!({ "id": org.id.as_str(), "name": org.name, "createdAt": org.created_at.rfc3339() }));
+                println!(
+                    "{}",
+                    json!({ "id": org.id.as_str(), "name": org.name, "createdAt": org.created_at.rfc3339() })
+                );
             }
             Ok(())
         }

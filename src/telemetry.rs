@@ -52,11 +52,8 @@ pub fn metrics() -> &'static PrometheusHandle {
 /// Counts requests and times them by route template (never the raw path,
 /// which would grow the label set without bound) and status.
 pub async fn track_requests(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let res = next.run(req).await;

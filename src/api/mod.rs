@@ -100,11 +100,9 @@ pub fn status_of(err: &Error) -> StatusCode {
 /// includes an internal cause.
 pub fn public_message(err: &Error) -> String {
     match err {
-        Error::Invalid(fields) => fields
-            .iter()
-            .map(|f| format!("{}: {}", f.field, f.message))
-            .collect::<Vec<_>>()
-            .join("; "),
+        Error::Invalid(fields) => {
+            fields.iter().map(|f| format!("{}: {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        }
         Error::MalformedJson(detail) => format!("malformed JSON body: {detail}"),
         Error::NotFound(Resource::Route) => "no such endpoint".into(),
         Error::NotFound(r) => format!("{r} not found"),
@@ -214,8 +212,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
-/// Parses a JSON document into `T` with field-level errors.
+/// Parses a JSON object into `T` with field-level errors. Every request
+/// body of every family is an object; serde would otherwise also build a
+/// struct from an array (`["Acme"]`), which no client means.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            return Err(Error::field("body", "must be a JSON object"));
+        }
+        _ => {
+            let err = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
+            return Err(Error::MalformedJson(
+                err.map_or_else(|| "expected a JSON object".into(), |e| position_message(&e)),
+            ));
+        }
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
@@ -335,10 +347,14 @@ mod tests {
         let f = fields(parse_json::<Body>(br#"{"password": "x"}"#).unwrap_err());
         assert_eq!((f[0].field.as_str(), f[0].message.as_str()), ("passwordChange", "is required"));
 
-        let f = fields(parse_json::<Body>(br#"{"password": "x", "passwordChange": true, "secretish": 1}"#).unwrap_err());
+        let f =
+            fields(parse_json::<Body>(br#"{"password": "x", "passwordChange": true, "secretish": 1}"#).unwrap_err());
         assert!(!f[0].message.contains("secretish"));
 
         assert!(matches!(parse_json::<Body>(b"{\"password\": "), Err(Error::MalformedJson(_))));
+        let f = fields(parse_json::<Body>(br#"["x", true]"#).unwrap_err());
+        assert_eq!((f[0].field.as_str(), f[0].message.as_str()), ("body", "must be a JSON object"));
+        assert!(matches!(parse_json::<Body>(b"  \x01"), Err(Error::MalformedJson(_))));
         assert!(matches!(parse_json::<Body>(b""), Err(Error::MalformedJson(_))));
         assert!(matches!(
             parse_json::<Body>(br#"{"password": "x", "passwordChange": true} trailing"#),

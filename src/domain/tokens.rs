@@ -61,8 +61,7 @@ fn generate_secret() -> Secret {
 fn issue(org_id: Option<OrgId>, name: String, now: Millis) -> (IssuedToken, String) {
     let secret = generate_secret();
     let digest = digest(secret.expose());
-    let record =
-        TokenRecord { id: uuid::Uuid::now_v7().to_string(), org_id, name, created_at: now, revoked_at: None };
+    let record = TokenRecord { id: uuid::Uuid::now_v7().to_string(), org_id, name, created_at: now, revoked_at: None };
     (IssuedToken { record, secret }, digest)
 }
 

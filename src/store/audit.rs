@@ -70,8 +70,8 @@ impl Store {
         let fresh = uuid::Uuid::now_v7().to_string();
         with_pool!(self, |p| sqlx::query(INSERT_INSTANCE).bind(&fresh).bind(now.0).execute(p).await.map(drop))
             .context("create the instance row")?;
-        let id: String = with_pool!(self, |p| sqlx::query_scalar(INSTANCE_ID).fetch_one(p).await)
-            .context("read the instance id")?;
+        let id: String =
+            with_pool!(self, |p| sqlx::query_scalar(INSTANCE_ID).fetch_one(p).await).context("read the instance id")?;
         Ok(id)
     }
 

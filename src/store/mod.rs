@@ -146,8 +146,7 @@ impl Store {
         const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
         let applied: Vec<i64> =
             with_pool!(self, |p| sqlx::query_scalar(APPLIED).fetch_all(p).await).context("read applied migrations")?;
-        let missing: Vec<i64> =
-            self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
+        let missing: Vec<i64> = self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
         anyhow::ensure!(missing.is_empty(), "migrations not applied: {missing:?}");
         Ok(())
     }

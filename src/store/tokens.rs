@@ -17,6 +17,28 @@ const REVOKE: &str = "UPDATE tokens SET revoked_at = $3 WHERE org_id = $1 AND id
 const BY_DIGEST: &str = "SELECT id, org_id, digest FROM tokens WHERE digest = $1 AND revoked_at IS NULL";
 const ANY_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM tokens WHERE org_id IS NULL AND revoked_at IS NULL)";
 
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    org_id: Option<String>,
+    name: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<TokenRow> for TokenRecord {
+    fn from(row: TokenRow) -> Self {
+        let TokenRow { id, org_id, name, created_at, revoked_at } = row;
+        TokenRecord {
+            id,
+            org_id: org_id.map(OrgId::from_db),
+            name,
+            created_at: Millis(created_at),
+            revoked_at: revoked_at.map(Millis),
+        }
+    }
+}
+
 /// What authentication needs of a live token.
 #[derive(Debug, Clone)]
 pub struct TokenAuth {
@@ -44,19 +66,10 @@ impl Store {
     }
 
     pub async fn org_tokens(&self, org: &OrgId) -> anyhow::Result<Vec<TokenRecord>> {
-        let rows: Vec<(String, Option<String>, String, i64, Option<i64>)> =
+        let rows: Vec<TokenRow> =
             with_pool!(self, |p| sqlx::query_as(ORG_TOKENS).bind(org.as_str()).fetch_all(p).await)
                 .context("list tokens")?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, org_id, name, created_at, revoked_at)| TokenRecord {
-                id,
-                org_id: org_id.map(OrgId::from_db),
-                name,
-                created_at: Millis(created_at),
-                revoked_at: revoked_at.map(Millis),
-            })
-            .collect())
+        Ok(rows.into_iter().map(TokenRecord::from).collect())
     }
 
     /// Revokes a live token of `org`; false when there is none by that id.

@@ -62,8 +62,7 @@ fn parse(query: AuditQuery) -> Result<(i64, u32), Error> {
 async fn page(app: &AppState, scope: &Scope, query: AuditQuery) -> Result<axum::Json<AuditPageView>, Error> {
     let (after, limit) = parse(query)?;
     let rows = audit::page(app.store(), scope, after, limit).await?;
-    let next_cursor =
-        if rows.len() == limit as usize { rows.last().map(|r| r.seq.to_string()) } else { None };
+    let next_cursor = if rows.len() == limit as usize { rows.last().map(|r| r.seq.to_string()) } else { None };
     let items = rows
         .into_iter()
         .map(|r| {

@@ -1,0 +1,14 @@
+//! HTTP tests: every module here is part of this one test binary (each file
+//! directly under `tests/` would be another binary and another link step).
+//! Each test starts the real server on a random port, with its own SQLite
+//! file or its own PostgreSQL database, and talks to it over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod support;
+
+mod audit;
+mod cli;
+mod envelopes;
+mod native;
+mod ops;
