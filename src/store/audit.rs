@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 
-use super::{Store, with_pool};
+use super::{Store, read_all, with_pool};
 use crate::clock::Millis;
 use crate::domain::audit::{AuditRecord, Scope};
 
@@ -53,11 +53,13 @@ pub(crate) use append_audit;
 const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
 const INSERT_INSTANCE: &str =
     "INSERT INTO instance (singleton, id, seq, created_at) VALUES (1, $1, 0, $2) ON CONFLICT (singleton) DO NOTHING";
+// `LIMIT $n + 0`, not `LIMIT $n`: SQLite (built with STAT4, as sqlx bundles
+// it) re-plans a statement with a bare bound LIMIT on every execution.
 const PAGE_ORG: &str = "SELECT seq, at, actor, action, resource_type, resource_id, detail FROM audit_log
-    WHERE scope_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+    WHERE scope_id = $1 AND seq > $2 ORDER BY seq LIMIT $3 + 0";
 const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a.resource_type, a.resource_id, a.detail
     FROM audit_log a JOIN instance i ON a.scope_id = i.id
-    WHERE a.seq > $1 ORDER BY a.seq LIMIT $2";
+    WHERE a.seq > $1 ORDER BY a.seq LIMIT $2 + 0";
 
 type AuditRow = (i64, i64, String, String, String, String, String);
 
@@ -78,15 +80,8 @@ impl Store {
     pub async fn audit_page(&self, scope: &Scope, after: i64, limit: u32) -> anyhow::Result<AuditPage> {
         let limit = i64::from(limit);
         let rows: Vec<AuditRow> = match scope {
-            Scope::Org(org) => with_pool!(self, |p| sqlx::query_as(PAGE_ORG)
-                .bind(org.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(p)
-                .await),
-            Scope::Instance => {
-                with_pool!(self, |p| sqlx::query_as(PAGE_INSTANCE).bind(after).bind(limit).fetch_all(p).await)
-            }
+            Scope::Org(org) => read_all!(self, PAGE_ORG, org.as_str(), after, limit),
+            Scope::Instance => read_all!(self, PAGE_INSTANCE, after, limit),
         }
         .context("read the audit log")?;
         rows.into_iter()

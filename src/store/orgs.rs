@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::audit::append_audit;
-use super::{BeginWrite, Store, with_pool};
+use super::{BeginWrite, Store, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -35,14 +35,12 @@ impl Store {
     }
 
     pub async fn orgs(&self) -> anyhow::Result<Vec<Org>> {
-        let rows: Vec<(String, String, i64)> =
-            with_pool!(self, |p| sqlx::query_as(ORGS).fetch_all(p).await).context("list orgs")?;
+        let rows: Vec<(String, String, i64)> = read_all!(self, ORGS).context("list orgs")?;
         Ok(rows.into_iter().map(org_from_row).collect())
     }
 
     pub async fn org(&self, id: &OrgId) -> anyhow::Result<Option<Org>> {
-        let row: Option<(String, String, i64)> =
-            with_pool!(self, |p| sqlx::query_as(ORG).bind(id.as_str()).fetch_optional(p).await).context("load org")?;
+        let row: Option<(String, String, i64)> = read_optional!(self, ORG, id.as_str()).context("load org")?;
         Ok(row.map(org_from_row))
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::audit::append_audit;
-use super::{BeginWrite, Store, with_pool};
+use super::{BeginWrite, Store, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -17,25 +17,16 @@ const REVOKE: &str = "UPDATE tokens SET revoked_at = $3 WHERE org_id = $1 AND id
 const BY_DIGEST: &str = "SELECT id, org_id, digest FROM tokens WHERE digest = $1 AND revoked_at IS NULL";
 const ANY_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM tokens WHERE org_id IS NULL AND revoked_at IS NULL)";
 
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    id: String,
-    org_id: Option<String>,
-    name: String,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
+/// `id, org_id, name, created_at, revoked_at`
+type TokenRow = (String, Option<String>, String, i64, Option<i64>);
 
-impl From<TokenRow> for TokenRecord {
-    fn from(row: TokenRow) -> Self {
-        let TokenRow { id, org_id, name, created_at, revoked_at } = row;
-        TokenRecord {
-            id,
-            org_id: org_id.map(OrgId::from_db),
-            name,
-            created_at: Millis(created_at),
-            revoked_at: revoked_at.map(Millis),
-        }
+fn token_from_row((id, org_id, name, created_at, revoked_at): TokenRow) -> TokenRecord {
+    TokenRecord {
+        id,
+        org_id: org_id.map(OrgId::from_db),
+        name,
+        created_at: Millis(created_at),
+        revoked_at: revoked_at.map(Millis),
     }
 }
 
@@ -66,10 +57,8 @@ impl Store {
     }
 
     pub async fn org_tokens(&self, org: &OrgId) -> anyhow::Result<Vec<TokenRecord>> {
-        let rows: Vec<TokenRow> =
-            with_pool!(self, |p| sqlx::query_as(ORG_TOKENS).bind(org.as_str()).fetch_all(p).await)
-                .context("list tokens")?;
-        Ok(rows.into_iter().map(TokenRecord::from).collect())
+        let rows: Vec<TokenRow> = read_all!(self, ORG_TOKENS, org.as_str()).context("list tokens")?;
+        Ok(rows.into_iter().map(token_from_row).collect())
     }
 
     /// Revokes a live token of `org`; false when there is none by that id.
@@ -96,12 +85,12 @@ impl Store {
     /// The live token with this digest, if any.
     pub async fn token_by_digest(&self, digest: &str) -> anyhow::Result<Option<TokenAuth>> {
         let row: Option<(String, Option<String>, String)> =
-            with_pool!(self, |p| sqlx::query_as(BY_DIGEST).bind(digest).fetch_optional(p).await)
-                .context("look up token")?;
+            read_optional!(self, BY_DIGEST, digest).context("look up token")?;
         Ok(row.map(|(id, org_id, digest)| TokenAuth { id, org_id: org_id.map(OrgId::from_db), digest }))
     }
 
     pub async fn admin_token_exists(&self) -> anyhow::Result<bool> {
-        with_pool!(self, |p| sqlx::query_scalar(ANY_ADMIN).fetch_one(p).await).context("look for admin tokens")
+        let row: Option<(bool,)> = read_optional!(self, ANY_ADMIN).context("look for admin tokens")?;
+        Ok(row.is_some_and(|(any,)| any))
     }
 }
