@@ -69,6 +69,7 @@ impl AppState {
     tags(
         (name = "native", description = "Herald's own API: orgs, tokens, audit (RFC 9457 errors)"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
+        (name = "zitadel", description = "Zitadel notification policy (gRPC-status JSON errors)"),
     )
 )]
 struct ApiDoc;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(api::ops::router())
         .merge(api::native::router())
+        .merge(api::zitadel::router())
         .split_for_parts();
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);

@@ -28,6 +28,7 @@ pub enum Resource {
     Route,
     Org,
     Token,
+    NotificationPolicy,
 }
 
 impl fmt::Display for Resource {
@@ -36,6 +37,7 @@ impl fmt::Display for Resource {
             Resource::Route => "resource",
             Resource::Org => "organisation",
             Resource::Token => "token",
+            Resource::NotificationPolicy => "notification policy",
         })
     }
 }

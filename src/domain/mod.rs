@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod orgs;
+pub mod policy;
 pub mod tokens;
 
 use std::fmt;

@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 
-use super::{Store, read_all, with_pool};
+use super::{Store, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::audit::{AuditRecord, Scope};
 
@@ -72,9 +72,18 @@ impl Store {
         let fresh = uuid::Uuid::now_v7().to_string();
         with_pool!(self, |p| sqlx::query(INSERT_INSTANCE).bind(&fresh).bind(now.0).execute(p).await.map(drop))
             .context("create the instance row")?;
-        let id: String =
-            with_pool!(self, |p| sqlx::query_scalar(INSTANCE_ID).fetch_one(p).await).context("read the instance id")?;
-        Ok(id)
+        self.ensure_default_policy().await?;
+        self.instance_id().await
+    }
+
+    /// The instance id (read once, then remembered: it never changes).
+    pub async fn instance_id(&self) -> anyhow::Result<String> {
+        if let Some(id) = self.instance.get() {
+            return Ok(id.clone());
+        }
+        let row: Option<(String,)> = read_optional!(self, INSTANCE_ID).context("read the instance id")?;
+        let (id,) = row.context("the instance row is missing (run `herald migrate`)")?;
+        Ok(self.instance.get_or_init(|| id).clone())
     }
 
     pub async fn audit_page(&self, scope: &Scope, after: i64, limit: u32) -> anyhow::Result<AuditPage> {

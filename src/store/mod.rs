@@ -15,6 +15,7 @@
 
 mod audit;
 mod orgs;
+mod policy;
 mod reader;
 mod tokens;
 
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use audit::AuditPage;
+pub use policy::PolicyChange;
 pub use tokens::TokenAuth;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -54,6 +56,8 @@ pub struct Store {
     db: Db,
     /// SQLite's inline read path (absent for PostgreSQL and in-memory SQLite).
     reader: Option<Arc<reader::Reader>>,
+    /// The instance id, once read.
+    instance: Arc<std::sync::OnceLock<String>>,
 }
 
 impl fmt::Debug for Store {
@@ -147,7 +151,7 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { db, reader })
+        Ok(Store { db, reader, instance: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -12,3 +12,4 @@ mod cli;
 mod envelopes;
 mod native;
 mod ops;
+mod zitadel;

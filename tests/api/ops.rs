@@ -78,6 +78,13 @@ async fn openapi_describes_every_endpoint(app: TestApp) {
         ("/admin/v1/orgs/{orgId}/tokens/{id}", "delete"),
         ("/v1/audit", "get"),
         ("/admin/v1/audit", "get"),
+        ("/management/v1/policies/notification", "get"),
+        ("/management/v1/policies/notification", "post"),
+        ("/management/v1/policies/notification", "put"),
+        ("/management/v1/policies/notification", "delete"),
+        ("/management/v1/policies/default/notification", "get"),
+        ("/admin/v1/policies/notification", "get"),
+        ("/admin/v1/policies/notification", "put"),
     ] {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

@@ -1,2 +1,18 @@
-//! The zitadel family. Its routes arrive with their issues; its envelope is here.
+//! Zitadel: the notification policy of the management API (org level) and
+//! the admin API (instance default), contract §6 and seed 003. JSON over
+//! HTTP only, as Zitadel's gRPC gateway serves it; gRPC content types get 415.
+
 pub mod error;
+pub mod policy;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(policy::get_policy, policy::add_policy, policy::update_policy, policy::reset_policy))
+        .routes(routes!(policy::get_default_policy))
+        .routes(routes!(policy::admin_get_default_policy, policy::admin_update_default_policy))
+}

@@ -1,0 +1,150 @@
+//! Notification policy rows: org custom policies and the instance default.
+//!
+//! Each change advances its scope's audit sequence first (so concurrent
+//! changes of one org are ordered) and stores that number on the row: it is
+//! the `details.sequence` Zitadel reports. Whether a change applies is
+//! decided in SQL (`ON CONFLICT DO NOTHING`, `… AND password_change <> $2`),
+//! atomically with the change.
+
+use anyhow::Context;
+
+use super::audit::append_audit;
+use super::{BeginWrite, Store, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::audit::AuditEntry;
+use crate::domain::policy::{DEFAULT_PASSWORD_CHANGE, Details, Policy};
+
+/// What a policy write found.
+#[derive(Debug)]
+pub enum PolicyChange {
+    Done(Details),
+    /// Create: the scope already has a policy.
+    Exists,
+    /// Change or delete: the scope has no policy.
+    Missing,
+    /// Change: the policy already has that value.
+    Unchanged,
+}
+
+const POLICY: &str = "SELECT password_change, sequence, created_at, changed_at
+    FROM notification_policies WHERE scope_id = $1";
+const INSERT: &str = "INSERT INTO notification_policies (scope_id, password_change, sequence, created_at, changed_at)
+    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope_id) DO NOTHING";
+const UPDATE: &str = "UPDATE notification_policies SET password_change = $2, sequence = $3, changed_at = $4
+    WHERE scope_id = $1 AND password_change <> $2 RETURNING created_at";
+const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM notification_policies WHERE scope_id = $1)";
+const DELETE: &str = "DELETE FROM notification_policies WHERE scope_id = $1 RETURNING created_at";
+const INSTANCE_DEFAULT: &str = "INSERT INTO notification_policies
+    (scope_id, password_change, sequence, created_at, changed_at)
+    SELECT id, $1, 0, created_at, created_at FROM instance WHERE singleton = 1
+    ON CONFLICT (scope_id) DO NOTHING";
+
+impl Store {
+    /// Creates the instance default policy if it does not exist yet.
+    pub(super) async fn ensure_default_policy(&self) -> anyhow::Result<()> {
+        with_pool!(self, |p| sqlx::query(INSTANCE_DEFAULT).bind(DEFAULT_PASSWORD_CHANGE).execute(p).await.map(drop))
+            .context("create the default notification policy")
+    }
+
+    /// The policy stored for a scope (`is_default` is the caller's to set).
+    pub async fn policy(&self, scope_id: &str) -> anyhow::Result<Option<Policy>> {
+        let row: Option<(bool, i64, i64, i64)> =
+            read_optional!(self, POLICY, scope_id).context("load notification policy")?;
+        Ok(row.map(|(password_change, sequence, created_at, changed_at)| Policy {
+            password_change,
+            is_default: false,
+            details: Details {
+                sequence,
+                created_at: Millis(created_at),
+                changed_at: Millis(changed_at),
+                resource_owner: scope_id.to_owned(),
+            },
+        }))
+    }
+
+    pub async fn create_policy(
+        &self,
+        scope_id: &str,
+        password_change: bool,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<PolicyChange> {
+        let now = audit.at;
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let seq = append_audit!(tx, audit);
+            let done = sqlx::query(INSERT)
+                .bind(scope_id)
+                .bind(password_change)
+                .bind(seq)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .context("insert notification policy")?;
+            if done.rows_affected() == 0 {
+                return Ok(PolicyChange::Exists);
+            }
+            tx.commit().await.context("commit notification policy")?;
+            Ok(PolicyChange::Done(Details {
+                sequence: seq,
+                created_at: now,
+                changed_at: now,
+                resource_owner: scope_id.to_owned(),
+            }))
+        })
+    }
+
+    pub async fn update_policy(
+        &self,
+        scope_id: &str,
+        password_change: bool,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<PolicyChange> {
+        let now = audit.at;
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let seq = append_audit!(tx, audit);
+            let created: Option<(i64,)> = sqlx::query_as(UPDATE)
+                .bind(scope_id)
+                .bind(password_change)
+                .bind(seq)
+                .bind(now.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("update notification policy")?;
+            let Some((created_at,)) = created else {
+                // Nothing written: rolling back also returns the sequence number.
+                let (exists,): (bool,) =
+                    sqlx::query_as(EXISTS).bind(scope_id).fetch_one(&mut *tx).await.context("find policy")?;
+                return Ok(if exists { PolicyChange::Unchanged } else { PolicyChange::Missing });
+            };
+            tx.commit().await.context("commit notification policy")?;
+            Ok(PolicyChange::Done(Details {
+                sequence: seq,
+                created_at: Millis(created_at),
+                changed_at: now,
+                resource_owner: scope_id.to_owned(),
+            }))
+        })
+    }
+
+    pub async fn delete_policy(&self, scope_id: &str, audit: &AuditEntry) -> anyhow::Result<PolicyChange> {
+        let now = audit.at;
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let seq = append_audit!(tx, audit);
+            let deleted: Option<(i64,)> = sqlx::query_as(DELETE)
+                .bind(scope_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("delete notification policy")?;
+            let Some((created_at,)) = deleted else { return Ok(PolicyChange::Missing) };
+            tx.commit().await.context("commit notification policy")?;
+            Ok(PolicyChange::Done(Details {
+                sequence: seq,
+                created_at: Millis(created_at),
+                changed_at: now,
+                resource_owner: scope_id.to_owned(),
+            }))
+        })
+    }
+}
