@@ -23,11 +23,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::api;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::Cipher;
 use crate::domain::tokens;
 use crate::store::Store;
 
 struct Inner {
     store: Store,
+    cipher: Cipher,
     clock: Clock,
     instance_id: String,
     admin_token_digest: Option<String>,
@@ -41,6 +43,10 @@ pub struct AppState(Arc<Inner>);
 impl AppState {
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+    /// Encrypts and decrypts stored secrets (SMTP passwords).
+    pub fn cipher(&self) -> &Cipher {
+        &self.0.cipher
     }
     pub fn clock(&self) -> &Clock {
         &self.0.clock
@@ -69,6 +75,8 @@ impl AppState {
     tags(
         (name = "native", description = "Herald's own API: orgs, tokens, audit (RFC 9457 errors)"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
+        (name = "leegality", description = "Leegality notification configuration (LE_ERR_SS_* errors)"),
+        (name = "dbvisit", description = "Dbvisit StandbyMP instance email settings ({successful:false} errors)"),
         (name = "zitadel", description = "Zitadel notification policy (gRPC-status JSON errors)"),
     )
 )]
@@ -102,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::ops::router())
         .merge(api::native::router())
         .merge(api::zitadel::router())
+        .merge(api::leegality::router())
+        .merge(api::dbvisit::router())
         .split_for_parts();
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
@@ -141,10 +151,13 @@ impl Server {
         let store = Store::connect(config.database_url.as_str()).await?;
         store.migrate().await?;
         let instance_id = store.ensure_instance(clock.now()).await?;
+        let cipher = Cipher::load(config.secret_key.as_ref(), store.sqlite_file())?;
+        check_key(&store, &cipher).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let state = AppState(Arc::new(Inner {
             store,
+            cipher,
             clock,
             instance_id,
             admin_token_digest: config.admin_token.as_ref().map(|t| tokens::digest(t.expose())),
@@ -183,6 +196,20 @@ impl Server {
         state.store().close().await;
         Ok(())
     }
+}
+
+/// Refuses to start with a key other than the one this database's secrets
+/// were written with: decryption would fail at the first send otherwise.
+async fn check_key(store: &Store, cipher: &Cipher) -> anyhow::Result<()> {
+    match store.key_check().await? {
+        Some(check) => anyhow::ensure!(
+            cipher.verify_key_check(&check),
+            "the secret key does not match the one this database was set up with: set HERALD_SECRET_KEY \
+             (or restore herald.key beside the SQLite file) to the original key"
+        ),
+        None => store.set_key_check(&cipher.key_check()?).await?,
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -74,7 +74,11 @@ pub enum TokenCommand {
 /// The bootstrap admin token from `HERALD_ADMIN_TOKEN` (environment only: a
 /// flag would show in the process list).
 fn admin_token_from_env() -> Option<Secret> {
-    std::env::var("HERALD_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()).map(Secret::new)
+    secret_from_env("HERALD_ADMIN_TOKEN")
+}
+
+fn secret_from_env(name: &str) -> Option<Secret> {
+    std::env::var(name).ok().filter(|t| !t.trim().is_empty()).map(Secret::new)
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen: args.listen,
                 database_url: DatabaseUrl::new(cli.database_url),
                 admin_token: admin_token_from_env(),
+                secret_key: secret_from_env("HERALD_SECRET_KEY"),
             };
             serve(config, clock).await
         }

@@ -41,6 +41,9 @@ pub struct Config {
     pub database_url: DatabaseUrl,
     /// `HERALD_ADMIN_TOKEN`: accepted as an instance admin token.
     pub admin_token: Option<Secret>,
+    /// `HERALD_SECRET_KEY` (base64, 32 bytes); default: `herald.key` beside
+    /// the SQLite database. Required for PostgreSQL.
+    pub secret_key: Option<Secret>,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
             listen: DEFAULT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
             database_url: DatabaseUrl::new(database_url),
             admin_token: None,
+            secret_key: None,
         }
     }
 }

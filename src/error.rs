@@ -29,6 +29,8 @@ pub enum Resource {
     Org,
     Token,
     NotificationPolicy,
+    /// An org's own SMTP configuration (Leegality notification-config).
+    NotificationConfig,
 }
 
 impl fmt::Display for Resource {
@@ -38,6 +40,7 @@ impl fmt::Display for Resource {
             Resource::Org => "organisation",
             Resource::Token => "token",
             Resource::NotificationPolicy => "notification policy",
+            Resource::NotificationConfig => "notification configuration",
         })
     }
 }

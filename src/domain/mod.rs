@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod orgs;
 pub mod policy;
+pub mod smtp;
 pub mod tokens;
 
 use std::fmt;

@@ -17,13 +17,14 @@ pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log
     (scope_id, seq, at, actor, action, resource_type, resource_id, detail)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Appends `$entry` (an `&AuditEntry`) to its scope's log inside the open
-/// transaction `$tx` and evaluates to the new sequence number. A macro, not
-/// a function, so that it compiles against each backend's transaction type.
-macro_rules! append_audit {
-    ($tx:ident, $entry:expr) => {{
-        let entry: &$crate::domain::audit::AuditEntry = $entry;
-        let bumped: Option<(String, i64)> = match &entry.scope {
+/// Advances the audit sequence of `$scope` (a `&Scope`) inside the open
+/// transaction `$tx` and evaluates to `(scope_id, seq)`. Taking the number
+/// first also takes the scope's row lock (PostgreSQL), which orders
+/// concurrent changes of one org. A macro, not a function, so it compiles
+/// against each backend's transaction type.
+macro_rules! bump_sequence {
+    ($tx:ident, $scope:expr) => {{
+        let bumped: Option<(String, i64)> = match $scope {
             $crate::domain::audit::Scope::Org(org) => {
                 sqlx::query_as($crate::store::audit::BUMP_ORG_SEQ).bind(org.as_str()).fetch_optional(&mut *$tx).await
             }
@@ -32,10 +33,17 @@ macro_rules! append_audit {
             }
         }
         .context("advance the audit sequence")?;
-        let (scope_id, seq) = bumped.context("the audited org or instance does not exist")?;
+        bumped.context("the audited org or instance does not exist")?
+    }};
+}
+
+/// Writes the audit row for `$entry` under the number `bump_sequence!` gave.
+macro_rules! insert_audit {
+    ($tx:ident, $scope_id:expr, $seq:expr, $entry:expr) => {{
+        let entry: &$crate::domain::audit::AuditEntry = $entry;
         sqlx::query($crate::store::audit::INSERT_AUDIT)
-            .bind(&scope_id)
-            .bind(seq)
+            .bind($scope_id)
+            .bind($seq)
             .bind(entry.at.0)
             .bind(entry.actor.as_str())
             .bind(entry.action)
@@ -45,12 +53,24 @@ macro_rules! append_audit {
             .execute(&mut *$tx)
             .await
             .context("write the audit row")?;
+    }};
+}
+
+/// Appends `$entry` (an `&AuditEntry`) to its scope's log inside `$tx` and
+/// evaluates to the new sequence number.
+macro_rules! append_audit {
+    ($tx:ident, $entry:expr) => {{
+        let entry: &$crate::domain::audit::AuditEntry = $entry;
+        let (scope_id, seq) = $crate::store::audit::bump_sequence!($tx, &entry.scope);
+        $crate::store::audit::insert_audit!($tx, &scope_id, seq, entry);
         seq
     }};
 }
-pub(crate) use append_audit;
+pub(crate) use {append_audit, bump_sequence, insert_audit};
 
 const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
+const KEY_CHECK: &str = "SELECT key_check FROM instance WHERE singleton = 1";
+const SET_KEY_CHECK: &str = "UPDATE instance SET key_check = $1 WHERE singleton = 1 AND key_check IS NULL";
 const INSERT_INSTANCE: &str =
     "INSERT INTO instance (singleton, id, seq, created_at) VALUES (1, $1, 0, $2) ON CONFLICT (singleton) DO NOTHING";
 // `LIMIT $n + 0`, not `LIMIT $n`: SQLite (built with STAT4, as sqlx bundles
@@ -74,6 +94,18 @@ impl Store {
             .context("create the instance row")?;
         self.ensure_default_policy().await?;
         self.instance_id().await
+    }
+
+    /// The key-check value of this database, if one was written.
+    pub async fn key_check(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let row: Option<(Option<Vec<u8>>,)> = read_optional!(self, KEY_CHECK).context("read the key check")?;
+        Ok(row.and_then(|(check,)| check))
+    }
+
+    /// Stores the key-check value unless one is already there.
+    pub async fn set_key_check(&self, check: &[u8]) -> anyhow::Result<()> {
+        with_pool!(self, |p| sqlx::query(SET_KEY_CHECK).bind(check).execute(p).await.map(drop))
+            .context("write the key check")
     }
 
     /// The instance id (read once, then remembered: it never changes).

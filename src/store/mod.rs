@@ -17,6 +17,7 @@ mod audit;
 mod orgs;
 mod policy;
 mod reader;
+mod smtp;
 mod tokens;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use audit::AuditPage;
 pub use policy::PolicyChange;
+pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -58,6 +60,7 @@ pub struct Store {
     reader: Option<Arc<reader::Reader>>,
     /// The instance id, once read.
     instance: Arc<std::sync::OnceLock<String>>,
+    sqlite_file: Option<Arc<std::path::PathBuf>>,
 }
 
 impl fmt::Debug for Store {
@@ -122,6 +125,7 @@ impl Store {
     /// created if missing and runs in WAL mode with foreign keys on.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let mut reader = None;
+        let mut sqlite_file = None;
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("parse the SQLite database URL")?
@@ -138,6 +142,7 @@ impl Store {
             let file = options_file(url)?;
             if let Some(file) = file {
                 reader = Some(Arc::new(reader::Reader::open(&file, reader_count())?));
+                sqlite_file = Some(Arc::new(file));
             }
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -151,7 +156,13 @@ impl Store {
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { db, reader, instance: Arc::default() })
+        Ok(Store { db, reader, instance: Arc::default(), sqlite_file })
+    }
+
+    /// The SQLite database file, if this store is one (the default home of
+    /// the key file).
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_ref().map(|p| p.as_path())
     }
 
     pub fn backend(&self) -> Backend {

@@ -43,7 +43,11 @@ async fn cli_commands_and_bootstrap(backend: Backend) {
     assert!(org_token.starts_with("hrd_"));
 
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_herald"));
+    if backend == Backend::Postgres {
+        serve.env("HERALD_SECRET_KEY", crate::support::TEST_SECRET_KEY);
+    }
+    let mut child = serve
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("HERALD_DATABASE_URL", &db.url)
         .env_remove("HERALD_ADMIN_TOKEN")

@@ -12,4 +12,5 @@ mod cli;
 mod envelopes;
 mod native;
 mod ops;
+mod smtp_settings;
 mod zitadel;

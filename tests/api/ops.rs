@@ -85,6 +85,14 @@ async fn openapi_describes_every_endpoint(app: TestApp) {
         ("/management/v1/policies/default/notification", "get"),
         ("/admin/v1/policies/notification", "get"),
         ("/admin/v1/policies/notification", "put"),
+        ("/api/v1/notification-config", "get"),
+        ("/api/v1/notification-config", "post"),
+        ("/api/v1/notification-config", "put"),
+        ("/api/v1/notification-config", "delete"),
+        ("/email-settings/edit", "post"),
+        ("/email-settings/show", "get"),
+        ("/email-settings/show", "post"),
+        ("/email-settings/clear", "post"),
     ] {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

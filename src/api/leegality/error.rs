@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::api::{public_message, status_of};
-use crate::error::{Denial, Error};
+use crate::error::{Denial, Error, Resource};
 
 fn entry(message: impl Into<String>, path: Value, code: Value) -> Value {
     json!({ "message": message.into(), "path": path, "code": code })
@@ -28,6 +28,12 @@ pub fn render(err: &Error, path: &str) -> Response {
         }
         Error::Forbidden(Denial::AdminOnly) => {
             vec![entry("Instance admin token required.", path.into(), "LE_ERR_SS_403".into())]
+        }
+        Error::NotFound(Resource::NotificationConfig) => {
+            vec![entry("Configuration not found.", path.into(), "LE_ERR_SS_1301".into())]
+        }
+        Error::Conflict(Resource::NotificationConfig) => {
+            vec![entry("Configuration already exists.", path.into(), Value::Null)]
         }
         // The 500 says nothing about its cause (seed: path and code null).
         Error::Internal(_) => vec![entry("Internal Server Error", Value::Null, Value::Null)],

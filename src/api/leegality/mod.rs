@@ -1,2 +1,46 @@
-//! The leegality family. Its routes arrive with their issues; its envelope is here.
+//! Leegality: the org's SMTP configuration (seed 000, contract §3); later
+//! departments and users (seed 001, §4). Success is
+//! `{"code":"LE_SCS_SS_200","message":…,"data":…}`; errors are in `error.rs`.
+
+pub mod config;
 pub mod error;
+
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(
+        config::get_config,
+        config::create_config,
+        config::replace_config,
+        config::delete_config
+    ))
+}
+
+/// Leegality's success envelope.
+#[derive(Serialize)]
+pub struct LeOk<T: Serialize> {
+    code: &'static str,
+    message: &'static str,
+    data: Option<T>,
+}
+
+impl<T: Serialize> LeOk<T> {
+    pub fn new(message: &'static str, data: T) -> Self {
+        LeOk { code: "LE_SCS_SS_200", message, data: Some(data) }
+    }
+
+    pub fn empty(message: &'static str) -> Self {
+        LeOk { code: "LE_SCS_SS_200", message, data: None }
+    }
+}
+
+impl<T: Serialize> IntoResponse for LeOk<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
+    }
+}

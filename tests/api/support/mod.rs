@@ -11,6 +11,41 @@ use serde_json::Value;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 
+/// Everything Herald logs in this test process, at every level: the secret
+/// canaries search it.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("herald=trace,tower_http=trace,axum=trace,sqlx=trace")
+            .with_writer(|| LogSink)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// All log output captured so far, as text.
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+}
+
+/// 32 bytes of 0x2a, base64: the PostgreSQL tests' `HERALD_SECRET_KEY`.
+pub const TEST_SECRET_KEY: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -208,10 +243,15 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend, db: TestDb) -> TestApp {
+        capture_logs();
         let admin_token = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
         let mut config = Config::new(db.url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(Secret::new(admin_token.clone()));
+        // PostgreSQL needs an explicit key; SQLite tests use the key file.
+        if backend == Backend::Postgres {
+            config.secret_key = Some(Secret::new(TEST_SECRET_KEY));
+        }
         let clock = Clock::default();
         let server = Server::build(&config, clock.clone()).await.expect("build server");
         let addr = server.local_addr().unwrap();

@@ -1,0 +1,205 @@
+//! Encryption of stored secrets (SMTP passwords): XChaCha20-Poly1305 with a
+//! random 192-bit nonce per value, and associated data that binds each
+//! ciphertext to the row it belongs to, so a ciphertext copied to another
+//! org or config fails to decrypt instead of being used there.
+//!
+//! The key is `HERALD_SECRET_KEY` (32 bytes, base64) or, for SQLite, a key
+//! file `herald.key` created beside the database with mode 0600. A database
+//! remembers a check value written with its key, so starting Herald with a
+//! different key is refused with a clear message instead of failing later
+//! (or worse, appearing to work).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+
+use crate::secret::Secret;
+
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 24;
+/// First byte of every ciphertext: the format, so it can change later.
+const FORMAT_V1: u8 = 1;
+const KEY_CHECK_PLAINTEXT: &[u8] = b"herald key check";
+const KEY_CHECK_AAD: &[u8] = b"herald:key-check";
+
+pub struct Cipher {
+    aead: XChaCha20Poly1305,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Cipher(***)")
+    }
+}
+
+/// Why a stored secret could not be decrypted: the key does not match, or
+/// the value was moved to another row. Never carries key or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a stored secret cannot be decrypted with the current HERALD_SECRET_KEY \
+     (was the key changed, or the value moved to another row?)"
+)]
+pub struct DecryptError;
+
+impl Cipher {
+    pub fn from_key(key: &[u8]) -> anyhow::Result<Cipher> {
+        anyhow::ensure!(key.len() == KEY_LEN, "HERALD_SECRET_KEY must be {KEY_LEN} bytes (base64), got {}", key.len());
+        let aead = XChaCha20Poly1305::new_from_slice(key).map_err(|_| anyhow::anyhow!("invalid key length"))?;
+        Ok(Cipher { aead })
+    }
+
+    /// Parses a base64 key as `HERALD_SECRET_KEY` holds it.
+    pub fn from_base64(key: &Secret) -> anyhow::Result<Cipher> {
+        let bytes = STANDARD
+            .decode(key.expose().trim())
+            .map_err(|_| anyhow::anyhow!("HERALD_SECRET_KEY is not valid base64"))?;
+        Self::from_key(&bytes)
+    }
+
+    /// The key of a deployment: `HERALD_SECRET_KEY` if set; else, for a SQLite
+    /// database file, `herald.key` beside it (created on first start).
+    pub fn load(configured: Option<&Secret>, sqlite_file: Option<&Path>) -> anyhow::Result<Cipher> {
+        if let Some(key) = configured {
+            return Self::from_base64(key);
+        }
+        let Some(db) = sqlite_file else {
+            anyhow::bail!(
+                "HERALD_SECRET_KEY is required with PostgreSQL or an in-memory database \
+                 (32 random bytes, base64: `openssl rand -base64 32`)"
+            );
+        };
+        let path = key_file_beside(db);
+        Self::from_base64(&read_or_create_key_file(&path)?)
+    }
+
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let nonce_arr = XNonce::try_from(&nonce[..]).map_err(|_| anyhow::anyhow!("nonce length"))?;
+        let sealed = self
+            .aead
+            .encrypt(&nonce_arr, Payload { msg: plaintext, aad })
+            .map_err(|_| anyhow::anyhow!("encryption failed"))?;
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
+        out.push(FORMAT_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub fn decrypt(&self, stored: &[u8], aad: &[u8]) -> Result<Vec<u8>, DecryptError> {
+        let (&format, rest) = stored.split_first().ok_or(DecryptError)?;
+        if format != FORMAT_V1 || rest.len() < NONCE_LEN {
+            return Err(DecryptError);
+        }
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let nonce = XNonce::try_from(nonce).map_err(|_| DecryptError)?;
+        self.aead.decrypt(&nonce, Payload { msg: sealed, aad }).map_err(|_| DecryptError)
+    }
+
+    /// A value the database keeps to recognise its key.
+    pub fn key_check(&self) -> anyhow::Result<Vec<u8>> {
+        self.encrypt(KEY_CHECK_PLAINTEXT, KEY_CHECK_AAD)
+    }
+
+    /// Whether `check` (from [`Cipher::key_check`]) was written with this key.
+    pub fn verify_key_check(&self, check: &[u8]) -> bool {
+        self.decrypt(check, KEY_CHECK_AAD).is_ok_and(|p| p == KEY_CHECK_PLAINTEXT)
+    }
+}
+
+/// `herald.key` in the directory of the database file.
+pub fn key_file_beside(db: &Path) -> PathBuf {
+    db.parent().map(|d| d.join("herald.key")).unwrap_or_else(|| PathBuf::from("herald.key"))
+}
+
+fn read_or_create_key_file(path: &Path) -> anyhow::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(Secret::new(text.trim())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("read the key file {}", path.display())),
+    }
+    let mut key = [0u8; KEY_LEN];
+    rand::rng().fill_bytes(&mut key);
+    let encoded = STANDARD.encode(key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(format!("{encoded}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("write the key file {}", path.display()))?;
+            tracing::warn!(path = %path.display(), "created a new secret key file; back it up with the database");
+            Ok(Secret::new(encoded))
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(Secret::new(std::fs::read_to_string(path).context("read the key file")?.trim()))
+        }
+        Err(e) => Err(e).with_context(|| format!("create the key file {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher(byte: u8) -> Cipher {
+        Cipher::from_key(&[byte; KEY_LEN]).unwrap()
+    }
+
+    #[test]
+    fn round_trips_and_binds_associated_data() {
+        let c = cipher(7);
+        let sealed = c.encrypt(b"hunter2", b"org-a/config-1").unwrap();
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(c.decrypt(&sealed, b"org-a/config-1").unwrap(), b"hunter2");
+        assert!(c.decrypt(&sealed, b"org-b/config-1").is_err(), "moved to another row");
+        assert!(cipher(8).decrypt(&sealed, b"org-a/config-1").is_err(), "another key");
+        assert_ne!(c.encrypt(b"hunter2", b"x").unwrap(), c.encrypt(b"hunter2", b"x").unwrap(), "fresh nonces");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(c.decrypt(&tampered, b"org-a/config-1").is_err());
+        assert!(c.decrypt(&[], b"").is_err() && c.decrypt(&[1, 2, 3], b"").is_err());
+    }
+
+    #[test]
+    fn key_check_recognises_its_key() {
+        let check = cipher(1).key_check().unwrap();
+        assert!(cipher(1).verify_key_check(&check));
+        assert!(!cipher(2).verify_key_check(&check));
+    }
+
+    #[test]
+    fn keys_are_32_bytes_of_base64() {
+        assert!(Cipher::from_base64(&Secret::new(STANDARD.encode([0u8; 32]))).is_ok());
+        assert!(Cipher::from_base64(&Secret::new(STANDARD.encode([0u8; 16]))).is_err());
+        assert!(Cipher::from_base64(&Secret::new("not base64!")).is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("herald.db");
+        let first = Cipher::load(None, Some(&db)).unwrap();
+        let path = key_file_beside(&db);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let again = Cipher::load(None, Some(&db)).unwrap();
+        let sealed = first.encrypt(b"x", b"a").unwrap();
+        assert_eq!(again.decrypt(&sealed, b"a").unwrap(), b"x", "the same key is read back");
+        assert!(Cipher::load(None, None).is_err(), "PostgreSQL needs HERALD_SECRET_KEY");
+    }
+}

@@ -1,0 +1,200 @@
+//! SMTP server rows (org configs and the instance settings, by scope).
+//!
+//! Every change runs [`Store::change_smtp`]: take the scope's audit number
+//! (and with it the lock that orders the org's changes), read the current
+//! row, let the domain decide the new row, write it and its audit row, all
+//! in one transaction. So the write-only password rule (keep it unless the
+//! host or port changed) is decided against the row it replaces.
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::audit::{bump_sequence, insert_audit};
+use super::{BeginWrite, Store, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::Actor;
+use crate::domain::audit::{AuditEntry, Scope};
+use crate::error::Error;
+
+/// A stored row. `password` is ciphertext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpRow {
+    pub id: String,
+    pub scope_id: String,
+    pub enabled: bool,
+    pub host: String,
+    pub port: i64,
+    pub security: String,
+    pub accept_invalid_certs: bool,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    pub from_email: Option<String>,
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for SmtpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpRow")
+            .field("id", &self.id)
+            .field("scope_id", &self.scope_id)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("password_set", &self.password.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+type SmtpTuple = (
+    String,
+    String,
+    bool,
+    String,
+    i64,
+    String,
+    bool,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+fn row_from(t: SmtpTuple) -> SmtpRow {
+    let (
+        id,
+        scope_id,
+        enabled,
+        host,
+        port,
+        security,
+        accept_invalid_certs,
+        username,
+        password,
+        from_email,
+        from_name,
+        reply_to,
+        version,
+        created_at,
+        updated_at,
+    ) = t;
+    SmtpRow {
+        id,
+        scope_id,
+        enabled,
+        host,
+        port,
+        security,
+        accept_invalid_certs,
+        username,
+        password,
+        from_email,
+        from_name,
+        reply_to,
+        version,
+        created_at,
+        updated_at,
+    }
+}
+
+/// What the domain decided a change does.
+pub enum SmtpDecision {
+    Save(Box<SmtpRow>),
+    Delete,
+}
+
+pub struct Decided {
+    pub decision: SmtpDecision,
+    pub action: &'static str,
+    pub detail: Value,
+}
+
+const BY_SCOPE: &str = "SELECT id, scope_id, enabled, host, port, security, accept_invalid_certs, username, password,
+    from_email, from_name, reply_to, version, created_at, updated_at FROM smtp_servers WHERE scope_id = $1";
+const UPSERT: &str = "INSERT INTO smtp_servers (id, scope_id, enabled, host, port, security, accept_invalid_certs,
+    username, password, from_email, from_name, reply_to, version, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    ON CONFLICT (scope_id) DO UPDATE SET enabled = excluded.enabled, host = excluded.host, port = excluded.port,
+    security = excluded.security, accept_invalid_certs = excluded.accept_invalid_certs,
+    username = excluded.username, password = excluded.password, from_email = excluded.from_email,
+    from_name = excluded.from_name, reply_to = excluded.reply_to, version = excluded.version,
+    updated_at = excluded.updated_at";
+const DELETE: &str = "DELETE FROM smtp_servers WHERE scope_id = $1";
+
+impl Store {
+    /// The SMTP row of a scope (org id or instance id).
+    pub async fn smtp_row(&self, scope_id: &str) -> anyhow::Result<Option<SmtpRow>> {
+        let row: Option<SmtpTuple> = read_optional!(self, BY_SCOPE, scope_id).context("load SMTP settings")?;
+        Ok(row.map(row_from))
+    }
+
+    /// Changes a scope's SMTP row as `decide` says, given the current row and
+    /// the scope id; an error from `decide` changes nothing.
+    pub async fn change_smtp<F>(
+        &self,
+        scope: &Scope,
+        actor: &Actor,
+        now: Millis,
+        decide: F,
+    ) -> Result<Option<SmtpRow>, Error>
+    where
+        F: FnOnce(Option<SmtpRow>, &str) -> Result<Decided, Error> + Send,
+    {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let (scope_id, seq) = bump_sequence!(tx, scope);
+            let current: Option<SmtpTuple> =
+                sqlx::query_as(BY_SCOPE).bind(&scope_id).fetch_optional(&mut *tx).await.context("load SMTP row")?;
+            let current = current.map(row_from);
+            let current_id = current.as_ref().map(|r| r.id.clone());
+            let Decided { decision, action, detail } = decide(current, &scope_id)?;
+            let (saved, resource_id) = match decision {
+                SmtpDecision::Save(row) => {
+                    sqlx::query(UPSERT)
+                        .bind(&row.id)
+                        .bind(&row.scope_id)
+                        .bind(row.enabled)
+                        .bind(&row.host)
+                        .bind(row.port)
+                        .bind(&row.security)
+                        .bind(row.accept_invalid_certs)
+                        .bind(&row.username)
+                        .bind(&row.password)
+                        .bind(&row.from_email)
+                        .bind(&row.from_name)
+                        .bind(&row.reply_to)
+                        .bind(row.version)
+                        .bind(row.created_at)
+                        .bind(row.updated_at)
+                        .execute(&mut *tx)
+                        .await
+                        .context("save SMTP row")?;
+                    let id = row.id.clone();
+                    (Some(*row), id)
+                }
+                SmtpDecision::Delete => {
+                    sqlx::query(DELETE).bind(&scope_id).execute(&mut *tx).await.context("delete SMTP row")?;
+                    (None, current_id.unwrap_or_default())
+                }
+            };
+            let entry = AuditEntry {
+                scope: scope.clone(),
+                actor: actor.clone(),
+                at: now,
+                action,
+                resource_type: "smtp_server",
+                resource_id,
+                detail,
+            };
+            insert_audit!(tx, &scope_id, seq, &entry);
+            tx.commit().await.context("commit SMTP change")?;
+            Ok(saved)
+        })
+    }
+}
