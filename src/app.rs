@@ -75,7 +75,7 @@ impl AppState {
     tags(
         (name = "native", description = "Herald's own API: orgs, tokens, audit (RFC 9457 errors)"),
         (name = "ops", description = "Health, readiness, metrics, this document"),
-        (name = "leegality", description = "Leegality notification configuration (LE_ERR_SS_* errors)"),
+        (name = "leegality", description = "Leegality notification configuration, departments and users (LE_ERR_SS_* errors)"),
         (name = "dbvisit", description = "Dbvisit StandbyMP instance email settings ({successful:false} errors)"),
         (name = "zitadel", description = "Zitadel notification policy (gRPC-status JSON errors)"),
     )

@@ -31,6 +31,8 @@ pub enum Resource {
     NotificationPolicy,
     /// An org's own SMTP configuration (Leegality notification-config).
     NotificationConfig,
+    Department,
+    User,
 }
 
 impl fmt::Display for Resource {
@@ -41,6 +43,8 @@ impl fmt::Display for Resource {
             Resource::Token => "token",
             Resource::NotificationPolicy => "notification policy",
             Resource::NotificationConfig => "notification configuration",
+            Resource::Department => "department",
+            Resource::User => "user",
         })
     }
 }

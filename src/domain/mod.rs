@@ -3,10 +3,12 @@
 //! here, so rules (who may do what, what is valid) are decided once.
 
 pub mod audit;
+pub mod departments;
 pub mod orgs;
 pub mod policy;
 pub mod smtp;
 pub mod tokens;
+pub mod users;
 
 use std::fmt;
 
@@ -65,6 +67,68 @@ impl Actor {
     }
 }
 
+/// A page of a listing, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u32,
+    pub size: u32,
+}
+
+impl PageRequest {
+    pub const MAX_SIZE: u32 = 100;
+
+    /// Validates `page` (≥ 1, default 1) and `size` (1–100, default 20).
+    pub fn parse(page: Option<i64>, size: Option<i64>) -> Result<PageRequest, crate::error::Error> {
+        let mut errors = crate::error::FieldErrors::new();
+        let page = match page {
+            None => 1,
+            Some(p) if (1..=1_000_000).contains(&p) => p as u32,
+            Some(_) => {
+                errors.add("page", "Page must be a number from 1");
+                1
+            }
+        };
+        let size = match size {
+            None => 20,
+            Some(s) if (1..=i64::from(Self::MAX_SIZE)).contains(&s) => s as u32,
+            Some(_) => {
+                errors.add("size", format!("Size must be between 1 and {}", Self::MAX_SIZE));
+                20
+            }
+        };
+        errors.finish()?;
+        Ok(PageRequest { page, size })
+    }
+
+    pub fn offset(self) -> i64 {
+        (i64::from(self.page) - 1) * i64::from(self.size)
+    }
+}
+
+/// One page of a listing and the total count of matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub size: u32,
+    pub total: i64,
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, with `%`, `_` and `\` in it
+/// taken literally (the SQL says `ESCAPE '\'`).
+pub fn contains_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 /// Validates a short human label (org or token name): trimmed, 1–255
 /// characters, no control characters (CR/LF included).
 pub fn parse_label(field: &str, raw: &str) -> Result<String, FieldError> {
@@ -91,6 +155,21 @@ mod tests {
         assert_eq!(OrgId::parse(&id.as_str().to_uppercase()), Some(id.clone()));
         assert_eq!(OrgId::parse("acme"), None);
         assert_eq!(OrgId::parse(""), None);
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(contains_pattern("a%b_c\\"), "%a\\%b\\_c\\\\%");
+        assert_eq!(contains_pattern(""), "%%");
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        assert_eq!(PageRequest::parse(None, None).unwrap(), PageRequest { page: 1, size: 20 });
+        assert_eq!(PageRequest::parse(Some(3), Some(10)).unwrap().offset(), 20);
+        assert!(PageRequest::parse(Some(0), None).is_err());
+        assert!(PageRequest::parse(None, Some(101)).is_err());
+        assert!(PageRequest::parse(None, Some(0)).is_err());
     }
 
     #[test]

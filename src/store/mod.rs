@@ -14,6 +14,7 @@
 //! through sqlx's pool; on PostgreSQL everything goes through sqlx.
 
 mod audit;
+mod directory;
 mod orgs;
 mod policy;
 mod reader;
@@ -32,6 +33,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use audit::AuditPage;
+pub use directory::{DepartmentWrite, UserWrite};
 pub use policy::PolicyChange;
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
@@ -109,6 +111,12 @@ impl BeginWrite for PgPool {
 /// WAL-index lock (bench/http measured 2 > 1 > 4 on 2 cores).
 fn reader_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
+}
+
+/// True when a database error is a unique-constraint violation (both
+/// engines report it through sqlx's portable kind; SQLite names no constraint).
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// The database file of a SQLite URL; `None` for an in-memory database,

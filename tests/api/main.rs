@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod cli;
+mod directory;
 mod envelopes;
 mod native;
 mod ops;

@@ -93,6 +93,16 @@ async fn openapi_describes_every_endpoint(app: TestApp) {
         ("/email-settings/show", "get"),
         ("/email-settings/show", "post"),
         ("/email-settings/clear", "post"),
+        ("/api/v1/departments", "post"),
+        ("/api/v1/departments", "get"),
+        ("/api/v1/departments/{id}", "get"),
+        ("/api/v1/departments/{id}", "put"),
+        ("/api/v1/departments/{id}", "delete"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/users/{id}", "put"),
+        ("/api/v1/users/{id}", "delete"),
+        ("/api/v1/users/search", "post"),
     ] {
         let op = &paths.get(path).unwrap_or_else(|| panic!("{path} missing"))[method];
         assert!(op.is_object(), "{method} {path} missing");

@@ -35,6 +35,16 @@ pub fn render(err: &Error, path: &str) -> Response {
         Error::Conflict(Resource::NotificationConfig) => {
             vec![entry("Configuration already exists.", path.into(), Value::Null)]
         }
+        Error::NotFound(Resource::Department) => {
+            vec![entry("Department does not exist.", path.into(), "LE_ERR_SS_001".into())]
+        }
+        Error::NotFound(Resource::User) => vec![entry("User does not exist.", path.into(), "LE_ERR_SS_002".into())],
+        Error::Conflict(Resource::Department) => {
+            vec![entry("Department with this name already exists.", path.into(), Value::Null)]
+        }
+        Error::Conflict(Resource::User) => {
+            vec![entry("User with this email already exists.", path.into(), Value::Null)]
+        }
         // The 500 says nothing about its cause (seed: path and code null).
         Error::Internal(_) => vec![entry("Internal Server Error", Value::Null, Value::Null)],
         other => vec![entry(public_message(other), path.into(), Value::Null)],

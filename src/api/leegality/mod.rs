@@ -3,7 +3,9 @@
 //! `{"code":"LE_SCS_SS_200","message":…,"data":…}`; errors are in `error.rs`.
 
 pub mod config;
+pub mod departments;
 pub mod error;
+pub mod users;
 
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -13,12 +15,13 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(
-        config::get_config,
-        config::create_config,
-        config::replace_config,
-        config::delete_config
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(config::get_config, config::create_config, config::replace_config, config::delete_config))
+        .routes(routes!(departments::create, departments::list))
+        .routes(routes!(departments::get, departments::replace, departments::delete))
+        .routes(routes!(users::create))
+        .routes(routes!(users::search))
+        .routes(routes!(users::get, users::replace, users::delete))
 }
 
 /// Leegality's success envelope.
@@ -36,6 +39,25 @@ impl<T: Serialize> LeOk<T> {
 
     pub fn empty(message: &'static str) -> Self {
         LeOk { code: "LE_SCS_SS_200", message, data: None }
+    }
+}
+
+/// `DELETE` of a department or user: `{"code":"LE_SS_002","message":"Requested record has been deleted."}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LeDeleted {
+    code: &'static str,
+    message: &'static str,
+}
+
+impl Default for LeDeleted {
+    fn default() -> Self {
+        LeDeleted { code: "LE_SS_002", message: "Requested record has been deleted." }
+    }
+}
+
+impl IntoResponse for LeDeleted {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
     }
 }
 

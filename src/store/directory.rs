@@ -1,0 +1,339 @@
+//! Departments, users and their memberships.
+//!
+//! `totalUsers` is counted, never stored: a `COUNT(*)` over the membership
+//! index for each department on the page, so it is right after every add,
+//! move and delete, concurrent ones included. Every change takes the org's
+//! audit number first, which orders concurrent changes of one org (the org
+//! row lock on PostgreSQL, the single writer on SQLite).
+
+use anyhow::Context;
+
+use super::audit::append_audit;
+use super::{BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::audit::AuditEntry;
+use crate::domain::departments::Department;
+use crate::domain::users::{User, UserDraft};
+use crate::domain::{OrgId, PageRequest, contains_pattern};
+
+/// What a department write found.
+#[derive(Debug)]
+pub enum DepartmentWrite {
+    Done(Department),
+    Missing,
+    DuplicateName,
+}
+
+/// What a user write found.
+#[derive(Debug)]
+pub enum UserWrite {
+    Done(User),
+    Missing,
+    DuplicateEmail,
+    /// A department id that is not one of the org's departments.
+    UnknownDepartment,
+}
+
+const DEPARTMENT: &str = "SELECT d.id, d.name, d.enabled, d.created_at,
+    (SELECT COUNT(*) FROM user_departments ud WHERE ud.department_id = d.id)
+    FROM departments d WHERE d.org_id = $1 AND d.id = $2";
+const DEPARTMENTS: &str = "SELECT d.id, d.name, d.enabled, d.created_at,
+    (SELECT COUNT(*) FROM user_departments ud WHERE ud.department_id = d.id)
+    FROM departments d WHERE d.org_id = $1 AND d.name_key LIKE $2 ESCAPE '\\'
+    ORDER BY d.name_key, d.id LIMIT $3 + 0 OFFSET $4 + 0";
+const COUNT_DEPARTMENTS: &str = "SELECT COUNT(*) FROM departments WHERE org_id = $1 AND name_key LIKE $2 ESCAPE '\\'";
+const INSERT_DEPARTMENT: &str = "INSERT INTO departments (id, org_id, name, name_key, enabled, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $6)";
+const UPDATE_DEPARTMENT: &str = "UPDATE departments SET name = $3, name_key = $4,
+    enabled = COALESCE($5, enabled), updated_at = $6 WHERE org_id = $1 AND id = $2";
+const DELETE_DEPARTMENT: &str = "DELETE FROM departments WHERE org_id = $1 AND id = $2";
+const DEPARTMENT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM departments WHERE org_id = $1 AND id = $2)";
+
+const USER: &str = "SELECT id, name, email, locale, created_at, updated_at FROM users WHERE org_id = $1 AND id = $2";
+const USER_DEPARTMENTS: &str = "SELECT user_id, department_id FROM user_departments WHERE user_id = $1
+    ORDER BY department_id";
+const SEARCH_USERS: &str = "SELECT u.id, u.name, u.email, u.locale, u.created_at, u.updated_at FROM users u
+    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))
+    ORDER BY u.name_key, u.id LIMIT $4 + 0 OFFSET $5 + 0";
+const COUNT_USERS: &str = "SELECT COUNT(*) FROM users u
+    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))";
+/// The memberships of exactly the users on one search page (same filter,
+/// order and window), fetched in one query instead of one per user.
+const PAGE_MEMBERSHIPS: &str = "SELECT m.user_id, m.department_id FROM user_departments m WHERE m.user_id IN (
+    SELECT u.id FROM users u
+    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))
+    ORDER BY u.name_key, u.id LIMIT $4 + 0 OFFSET $5 + 0) ORDER BY m.department_id";
+const INSERT_USER: &str =
+    "INSERT INTO users (id, org_id, name, name_key, email, email_key, locale, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+const UPDATE_USER: &str = "UPDATE users SET name = $3, name_key = $4, email = $5, email_key = $6,
+    locale = COALESCE($7, locale), updated_at = $8 WHERE org_id = $1 AND id = $2";
+const DELETE_USER: &str = "DELETE FROM users WHERE org_id = $1 AND id = $2";
+const INSERT_MEMBERSHIP: &str = "INSERT INTO user_departments (user_id, department_id) VALUES ($1, $2)";
+const CLEAR_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE user_id = $1";
+
+type DepartmentRow = (String, String, bool, i64, i64);
+type UserRow = (String, String, String, String, i64, i64);
+
+fn department_from((id, name, enabled, created_at, total_users): DepartmentRow) -> Department {
+    Department { id, name, enabled, created_at: Millis(created_at), total_users }
+}
+
+fn user_from((id, name, email, locale, created_at, updated_at): UserRow, department_ids: Vec<String>) -> User {
+    User { id, name, email, locale, department_ids, created_at: Millis(created_at), updated_at: Millis(updated_at) }
+}
+
+/// Writes a user's memberships inside `$tx`, after checking every department
+/// is the org's; evaluates to `false` (write nothing more) if one is not.
+macro_rules! write_memberships {
+    ($tx:ident, $org:expr, $user_id:expr, $ids:expr) => {{
+        let mut known = true;
+        for department in $ids {
+            let (exists,): (bool,) = sqlx::query_as(DEPARTMENT_EXISTS)
+                .bind($org.as_str())
+                .bind(department)
+                .fetch_one(&mut *$tx)
+                .await
+                .context("check department")?;
+            if !exists {
+                known = false;
+                break;
+            }
+            sqlx::query(INSERT_MEMBERSHIP)
+                .bind($user_id)
+                .bind(department)
+                .execute(&mut *$tx)
+                .await
+                .context("add membership")?;
+        }
+        known
+    }};
+}
+
+impl Store {
+    pub async fn department(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<Department>> {
+        let row: Option<DepartmentRow> =
+            read_optional!(self, DEPARTMENT, org.as_str(), id).context("load department")?;
+        Ok(row.map(department_from))
+    }
+
+    /// A page of the org's departments whose name contains `search_key`.
+    pub async fn departments(
+        &self,
+        org: &OrgId,
+        search_key: &str,
+        page: PageRequest,
+    ) -> anyhow::Result<(Vec<Department>, i64)> {
+        let pattern = contains_pattern(search_key);
+        let rows: Vec<DepartmentRow> =
+            read_all!(self, DEPARTMENTS, org.as_str(), pattern.as_str(), i64::from(page.size), page.offset())
+                .context("list departments")?;
+        let total: Option<(i64,)> =
+            read_optional!(self, COUNT_DEPARTMENTS, org.as_str(), pattern.as_str()).context("count departments")?;
+        Ok((rows.into_iter().map(department_from).collect(), total.map_or(0, |(n,)| n)))
+    }
+
+    pub async fn insert_department(
+        &self,
+        org: &OrgId,
+        dept: &Department,
+        name_key: &str,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<DepartmentWrite> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let inserted = sqlx::query(INSERT_DEPARTMENT)
+                .bind(&dept.id)
+                .bind(org.as_str())
+                .bind(&dept.name)
+                .bind(name_key)
+                .bind(dept.enabled)
+                .bind(dept.created_at.0)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
+                other => other.context("insert department")?,
+            };
+            tx.commit().await.context("commit department")?;
+            Ok(DepartmentWrite::Done(dept.clone()))
+        })
+    }
+
+    pub async fn update_department(
+        &self,
+        org: &OrgId,
+        id: &str,
+        name: &str,
+        name_key: &str,
+        enabled: Option<bool>,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<DepartmentWrite> {
+        // `return` in the body leaves this function; falling through commits.
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let done = sqlx::query(UPDATE_DEPARTMENT)
+                .bind(org.as_str())
+                .bind(id)
+                .bind(name)
+                .bind(name_key)
+                .bind(enabled)
+                .bind(audit.at.0)
+                .execute(&mut *tx)
+                .await;
+            let done = match done {
+                Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
+                other => other.context("update department")?,
+            };
+            if done.rows_affected() == 0 {
+                return Ok(DepartmentWrite::Missing);
+            }
+            tx.commit().await.context("commit department")
+        })?;
+        Ok(self.department(org, id).await?.map_or(DepartmentWrite::Missing, DepartmentWrite::Done))
+    }
+
+    /// Deletes a department and its memberships; false if there was none.
+    pub async fn delete_department(&self, org: &OrgId, id: &str, audit: &AuditEntry) -> anyhow::Result<bool> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let done = sqlx::query(DELETE_DEPARTMENT)
+                .bind(org.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .context("delete department")?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            tx.commit().await.context("commit department deletion")?;
+            Ok(true)
+        })
+    }
+
+    pub async fn user(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<User>> {
+        let row: Option<UserRow> = read_optional!(self, USER, org.as_str(), id).context("load user")?;
+        let Some(row) = row else { return Ok(None) };
+        let memberships: Vec<(String, String)> =
+            read_all!(self, USER_DEPARTMENTS, id).context("load user departments")?;
+        Ok(Some(user_from(row, memberships.into_iter().map(|(_, d)| d).collect())))
+    }
+
+    /// A page of users matching `search_key` (lower-case) and, unless empty,
+    /// in `department`, with their memberships; and the total count.
+    pub async fn search_users(
+        &self,
+        org: &OrgId,
+        search_key: &str,
+        department: &str,
+        page: PageRequest,
+    ) -> anyhow::Result<(Vec<User>, i64)> {
+        let pattern = contains_pattern(search_key);
+        let (size, offset) = (i64::from(page.size), page.offset());
+        let rows: Vec<UserRow> =
+            read_all!(self, SEARCH_USERS, org.as_str(), pattern.as_str(), department, size, offset)
+                .context("search users")?;
+        let memberships: Vec<(String, String)> =
+            read_all!(self, PAGE_MEMBERSHIPS, org.as_str(), pattern.as_str(), department, size, offset)
+                .context("load page memberships")?;
+        let total: Option<(i64,)> =
+            read_optional!(self, COUNT_USERS, org.as_str(), pattern.as_str(), department).context("count users")?;
+        let users = rows
+            .into_iter()
+            .map(|row| {
+                let ids = memberships.iter().filter(|(u, _)| *u == row.0).map(|(_, d)| d.clone()).collect();
+                user_from(row, ids)
+            })
+            .collect();
+        Ok((users, total.map_or(0, |(n,)| n)))
+    }
+
+    pub async fn insert_user(&self, org: &OrgId, user: &User, audit: &AuditEntry) -> anyhow::Result<UserWrite> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let inserted = sqlx::query(INSERT_USER)
+                .bind(&user.id)
+                .bind(org.as_str())
+                .bind(&user.name)
+                .bind(user.name.to_lowercase())
+                .bind(&user.email)
+                .bind(user.email.to_lowercase())
+                .bind(&user.locale)
+                .bind(user.created_at.0)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
+                other => other.context("insert user")?,
+            };
+            if !write_memberships!(tx, org, &user.id, &user.department_ids) {
+                return Ok(UserWrite::UnknownDepartment);
+            }
+            tx.commit().await.context("commit user")?;
+            Ok(UserWrite::Done(user.clone()))
+        })
+    }
+
+    pub async fn update_user(
+        &self,
+        org: &OrgId,
+        id: &str,
+        draft: &UserDraft,
+        now: Millis,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<UserWrite> {
+        // `return` in the body leaves this function; falling through commits.
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let done = sqlx::query(UPDATE_USER)
+                .bind(org.as_str())
+                .bind(id)
+                .bind(&draft.name)
+                .bind(draft.name.to_lowercase())
+                .bind(&draft.email)
+                .bind(draft.email.to_lowercase())
+                .bind(draft.locale.as_deref())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await;
+            let done = match done {
+                Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
+                other => other.context("update user")?,
+            };
+            if done.rows_affected() == 0 {
+                return Ok(UserWrite::Missing);
+            }
+            if let Some(ids) = &draft.department_ids {
+                sqlx::query(CLEAR_MEMBERSHIPS).bind(id).execute(&mut *tx).await.context("clear memberships")?;
+                if !write_memberships!(tx, org, id, ids) {
+                    return Ok(UserWrite::UnknownDepartment);
+                }
+            }
+            tx.commit().await.context("commit user")
+        })?;
+        Ok(self.user(org, id).await?.map_or(UserWrite::Missing, UserWrite::Done))
+    }
+
+    /// Deletes a user and their memberships; false if there was none.
+    pub async fn delete_user(&self, org: &OrgId, id: &str, audit: &AuditEntry) -> anyhow::Result<bool> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let done =
+                sqlx::query(DELETE_USER).bind(org.as_str()).bind(id).execute(&mut *tx).await.context("delete user")?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            tx.commit().await.context("commit user deletion")?;
+            Ok(true)
+        })
+    }
+}
