@@ -39,6 +39,10 @@ const INSTANCE_DEFAULT: &str = "INSERT INTO notification_policies
     SELECT id, $1, 0, created_at, created_at FROM instance WHERE singleton = 1
     ON CONFLICT (scope_id) DO NOTHING";
 
+fn details(sequence: i64, created_at: Millis, changed_at: Millis, scope_id: &str) -> Details {
+    Details { sequence, created_at, changed_at, resource_owner: scope_id.to_owned() }
+}
+
 impl Store {
     /// Creates the instance default policy if it does not exist yet.
     pub(super) async fn ensure_default_policy(&self) -> anyhow::Result<()> {
@@ -84,12 +88,7 @@ impl Store {
                 return Ok(PolicyChange::Exists);
             }
             tx.commit().await.context("commit notification policy")?;
-            Ok(PolicyChange::Done(Details {
-                sequence: seq,
-                created_at: now,
-                changed_at: now,
-                resource_owner: scope_id.to_owned(),
-            }))
+            Ok(PolicyChange::Done(details(seq, now, now, scope_id)))
         })
     }
 
@@ -118,12 +117,7 @@ impl Store {
                 return Ok(if exists { PolicyChange::Unchanged } else { PolicyChange::Missing });
             };
             tx.commit().await.context("commit notification policy")?;
-            Ok(PolicyChange::Done(Details {
-                sequence: seq,
-                created_at: Millis(created_at),
-                changed_at: now,
-                resource_owner: scope_id.to_owned(),
-            }))
+            Ok(PolicyChange::Done(details(seq, Millis(created_at), now, scope_id)))
         })
     }
 
@@ -139,12 +133,7 @@ impl Store {
                 .context("delete notification policy")?;
             let Some((created_at,)) = deleted else { return Ok(PolicyChange::Missing) };
             tx.commit().await.context("commit notification policy")?;
-            Ok(PolicyChange::Done(Details {
-                sequence: seq,
-                created_at: Millis(created_at),
-                changed_at: now,
-                resource_owner: scope_id.to_owned(),
-            }))
+            Ok(PolicyChange::Done(details(seq, Millis(created_at), now, scope_id)))
         })
     }
 }
