@@ -263,11 +263,20 @@ fn data_error(path: &str, err: &serde_json::Error) -> Error {
             None => "is not a known field".to_owned(),
         }
     } else if let Some((_, expected)) = msg.split_once(", expected ") {
-        format!("must be {expected}")
+        format!("must be {}", plain_expectation(expected))
     } else {
         "has an invalid value".to_owned()
     };
     Error::Invalid(vec![FieldError::new(field, message)])
+}
+
+/// serde names Rust types (`i64`, `u16`); clients know JSON's words.
+fn plain_expectation(expected: &str) -> &str {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" | "isize" => "an integer",
+        "f32" | "f64" => "a number",
+        other => other,
+    }
 }
 
 /// Path parameters with domain-error rejections.
@@ -343,6 +352,14 @@ mod tests {
         let f = fields(parse_json::<Body>(br#"{"password": "x", "passwordChange": "canary"}"#).unwrap_err());
         assert_eq!(f[0].field, "passwordChange");
         assert_eq!(f[0].message, "must be a boolean");
+
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Port {
+            port: u16,
+        }
+        let f = fields(parse_json::<Port>(br#"{"port": "abc"}"#).unwrap_err());
+        assert_eq!(f[0].message, "must be an integer");
 
         let f = fields(parse_json::<Body>(br#"{"password": "x"}"#).unwrap_err());
         assert_eq!((f[0].field.as_str(), f[0].message.as_str()), ("passwordChange", "is required"));

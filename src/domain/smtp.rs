@@ -406,7 +406,7 @@ pub async fn edit_instance_settings(
             };
             let host = patch.host.clone().or(base.as_ref().map(|b| b.host.clone())).unwrap_or_default();
             if host.is_empty() {
-                return Err(Error::field("smtp_host", "smtp_host is required"));
+                return Err(Error::field("smtp_host", "smtp_host is required: no email settings exist yet"));
             }
             let draft = SmtpDraft {
                 enabled: Some(true),
