@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             crate::error::Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
         .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+        .layer(middleware::from_fn(api::buffer_body))
         .layer(middleware::from_fn(api::envelope))
         .layer(middleware::from_fn(crate::telemetry::track_requests))
         .layer(

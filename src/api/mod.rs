@@ -30,6 +30,47 @@ use crate::error::{Denial, Error, FieldError, Resource};
 /// Largest JSON body any endpoint accepts unless its route raises it.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// How much of an oversized body is still read (and dropped) before the 413
+/// goes out, so that a client still writing it can read the answer.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads the whole request body (up to [`BODY_LIMIT`]) before routing.
+///
+/// A handler may refuse a request before it reads the body (a bad token, a
+/// wrong content type). If the body were left unread, hyper would close the
+/// connection under a client that is still sending, and the client would see
+/// a reset instead of the 401 or 415. An oversized body is drained up to
+/// [`DRAIN_LIMIT`] (a bounded "lingering read", as nginx does) and answered 413.
+pub async fn buffer_body(req: Request, next: Next) -> Response {
+    use http_body_util::BodyExt;
+
+    let (parts, mut body) = req.into_parts();
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
+        return Error::PayloadTooLarge.into_response();
+    }
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Error::MalformedJson("the body could not be read".into()).into_response();
+        };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= BODY_LIMIT {
+                kept.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > BODY_LIMIT {
+        return Error::PayloadTooLarge.into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
+}
+
 /// The API families, each with its own error envelope (contract §2–§7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod directory;
 mod envelopes;
+mod every_endpoint;
 mod native;
 mod ops;
 mod smtp_settings;
