@@ -202,14 +202,17 @@ impl Server {
 /// Refuses to start with a key other than the one this database's secrets
 /// were written with: decryption would fail at the first send otherwise.
 async fn check_key(store: &Store, cipher: &Cipher) -> anyhow::Result<()> {
-    match store.key_check().await? {
-        Some(check) => anyhow::ensure!(
-            cipher.verify_key_check(&check),
-            "the secret key does not match the one this database was set up with: set HERALD_SECRET_KEY \
-             (or restore herald.key beside the SQLite file) to the original key"
-        ),
-        None => store.set_key_check(&cipher.key_check()?).await?,
+    if store.key_check().await?.is_none() {
+        // Written only if still unset: of nodes starting at once, the first
+        // wins, and the others are checked against it just below.
+        store.set_key_check(&cipher.key_check()?).await?;
     }
+    let check = store.key_check().await?.context("the key check was not stored")?;
+    anyhow::ensure!(
+        cipher.verify_key_check(&check),
+        "the secret key does not match the one this database was set up with: set HERALD_SECRET_KEY \
+         (or restore herald.key beside the SQLite file) to the original key"
+    );
     Ok(())
 }
 

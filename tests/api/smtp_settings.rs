@@ -588,3 +588,21 @@ async fn postgres_needs_an_explicit_key() {
     let err = herald::Server::build(&config, herald::clock::Clock::default()).await.err().expect("refused");
     assert!(format!("{err:#}").contains("HERALD_SECRET_KEY is required"), "{err:#}");
 }
+
+/// Two nodes on one PostgreSQL database must share the key: a node with
+/// another key is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_node_with_another_key_is_refused() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let mut config = herald::Config::new(db.url.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.secret_key = Some(herald::secret::Secret::new(crate::support::TEST_SECRET_KEY));
+    let first = herald::Server::build(&config, herald::clock::Clock::default()).await.unwrap();
+    config.secret_key = Some(herald::secret::Secret::new("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="));
+    let err = herald::Server::build(&config, herald::clock::Clock::default()).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("does not match"), "{err:#}");
+    config.secret_key = Some(herald::secret::Secret::new(crate::support::TEST_SECRET_KEY));
+    let second = herald::Server::build(&config, herald::clock::Clock::default()).await.unwrap();
+    first.state().store().close().await;
+    second.state().store().close().await;
+}
