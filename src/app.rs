@@ -24,16 +24,21 @@ use crate::api;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Cipher;
+use crate::domain::delivery::events::Committer;
+use crate::domain::delivery::mailer::{Mailer, MailerConfig};
+use crate::domain::delivery::worker::{self, Engine, WorkerConfig};
 use crate::domain::tokens;
 use crate::store::Store;
 
 struct Inner {
     store: Store,
-    cipher: Cipher,
     clock: Clock,
     instance_id: String,
     admin_token_digest: Option<String>,
     openapi_json: OnceLock<String>,
+    engine: Arc<Engine>,
+    committer: Committer,
+    public_url: String,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -46,7 +51,7 @@ impl AppState {
     }
     /// Encrypts and decrypts stored secrets (SMTP passwords).
     pub fn cipher(&self) -> &Cipher {
-        &self.0.cipher
+        &self.0.engine.cipher
     }
     pub fn clock(&self) -> &Clock {
         &self.0.clock
@@ -61,6 +66,18 @@ impl AppState {
     }
     pub(crate) fn openapi_json(&self) -> &str {
         self.0.openapi_json.get().map(String::as_str).unwrap_or("{}")
+    }
+    /// Writes accepted events (group commit) and wakes the workers.
+    pub fn committer(&self) -> &Committer {
+        &self.0.committer
+    }
+    /// The delivery engine: mailer, workers' settings.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.0.engine
+    }
+    /// The base of links in mails (`HERALD_PUBLIC_URL`).
+    pub fn public_url(&self) -> &str {
+        &self.0.public_url
     }
 }
 
@@ -124,7 +141,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             crate::error::Error::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
         }))
-        .layer(DefaultBodyLimit::max(api::BODY_LIMIT))
+        // The per-path limit is enforced by `buffer_body`; this is the largest.
+        .layer(DefaultBodyLimit::max(api::EVENTS_BODY_LIMIT))
         .layer(middleware::from_fn(api::buffer_body))
         .layer(middleware::from_fn(api::envelope))
         .layer(middleware::from_fn(crate::telemetry::track_requests))
@@ -144,27 +162,80 @@ pub fn router(state: AppState) -> Router {
 pub struct Server {
     state: AppState,
     listener: TcpListener,
+    workers: bool,
+}
+
+/// Opens the database (migrated, key checked) and builds the delivery engine.
+async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, String)> {
+    let store = Store::connect(config.database_url.as_str()).await?;
+    store.migrate().await?;
+    let instance_id = store.ensure_instance(clock.now()).await?;
+    let cipher = Cipher::load(config.secret_key.as_ref(), store.sqlite_file())?;
+    check_key(&store, &cipher).await?;
+    let d = &config.delivery;
+    let loops = 2;
+    let mailer = Mailer::new(MailerConfig {
+        allow_hosts: d.allow_hosts.clone(),
+        outbox_dir: d.outbox_dir.clone(),
+        domain: config.mail_domain(),
+        pool_size: u32::try_from(d.concurrency.max(1)).unwrap_or(u32::MAX),
+    });
+    let engine = Engine {
+        store,
+        cipher,
+        clock,
+        mailer: Arc::new(mailer),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        config: WorkerConfig {
+            loops,
+            concurrency: d.concurrency.div_ceil(loops).max(1),
+            lease: d.lease,
+            poll: d.poll,
+            ..WorkerConfig::default()
+        },
+    };
+    Ok((Arc::new(engine), instance_id))
+}
+
+/// Runs the delivery workers until `stop` resolves (`herald worker`).
+pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let (engine, _) = open(config, clock).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
+    tracing::info!(backend = ?engine.store.backend(), "herald worker running");
+    stop.await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(30), workers).await.is_err() {
+        tracing::warn!("sends still running after 30 s; stopping anyway (their leases will expire)");
+    }
+    engine.store.close().await;
+    Ok(())
 }
 
 impl Server {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
-        let store = Store::connect(config.database_url.as_str()).await?;
-        store.migrate().await?;
-        let instance_id = store.ensure_instance(clock.now()).await?;
-        let cipher = Cipher::load(config.secret_key.as_ref(), store.sqlite_file())?;
-        check_key(&store, &cipher).await?;
+        let (engine, instance_id) = open(config, clock).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let local = listener.local_addr()?;
+        // With port 0 the real port is known only now.
+        let public_url = match &config.delivery.public_url {
+            Some(_) => config.public_url(),
+            None => format!("http://{local}"),
+        };
+        let committer = Committer::start(engine.store.clone(), engine.wake.clone());
         let state = AppState(Arc::new(Inner {
-            store,
-            cipher,
-            clock,
+            store: engine.store.clone(),
+            clock: engine.clock.clone(),
             instance_id,
             admin_token_digest: config.admin_token.as_ref().map(|t| tokens::digest(t.expose())),
             openapi_json: OnceLock::new(),
+            engine,
+            committer,
+            public_url,
         }));
-        Ok(Server { state, listener })
+        Ok(Server { state, listener, workers: config.delivery.workers })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -178,7 +249,9 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting, lets
     /// in-flight requests finish (up to 30 s) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Server { state, listener } = self;
+        let Server { state, listener, workers } = self;
+        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
         let app = router(state.clone());
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -193,6 +266,12 @@ impl Server {
         tokio::select! {
             served = serve => served.context("serve HTTP")?,
             () = drain_limit => tracing::warn!("in-flight requests still running after 30 s; stopping anyway"),
+        }
+        let _ = stop_workers.send(true);
+        if let Some(workers) = workers
+            && tokio::time::timeout(Duration::from_secs(30), workers).await.is_err()
+        {
+            tracing::warn!("sends still running after 30 s; stopping anyway (their leases will expire)");
         }
         state.store().close().await;
         Ok(())

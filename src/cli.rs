@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::app::{Server, shutdown_signal};
 use crate::clock::Clock;
-use crate::config::{Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DatabaseUrl, LogSettings};
+use crate::config::{
+    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, LogSettings,
+};
 use crate::domain::{Actor, OrgId, orgs, tokens};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -28,8 +30,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API and the delivery workers.
     Serve(ServeArgs),
+    /// Run only the delivery workers (no HTTP), e.g. on extra nodes sharing
+    /// one PostgreSQL database.
+    Worker(DeliveryArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage organisations.
@@ -45,6 +50,50 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HERALD_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Serve the API only; leave delivery to other processes.
+    #[arg(long)]
+    pub no_workers: bool,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// Delivery settings (contract §8, §10).
+#[derive(Debug, clap::Args)]
+pub struct DeliveryArgs {
+    /// SMTP hosts allowed although they resolve to loopback, private or
+    /// link-local addresses (comma-separated names or addresses).
+    #[arg(long, env = "HERALD_SMTP_ALLOW_HOSTS", default_value = "")]
+    pub smtp_allow_hosts: String,
+    /// Where mail goes as `.eml` files when no SMTP server is configured.
+    #[arg(long, env = "HERALD_OUTBOX_DIR", default_value = DEFAULT_OUTBOX_DIR)]
+    pub outbox_dir: std::path::PathBuf,
+    /// The base of links in mails (default `http://<listen address>`).
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sends in flight per process.
+    #[arg(long, env = "HERALD_WORKER_CONCURRENCY", default_value_t = 32)]
+    pub worker_concurrency: usize,
+    /// Seconds a worker's lease on a mail lasts; a crashed worker's mail is
+    /// retried after it.
+    #[arg(long, env = "HERALD_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
+    /// Milliseconds between an idle worker's looks for due mail.
+    #[arg(long, env = "HERALD_WORKER_POLL_MS", default_value_t = 500)]
+    pub worker_poll_ms: u64,
+}
+
+impl DeliveryArgs {
+    fn config(&self, workers: bool) -> DeliveryConfig {
+        DeliveryConfig {
+            workers,
+            allow_hosts: DeliveryConfig::parse_allow_hosts(&self.smtp_allow_hosts),
+            outbox_dir: self.outbox_dir.clone(),
+            public_url: self.public_url.clone().filter(|u| !u.trim().is_empty()),
+            lease: std::time::Duration::from_secs(self.lease_seconds.max(1)),
+            poll: std::time::Duration::from_millis(self.worker_poll_ms.clamp(10, 60_000)),
+            concurrency: self.worker_concurrency.clamp(1, 1024),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,8 +145,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 database_url: DatabaseUrl::new(cli.database_url),
                 admin_token: admin_token_from_env(),
                 secret_key: secret_from_env("HERALD_SECRET_KEY"),
+                delivery: args.delivery.config(!args.no_workers),
             };
             serve(config, clock).await
+        }
+        Command::Worker(args) => {
+            let mut config = Config::new(cli.database_url);
+            config.secret_key = secret_from_env("HERALD_SECRET_KEY");
+            config.delivery = args.config(true);
+            crate::app::run_workers(&config, clock, shutdown_signal()).await?;
+            tracing::info!("stopped");
+            Ok(())
         }
         Command::Migrate => {
             let store = open_store(&cli.database_url).await?;

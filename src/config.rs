@@ -4,12 +4,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_OUTBOX_DIR: &str = "./outbox";
 
 /// A database URL; its `Debug` hides any password it holds.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,9 +47,71 @@ pub struct Config {
     /// `HERALD_SECRET_KEY` (base64, 32 bytes); default: `herald.key` beside
     /// the SQLite database. Required for PostgreSQL.
     pub secret_key: Option<Secret>,
+    pub delivery: DeliveryConfig,
+}
+
+/// Delivery settings (contract §8, §10).
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Run delivery workers in this process (`serve`; off with `--no-workers`).
+    pub workers: bool,
+    /// `HERALD_SMTP_ALLOW_HOSTS`, lower-cased.
+    pub allow_hosts: Vec<String>,
+    /// `HERALD_OUTBOX_DIR`: the file transport's directory.
+    pub outbox_dir: PathBuf,
+    /// `HERALD_PUBLIC_URL`: the base of links in mails; default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// How long a worker's lease on an outbox row lasts.
+    pub lease: Duration,
+    /// How often idle workers look for due rows.
+    pub poll: Duration,
+    /// Sends in flight per process.
+    pub concurrency: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            workers: true,
+            allow_hosts: Vec::new(),
+            outbox_dir: PathBuf::from(DEFAULT_OUTBOX_DIR),
+            public_url: None,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_millis(500),
+            concurrency: 32,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Parses `HERALD_SMTP_ALLOW_HOSTS`: names or addresses, comma- or
+    /// space-separated, compared case-insensitively.
+    pub fn parse_allow_hosts(raw: &str) -> Vec<String> {
+        raw.split([',', ' '])
+            .map(|h| h.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect()
+    }
 }
 
 impl Config {
+    /// The base URL of links in mails, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        let url = self.delivery.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen));
+        url.trim_end_matches('/').to_owned()
+    }
+
+    /// The host part of the public URL: Message-IDs' right-hand side and
+    /// the EHLO name.
+    pub fn mail_domain(&self) -> String {
+        let url = self.public_url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host =
+            if authority.starts_with('[') { "" } else { authority.rsplit_once(':').map_or(authority, |(h, _)| h) };
+        if host.is_empty() { "herald.localdomain".to_owned() } else { host.to_ascii_lowercase() }
+    }
+
     /// A config with the defaults of contract §10 for everything but the
     /// database (used by tests and embedders).
     pub fn new(database_url: impl Into<String>) -> Self {
@@ -55,6 +120,7 @@ impl Config {
             database_url: DatabaseUrl::new(database_url),
             admin_token: None,
             secret_key: None,
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -80,5 +146,18 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("db.internal"));
         assert_eq!(format!("{:?}", DatabaseUrl::new("sqlite://herald.db")), "\"sqlite://herald.db\"");
+    }
+
+    #[test]
+    fn public_url_and_mail_domain() {
+        let mut config = Config::new("sqlite://x.db");
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.mail_domain(), "127.0.0.1");
+        config.delivery.public_url = Some("https://Herald.Example.com/base/".into());
+        assert_eq!(config.public_url(), "https://Herald.Example.com/base");
+        assert_eq!(config.mail_domain(), "herald.example.com");
+        config.delivery.public_url = Some("http://[::1]:8080".into());
+        assert_eq!(config.mail_domain(), "herald.localdomain");
+        assert_eq!(DeliveryConfig::parse_allow_hosts(" Localhost,127.0.0.1 [::1]"), ["localhost", "127.0.0.1", "::1"]);
     }
 }

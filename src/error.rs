@@ -33,6 +33,8 @@ pub enum Resource {
     NotificationConfig,
     Department,
     User,
+    /// A notification of the delivery log.
+    Notification,
 }
 
 impl fmt::Display for Resource {
@@ -45,6 +47,7 @@ impl fmt::Display for Resource {
             Resource::NotificationConfig => "notification configuration",
             Resource::Department => "department",
             Resource::User => "user",
+            Resource::Notification => "notification",
         })
     }
 }
@@ -87,6 +90,12 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("too many requests")]
     RateLimited,
+    /// An idempotency key reused with a different request.
+    #[error("{0}")]
+    Unprocessable(&'static str),
+    /// The same request is still being processed by another call.
+    #[error("{0}")]
+    InProgress(&'static str),
     /// A fault of ours. Logged with its cause chain, shown as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

@@ -30,11 +30,19 @@ use crate::error::{Denial, Error, FieldError, Resource};
 /// Largest JSON body any endpoint accepts unless its route raises it.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// `POST /v1/events` takes bodies up to 256 KiB (contract §8, §9).
+pub const EVENTS_BODY_LIMIT: usize = 256 * 1024;
+
+/// The largest body a request to `path` may carry.
+pub fn body_limit(path: &str) -> usize {
+    if path == "/v1/events" { EVENTS_BODY_LIMIT } else { BODY_LIMIT }
+}
+
 /// How much of an oversized body is still read (and dropped) before the 413
 /// goes out, so that a client still writing it can read the answer.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
-/// Reads the whole request body (up to [`BODY_LIMIT`]) before routing.
+/// Reads the whole request body (up to [`body_limit`]) before routing.
 ///
 /// A handler may refuse a request before it reads the body (a bad token, a
 /// wrong content type). If the body were left unread, hyper would close the
@@ -45,6 +53,7 @@ pub async fn buffer_body(req: Request, next: Next) -> Response {
     use http_body_util::BodyExt;
 
     let (parts, mut body) = req.into_parts();
+    let limit = body_limit(parts.uri.path());
     let declared =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > DRAIN_LIMIT) {
@@ -58,14 +67,14 @@ pub async fn buffer_body(req: Request, next: Next) -> Response {
         };
         if let Ok(data) = frame.into_data() {
             seen += data.len();
-            if seen <= BODY_LIMIT {
+            if seen <= limit {
                 kept.extend_from_slice(&data);
             } else if seen > DRAIN_LIMIT {
                 break;
             }
         }
     }
-    if seen > BODY_LIMIT {
+    if seen > limit {
         return Error::PayloadTooLarge.into_response();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
@@ -133,6 +142,8 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::InProgress(_) => StatusCode::CONFLICT,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -156,6 +167,7 @@ pub fn public_message(err: &Error) -> String {
         Error::PayloadTooLarge => "request body is too large".into(),
         Error::UnsupportedMediaType => "request body must be JSON (Content-Type: application/json)".into(),
         Error::RateLimited => "too many requests".into(),
+        Error::Unprocessable(why) | Error::InProgress(why) => (*why).into(),
         Error::Internal(_) => "internal server error".into(),
     }
 }

@@ -3,6 +3,7 @@
 //! here, so rules (who may do what, what is valid) are decided once.
 
 pub mod audit;
+pub mod delivery;
 pub mod departments;
 pub mod orgs;
 pub mod policy;

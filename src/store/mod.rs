@@ -14,6 +14,7 @@
 //! through sqlx's pool; on PostgreSQL everything goes through sqlx.
 
 mod audit;
+mod delivery;
 mod directory;
 mod orgs;
 mod policy;
@@ -33,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use audit::AuditPage;
+pub use delivery::EventWrite;
 pub use directory::{DepartmentWrite, UserWrite};
 pub use policy::PolicyChange;
 pub use smtp::{Decided, SmtpDecision, SmtpRow};

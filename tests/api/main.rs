@@ -9,10 +9,13 @@ mod support;
 
 mod audit;
 mod cli;
+mod delivery;
 mod directory;
 mod envelopes;
 mod every_endpoint;
+mod interop;
 mod native;
 mod ops;
+mod processes;
 mod smtp_settings;
 mod zitadel;

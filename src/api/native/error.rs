@@ -23,6 +23,8 @@ fn slug(err: &Error) -> &'static str {
         Error::PayloadTooLarge => "payload-too-large",
         Error::UnsupportedMediaType => "unsupported-media-type",
         Error::RateLimited => "rate-limited",
+        Error::Unprocessable(_) => "idempotency-key-reused",
+        Error::InProgress(_) => "request-in-progress",
         Error::Internal(_) => "internal",
     }
 }

@@ -2,6 +2,7 @@
 //! audit log. Errors are RFC 9457 problem documents.
 
 pub mod audit;
+pub mod delivery;
 pub mod error;
 pub mod orgs;
 
@@ -17,4 +18,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::revoke_token))
         .routes(routes!(audit::org_audit))
         .routes(routes!(audit::instance_audit))
+        .routes(routes!(delivery::post_event))
+        .routes(routes!(delivery::list_notifications))
+        .routes(routes!(delivery::get_notification))
+        .routes(routes!(delivery::retry_notification))
+        .routes(routes!(delivery::smtp_test))
 }

@@ -1,5 +1,7 @@
 //! `TestApp`: the real server on `127.0.0.1:0` over a fresh database.
 
+pub mod smtp;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -202,6 +204,10 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub state: herald::app::AppState,
+    /// The file transport's directory (`HERALD_OUTBOX_DIR`).
+    pub outbox_dir: PathBuf,
+    _outbox: tempfile::TempDir,
     pub backend: Backend,
     pub admin_token: String,
     pub store: Store,
@@ -252,24 +258,49 @@ impl TestApp {
     }
 
     pub async fn spawn_on(backend: Backend, db: TestDb) -> TestApp {
+        Self::spawn_with(backend, db, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_on`], with a chance to change the config first.
+    pub async fn spawn_with(backend: Backend, db: TestDb, change: impl FnOnce(&mut Config)) -> TestApp {
         capture_logs();
         let admin_token = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
+        let outbox = tempfile::tempdir().unwrap();
         let mut config = Config::new(db.url.clone());
+        // Test SMTP servers listen on loopback; the policy must let them in.
+        config.delivery.allow_hosts = vec!["127.0.0.1".into(), "localhost".into()];
+        config.delivery.outbox_dir = outbox.path().join("outbox");
+        config.delivery.poll = std::time::Duration::from_millis(50);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(Secret::new(admin_token.clone()));
         // PostgreSQL needs an explicit key; SQLite tests use the key file.
         if backend == Backend::Postgres {
             config.secret_key = Some(Secret::new(TEST_SECRET_KEY));
         }
+        change(&mut config);
+        let outbox_dir = config.delivery.outbox_dir.clone();
         let clock = Clock::default();
         let server = Server::build(&config, clock.clone()).await.expect("build server");
         let addr = server.local_addr().unwrap();
         let store = server.state().store().clone();
+        let state = server.state().clone();
         let (tx, rx) = oneshot::channel();
         tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
-        TestApp { addr, backend, admin_token, store, clock, client: reqwest::Client::new(), shutdown: Some(tx), db }
+        TestApp {
+            addr,
+            state,
+            outbox_dir,
+            _outbox: outbox,
+            backend,
+            admin_token,
+            store,
+            clock,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            db,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,389 @@
+//! `POST /v1/events` (contract §8): validate, decide who is notified,
+//! render, and commit the event with its notifications and outbox rows
+//! before answering 202.
+//!
+//! Commits go through one [`Committer`] per process: under load it writes
+//! the events that arrived while the previous commit ran in a single
+//! transaction (group commit), so acceptance is not bound to one commit per
+//! request. Each caller still gets its 202 only after its own event is on disk.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::templates;
+use super::{IdempotencyClaim, NewEvent, NewNotification};
+use crate::clock::{Clock, Millis};
+use crate::domain::smtp::{parse_address, parse_text};
+use crate::domain::{OrgId, policy};
+use crate::error::{Error, FieldErrors, Resource};
+use crate::store::{EventWrite, Store};
+
+/// The event types of this release.
+pub const TYPES: &[&str] = &["message.send", "user.password_changed"];
+
+/// How long a claimed idempotency key stays "in flight" if its process dies
+/// before writing the event; after that a retry may take it over.
+const CLAIM_MS: i64 = 60_000;
+const MAX_SUBJECT: usize = 998;
+const MAX_KEY: usize = 255;
+const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventBody {
+    /// `message.send` or `user.password_changed`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who `user.password_changed` is for: a user id or an email address.
+    pub recipient: Option<Recipient>,
+    /// The sender identity (email) of a document event.
+    pub sender_identity: Option<String>,
+    /// `message.send`: `{to, subject, text, html?}`.
+    #[schema(value_type = Object)]
+    pub data: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Recipient {
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+}
+
+/// The answer to an accepted event: the 202 body, or the first response to
+/// the same idempotent request, replayed.
+#[derive(Debug)]
+pub struct Accepted {
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// The body as one canonical string (object keys sorted, no whitespace),
+/// so that "the same body" does not depend on formatting.
+pub fn canonical(value: &Value) -> String {
+    // serde_json's map is ordered by key unless `preserve_order` is on; a
+    // unit test below fails if that ever changes.
+    value.to_string()
+}
+
+fn digest(canonical: &str) -> String {
+    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks an `Idempotency-Key` header value: 1–255 visible ASCII characters.
+pub fn parse_key(raw: &str) -> Result<String, Error> {
+    if raw.is_empty() || raw.len() > MAX_KEY || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::field("Idempotency-Key", format!("must be 1–{MAX_KEY} visible ASCII characters")));
+    }
+    Ok(raw.to_owned())
+}
+
+fn text_field(data: &Map<String, Value>, name: &str, errors: &mut FieldErrors) -> Option<String> {
+    match data.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errors.add(format!("data.{name}"), "must be a string");
+            None
+        }
+    }
+}
+
+/// What an event asks for, checked.
+enum Plan {
+    Message { to: String, subject: String, text: String, html: Option<String> },
+    PasswordChanged { user_id: Option<String>, email: Option<String> },
+}
+
+fn plan(body: &EventBody) -> Result<Plan, Error> {
+    let mut errors = FieldErrors::new();
+    let empty = Map::new();
+    let data = body.data.as_ref().unwrap_or(&empty);
+    let plan = match body.kind.as_str() {
+        "message.send" => {
+            if body.recipient.is_some() {
+                errors.add("recipient", "is not used by message.send (the address goes in data.to)");
+            }
+            let to = text_field(data, "to", &mut errors);
+            let subject = text_field(data, "subject", &mut errors);
+            let text = text_field(data, "text", &mut errors);
+            let html = text_field(data, "html", &mut errors);
+            for key in data.keys() {
+                if !["to", "subject", "text", "html"].contains(&key.as_str()) {
+                    errors.add(format!("data.{key}"), "is not a known field (expected to, subject, text, html)");
+                }
+            }
+            let to = match to {
+                Some(to) => errors.take(parse_address("data.to", "data.to", &to)),
+                None => {
+                    errors.add("data.to", "is required");
+                    None
+                }
+            };
+            let subject = match subject {
+                Some(s) => errors.take(parse_text("data.subject", "data.subject", &s, MAX_SUBJECT)),
+                None => {
+                    errors.add("data.subject", "is required");
+                    None
+                }
+            };
+            if text.is_none() {
+                errors.add("data.text", "is required");
+            }
+            errors.finish()?;
+            Plan::Message {
+                to: to.unwrap_or_default(),
+                subject: subject.unwrap_or_default(),
+                text: text.unwrap_or_default(),
+                html,
+            }
+        }
+        "user.password_changed" => {
+            let (user_id, email) = match &body.recipient {
+                Some(Recipient { user_id: Some(id), email: None }) => (Some(id.clone()), None),
+                Some(Recipient { user_id: None, email: Some(e) }) => {
+                    (None, errors.take(parse_address("recipient.email", "recipient.email", e)))
+                }
+                _ => {
+                    errors.add("recipient", "needs exactly one of userId and email");
+                    (None, None)
+                }
+            };
+            errors.finish()?;
+            Plan::PasswordChanged { user_id, email }
+        }
+        _ => {
+            return Err(Error::field("type", format!("must be one of {}", TYPES.join(", "))));
+        }
+    };
+    Ok(plan)
+}
+
+fn notification(
+    to_addr: String,
+    to_name: Option<String>,
+    subject: String,
+    text: String,
+    html: Option<String>,
+    locale: String,
+) -> NewNotification {
+    NewNotification {
+        id: uuid::Uuid::now_v7().to_string(),
+        to_addr,
+        to_name,
+        subject,
+        body_text: text,
+        body_html: html,
+        locale,
+    }
+}
+
+/// Builds the event: who is notified (or why nobody is), rendered.
+async fn build(store: &Store, org: &OrgId, body: &EventBody, now: Millis) -> Result<NewEvent, Error> {
+    let plan = plan(body)?;
+    let mut event = NewEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        org: org.clone(),
+        kind: body.kind.clone(),
+        suppressed: None,
+        notifications: Vec::new(),
+        created_at: now,
+    };
+    match plan {
+        Plan::Message { to, subject, text, html } => {
+            event.notifications.push(notification(to, None, subject, text, html, "Default".into()));
+        }
+        Plan::PasswordChanged { user_id, email } => {
+            let user_id = match (user_id, &email) {
+                (Some(id), _) => Some(id),
+                (None, Some(email)) => store.user_id_by_email(org, email).await?,
+                (None, None) => None,
+            };
+            let user = match user_id {
+                Some(id) => Some(store.user(org, &id).await?.ok_or(Error::NotFound(Resource::User))?),
+                None => None,
+            };
+            let (to, name, locale) = match (&user, email) {
+                (Some(u), _) => (u.email.clone(), Some(u.name.clone()), u.locale.clone()),
+                (None, Some(e)) => (e, None, "Default".to_owned()),
+                (None, None) => return Err(Error::field("recipient", "needs exactly one of userId and email")),
+            };
+            let policy = policy::effective(store, org).await?;
+            if !policy.password_change {
+                event.suppressed = Some("the organisation's notification policy has passwordChange off".into());
+                return Ok(event);
+            }
+            let org_name = store.org_name(org).await?.unwrap_or_default();
+            let greeting = name.clone().unwrap_or_else(|| to.split('@').next().unwrap_or_default().to_owned());
+            let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now.0)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            let ctx = minijinja::context! { name => greeting, email => &to, org => org_name, at => at };
+            let rendered = templates::render("user.password_changed", &locale, ctx)?;
+            event.notifications.push(notification(
+                to,
+                name,
+                rendered.subject,
+                rendered.text,
+                Some(rendered.html),
+                locale,
+            ));
+        }
+    }
+    Ok(event)
+}
+
+fn response_body(event: &NewEvent) -> String {
+    let notifications: Vec<Value> =
+        event.notifications.iter().map(|n| json!({ "id": n.id, "to": n.to_addr, "status": "queued" })).collect();
+    let mut body = json!({ "id": event.id, "type": event.kind, "notifications": notifications });
+    if let Some(reason) = &event.suppressed {
+        body["suppressed"] = json!(reason);
+    }
+    body.to_string()
+}
+
+/// Accepts one event for `org` (contract §8).
+pub async fn accept(
+    store: &Store,
+    committer: &Committer,
+    clock: &Clock,
+    org: &OrgId,
+    key: Option<String>,
+    body: Value,
+) -> Result<Accepted, Error> {
+    let canonical = canonical(&body);
+    let parsed: EventBody = crate::api::parse_json(canonical.as_bytes())?;
+    let now = clock.now();
+    let event = build(store, org, &parsed, now).await?;
+    let response = response_body(&event);
+    if let Some(key) = &key {
+        let claim = store.claim_idempotency_key(org, key, &digest(&canonical), now, Millis(now.0 + CLAIM_MS)).await?;
+        match claim {
+            IdempotencyClaim::Claimed => {}
+            IdempotencyClaim::Replay(body) => return Ok(Accepted { body, replayed: true }),
+            IdempotencyClaim::OtherBody => {
+                return Err(Error::Unprocessable("this Idempotency-Key was used with a different request body"));
+            }
+            IdempotencyClaim::InFlight => {
+                return Err(Error::InProgress("a request with this Idempotency-Key is still being processed"));
+            }
+        }
+    }
+    let idempotency = key.clone().map(|k| (k, response.clone()));
+    if let Err(e) = committer.commit(event.clone(), idempotency).await {
+        if let Some(key) = &key
+            && let Err(release) = store.release_idempotency_key(org, key).await
+        {
+            tracing::warn!(error = %release, "could not release an idempotency key; it frees itself in a minute");
+        }
+        return Err(e.into());
+    }
+    metrics::counter!("herald_events_total", "type" => event.kind.clone()).increment(1);
+    if event.suppressed.is_some() {
+        metrics::counter!("herald_notifications_total", "status" => "suppressed").increment(1);
+    } else {
+        metrics::counter!("herald_notifications_total", "status" => "queued")
+            .increment(event.notifications.len() as u64);
+    }
+    Ok(Accepted { body: response, replayed: false })
+}
+
+struct Job {
+    event: NewEvent,
+    idempotency: Option<(String, String)>,
+    done: oneshot::Sender<anyhow::Result<()>>,
+}
+
+/// Writes accepted events, many per transaction when they arrive together,
+/// and wakes this process's workers after each commit.
+#[derive(Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the commit loop on the current runtime.
+    pub fn start(store: Store, wake: Arc<Notify>) -> Committer {
+        let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                commit_batch(&store, &mut batch).await;
+                wake.notify_waiters();
+            }
+        });
+        Committer { jobs }
+    }
+
+    /// Commits one event (with its idempotent response); resolves once it
+    /// is durable.
+    pub async fn commit(&self, event: NewEvent, idempotency: Option<(String, String)>) -> anyhow::Result<()> {
+        let (done, result) = oneshot::channel();
+        self.jobs.send(Job { event, idempotency, done }).await.map_err(|_| anyhow::anyhow!("the committer stopped"))?;
+        result.await.context("the committer stopped")?
+    }
+}
+
+async fn commit_batch(store: &Store, batch: &mut Vec<Job>) {
+    let writes: Vec<EventWrite<'_>> = batch
+        .iter()
+        .map(|j| EventWrite {
+            event: &j.event,
+            idempotency: j.idempotency.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
+        })
+        .collect();
+    let together = store.insert_events(&writes).await;
+    drop(writes);
+    match together {
+        Ok(()) => {
+            for job in batch.drain(..) {
+                let _ = job.done.send(Ok(()));
+            }
+        }
+        Err(_) if batch.len() > 1 => {
+            // One bad event must not fail the others: write each alone.
+            for job in batch.drain(..) {
+                let write = EventWrite {
+                    event: &job.event,
+                    idempotency: job.idempotency.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
+                };
+                let result = store.insert_events(std::slice::from_ref(&write)).await;
+                let _ = job.done.send(result);
+            }
+        }
+        Err(e) => {
+            for job in batch.drain(..) {
+                let _ = job.done.send(Err(anyhow::anyhow!("{e:#}")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_ignores_key_order_and_whitespace() {
+        let a: Value = serde_json::from_str(r#"{"type":"message.send","data":{"to":"a@b.c","subject":"s"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"data\" : { \"subject\":\"s\", \"to\":\"a@b.c\" },\n \"type\":\"message.send\" }")
+                .unwrap();
+        assert_eq!(canonical(&a), canonical(&b));
+        assert_ne!(digest(&canonical(&a)), digest(&canonical(&json!({"type": "message.send"}))));
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(parse_key("order-42/retry").is_ok());
+        for bad in ["", " x", "a\r\nb", "ä", &"k".repeat(256)] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The delivery engine (contract §8): events become notifications, which
+//! wait in a durable outbox until a worker sends them through the org's
+//! effective SMTP server (or writes them to the outbox directory).
+//!
+//! - [`events`]: `POST /v1/events`, idempotency, recipients and policy.
+//! - [`templates`]: subjects and bodies from the files in `templates/`.
+//! - [`mailer`]: building messages, SMTP and file transports, the outbound
+//!   host policy, and the step-by-step test send.
+//! - [`worker`]: claiming, sending, retrying and recording results.
+
+pub mod events;
+pub mod mailer;
+pub mod templates;
+pub mod worker;
+
+use std::time::Duration;
+
+use crate::clock::Millis;
+use crate::crypto::Cipher;
+use crate::domain::OrgId;
+use crate::domain::audit::Scope;
+use crate::domain::smtp::{self, Security, SmtpServer};
+use crate::error::{Error, Resource};
+use crate::secret::Secret;
+use crate::store::Store;
+use mailer::{Delivery, MailParts, Mailer, TestReport};
+
+/// How long an idempotency key is remembered: 24 hours.
+pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Where a notification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// In the outbox, never tried.
+    Queued,
+    /// Leased by a worker that is sending it now.
+    Sending,
+    Sent,
+    /// Failed transiently; in the outbox again, due after a back-off.
+    Retrying,
+    /// Failed permanently or ran out of attempts; `retry` requeues it.
+    Dead,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [Status::Queued, Status::Sending, Status::Sent, Status::Retrying, Status::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Sending => "sending",
+            Status::Sent => "sent",
+            Status::Retrying => "retrying",
+            Status::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// A notification as written when its event is accepted: rendered once, so
+/// every attempt sends the same mail.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    pub id: String,
+    pub to_addr: String,
+    pub to_name: Option<String>,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    pub locale: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub org: OrgId,
+    pub kind: String,
+    /// Why no notification was made, when none was.
+    pub suppressed: Option<String>,
+    pub notifications: Vec<NewNotification>,
+    pub created_at: Millis,
+}
+
+/// A notification in the delivery log.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub id: String,
+    pub event_id: String,
+    pub kind: String,
+    pub to: String,
+    pub subject: String,
+    pub locale: String,
+    pub status: Status,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub smtp_response: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub sent_at: Option<Millis>,
+}
+
+/// One send attempt and how it ended.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempt: i64,
+    pub at: Millis,
+    /// The status it left the notification in: sent, retrying or dead.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub smtp_response: Option<String>,
+}
+
+/// An outbox row a worker holds a lease on, with what it needs to send.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub org: OrgId,
+    pub to_addr: String,
+    pub to_name: Option<String>,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    /// This attempt's number (1 for the first).
+    pub attempt: i64,
+    pub queued_at: Millis,
+}
+
+/// How one send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent { response: String },
+    Retry { error: String, response: Option<String>, at: Millis },
+    Dead { error: String, response: Option<String> },
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key is ours: write the event.
+    Claimed,
+    /// The same request already succeeded: its response, to replay.
+    Replay(String),
+    /// The key was used with another body.
+    OtherBody,
+    /// The first request with this key is still being processed.
+    InFlight,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Done,
+    NotFound,
+    NotDead,
+}
+
+/// Retry policy: exponential back-off with jitter, bounded by a number of
+/// attempts and an age.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: i64,
+    pub max_age: Duration,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 10,
+            max_age: Duration::from_secs(24 * 3600),
+            base: Duration::from_secs(30),
+            cap: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1`: `base · 2^(attempt-1)`, capped,
+    /// then scaled by a random factor in [0.5, 1.0) ("equal jitter"), so
+    /// mails that failed together do not come back together.
+    pub fn backoff(&self, attempt: i64, jitter: f64) -> Duration {
+        let exp = u32::try_from((attempt - 1).clamp(0, 30)).unwrap_or(30);
+        let raw = self.base.saturating_mul(2u32.saturating_pow(exp)).min(self.cap);
+        raw.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+
+    /// What a transient failure of `claimed` at `now` turns into.
+    pub fn after_transient(&self, claimed: &Claimed, now: Millis, error: String, response: Option<String>) -> Outcome {
+        let age_ms = i64::try_from(self.max_age.as_millis()).unwrap_or(i64::MAX);
+        if claimed.attempt >= self.max_attempts {
+            return Outcome::Dead { error: format!("gave up after {} attempts: {error}", claimed.attempt), response };
+        }
+        let delay = self.backoff(claimed.attempt, rand::random::<f64>());
+        let at = Millis(now.0 + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2));
+        if at.0 - claimed.queued_at.0 > age_ms {
+            return Outcome::Dead {
+                error: format!("gave up after {} attempts (too old): {error}", claimed.attempt),
+                response,
+            };
+        }
+        Outcome::Retry { error, response, at }
+    }
+}
+
+/// An unsaved server for a test send (`POST /v1/smtp/test` `config`).
+#[derive(Debug, Clone)]
+pub struct TestServer {
+    pub host: String,
+    pub port: Option<u16>,
+    pub security: Security,
+    pub accept_invalid_certs: bool,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from_email: Option<String>,
+    pub from_name: Option<String>,
+}
+
+/// The outcome of a test send.
+#[derive(Debug, Clone)]
+pub enum TestOutcome {
+    /// No server is configured: the mail went to the outbox directory.
+    File {
+        detail: String,
+    },
+    Smtp(TestReport),
+}
+
+/// Sends one test mail to `to` now, through `draft` or the org's effective
+/// server. An unsaved config borrows the stored password only when it names
+/// the same host and port as the stored server (the rule of contract §3);
+/// for any other server a password must be given, never the stored one.
+pub async fn test_send(
+    store: &Store,
+    cipher: &Cipher,
+    mailer: &Mailer,
+    org: &OrgId,
+    to: &str,
+    draft: Option<TestServer>,
+) -> Result<TestOutcome, Error> {
+    let stored = smtp::effective_server(store, cipher, org).await?;
+    let server = match draft {
+        None => stored,
+        Some(d) => {
+            let port = d.port.unwrap_or(d.security.default_port());
+            let borrowed = match (&d.password, &stored) {
+                (None, Some(s)) if s.host.eq_ignore_ascii_case(&d.host) && s.port == port => s.password.clone(),
+                _ => None,
+            };
+            Some(SmtpServer {
+                scope: Scope::Org(org.clone()),
+                config_id: format!("test-{}", uuid::Uuid::now_v7()),
+                version: 0,
+                host: d.host,
+                port,
+                security: d.security,
+                accept_invalid_certs: d.accept_invalid_certs,
+                username: d.username,
+                password: d.password.or(borrowed),
+                from_email: d.from_email,
+                from_name: d.from_name,
+                reply_to: None,
+            })
+        }
+    };
+    let org_name = store.org_name(org).await?.unwrap_or_default();
+    let id = uuid::Uuid::now_v7().to_string();
+    let text = format!(
+        "This is a test message from Herald for the organisation {org_name}.\n\nIf you can read it, these SMTP settings work."
+    );
+    let parts =
+        MailParts { id: &id, to_addr: to, to_name: None, subject: "Herald test message", text: &text, html: None };
+    match server {
+        Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),
+        None => match mailer.deliver(None, &parts).await {
+            Delivery::Accepted { response } => Ok(TestOutcome::File { detail: response }),
+            Delivery::Transient { error, .. } | Delivery::Permanent { error, .. } => {
+                Err(Error::Internal(anyhow::anyhow!("test mail to the outbox directory failed: {error}")))
+            }
+        },
+    }
+}
+
+/// One notification of the org's delivery log, with its attempts.
+pub async fn get(store: &Store, org: &OrgId, id: &str) -> Result<(Notification, Vec<Attempt>), Error> {
+    let n = store.notification(org, id).await?.ok_or(Error::NotFound(Resource::Notification))?;
+    let attempts = store.attempts(&n.id).await?;
+    Ok((n, attempts))
+}
+
+/// A page of the delivery log, newest first.
+pub async fn page(
+    store: &Store,
+    org: &OrgId,
+    status: Option<Status>,
+    before: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Notification>, Error> {
+    // Every id sorts below "~", so no cursor means "from the newest".
+    Ok(store.notifications(org, status, before.unwrap_or("~"), limit).await?)
+}
+
+/// Requeues a dead notification.
+pub async fn retry(store: &Store, org: &OrgId, id: &str, now: Millis) -> Result<(), Error> {
+    match store.requeue(org, id, now).await? {
+        Requeue::Done => {
+            metrics::counter!("herald_notifications_total", "status" => "queued").increment(1);
+            Ok(())
+        }
+        Requeue::NotFound => Err(Error::NotFound(Resource::Notification)),
+        Requeue::NotDead => Err(Error::Precondition("only a dead notification can be retried")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1, 1.0), Duration::from_secs(30));
+        assert_eq!(p.backoff(1, 0.0), Duration::from_secs(15));
+        assert_eq!(p.backoff(3, 1.0), Duration::from_secs(120));
+        assert_eq!(p.backoff(20, 1.0), Duration::from_secs(3600));
+        assert_eq!(p.backoff(20, 0.0), Duration::from_secs(1800));
+    }
+
+    fn claimed(attempt: i64, queued_at: i64) -> Claimed {
+        Claimed {
+            id: "n".into(),
+            org: OrgId::generate(),
+            to_addr: "a@example.com".into(),
+            to_name: None,
+            subject: "s".into(),
+            body_text: "t".into(),
+            body_html: None,
+            attempt,
+            queued_at: Millis(queued_at),
+        }
+    }
+
+    #[test]
+    fn transient_failures_retry_until_attempts_or_age_run_out() {
+        let p = RetryPolicy::default();
+        let now = Millis(1_000_000_000);
+        match p.after_transient(&claimed(1, now.0), now, "451".into(), None) {
+            Outcome::Retry { at, .. } => assert!(at.0 >= now.0 + 15_000 && at.0 <= now.0 + 30_000, "{at:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(p.after_transient(&claimed(10, now.0), now, "451".into(), None), Outcome::Dead { .. }));
+        let old = now.0 - 24 * 3600 * 1000;
+        assert!(matches!(p.after_transient(&claimed(2, old), now, "451".into(), None), Outcome::Dead { .. }));
+    }
+}

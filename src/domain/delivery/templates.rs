@@ -1,0 +1,124 @@
+//! Subjects and bodies of the mails Herald writes itself, rendered with
+//! minijinja from the files in `templates/email/` (compiled into the binary).
+//!
+//! Each notification type has `<lang>/<type>.subject.txt`, `.txt` and
+//! `.html` in English, German, French and Spanish. HTML is autoescaped (the
+//! `.html` suffix selects it); text and subject are not. A language without
+//! its own file falls back to English.
+
+use std::sync::LazyLock;
+
+use anyhow::Context;
+use minijinja::{AutoEscape, Environment, Value};
+
+/// Every template file, by its name under `templates/email/`.
+macro_rules! template_files {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/email/", $name)))),*]
+    };
+}
+
+const FILES: &[(&str, &str)] = template_files![
+    "layout.html",
+    "en/user.password_changed.subject.txt",
+    "en/user.password_changed.txt",
+    "en/user.password_changed.html",
+    "de/user.password_changed.subject.txt",
+    "de/user.password_changed.txt",
+    "de/user.password_changed.html",
+    "fr/user.password_changed.subject.txt",
+    "fr/user.password_changed.txt",
+    "fr/user.password_changed.html",
+    "es/user.password_changed.subject.txt",
+    "es/user.password_changed.txt",
+    "es/user.password_changed.html",
+];
+
+/// The languages with templates of their own.
+pub const LANGUAGES: &[&str] = &["en", "de", "fr", "es"];
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| if name.ends_with(".html") { AutoEscape::Html } else { AutoEscape::None });
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    for (name, source) in FILES {
+        // The files are part of the build and a unit test renders every one;
+        // a broken one is reported at render time, not here.
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "invalid template");
+        }
+    }
+    env
+});
+
+/// The template language for a user locale of contract §7 (`DE`, `Default`, …).
+pub fn language(locale: &str) -> &'static str {
+    let lower = locale.to_ascii_lowercase();
+    LANGUAGES.iter().copied().find(|l| *l == lower).unwrap_or("en")
+}
+
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+fn pick(kind: &str, lang: &str, part: &str) -> String {
+    let own = format!("{lang}/{kind}.{part}");
+    if ENV.get_template(&own).is_ok() { own } else { format!("en/{kind}.{part}") }
+}
+
+/// Renders notification type `kind` in `locale` with `ctx`.
+pub fn render(kind: &str, locale: &str, ctx: Value) -> anyhow::Result<Rendered> {
+    let lang = language(locale);
+    let part = |part: &str| -> anyhow::Result<String> {
+        let name = pick(kind, lang, part);
+        let template = ENV.get_template(&name).with_context(|| format!("template {name}"))?;
+        template.render(&ctx).with_context(|| format!("render {name}"))
+    };
+    let subject = part("subject.txt")?.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = part("txt")?;
+    let ctx = minijinja::context! { subject => &subject, lang => lang, ..ctx };
+    let name = pick(kind, lang, "html");
+    let html = ENV.get_template(&name).and_then(|t| t.render(&ctx)).with_context(|| format!("render {name}"))?;
+    Ok(Rendered { subject, text, html })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(name: &str) -> Value {
+        minijinja::context! { name => name, email => "ada@example.com", org => "Acme", at => "2026-11-23 10:00 UTC" }
+    }
+
+    #[test]
+    fn every_language_renders_and_html_is_escaped() {
+        for lang in LANGUAGES {
+            let r = render("user.password_changed", lang, ctx("<b>Ada</b>")).unwrap();
+            assert!(r.subject.contains("Acme") && !r.subject.contains('\n'), "{lang}: {}", r.subject);
+            assert!(r.text.contains("<b>Ada</b>"), "text is not escaped");
+            assert!(r.html.contains("&lt;b&gt;Ada&lt;") && !r.html.contains("<b>Ada"), "{lang}: {}", r.html);
+            assert!(r.html.contains(&format!("lang=\"{lang}\"")));
+        }
+    }
+
+    #[test]
+    fn locales_pick_their_language_and_others_fall_back_to_english() {
+        let de = render("user.password_changed", "DE", ctx("Ada")).unwrap();
+        assert!(de.subject.contains("Passwort"), "{}", de.subject);
+        let ja = render("user.password_changed", "JA", ctx("Ada")).unwrap();
+        let en = render("user.password_changed", "Default", ctx("Ada")).unwrap();
+        assert_eq!(ja, en);
+        assert!(en.subject.starts_with("Your Acme password"));
+    }
+
+    #[test]
+    fn every_file_parses() {
+        for (name, _) in FILES {
+            assert!(ENV.get_template(name).is_ok(), "{name}");
+        }
+    }
+}

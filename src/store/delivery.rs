@@ -1,0 +1,451 @@
+//! Events, notifications, the outbox and idempotency keys (contract §8).
+//!
+//! The outbox holds one row per notification still to be sent. Workers
+//! claim due rows by moving their `available_at` to the end of a lease and
+//! stamping a `lease_id`; a result is written back only while that lease is
+//! still the row's, so a worker that lost its lease (it stalled past the end
+//! and another took the row) cannot overwrite the newer attempt.
+
+use anyhow::Context;
+
+use super::{BeginWrite, Store, read_all, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::delivery::{
+    Attempt, Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status,
+};
+
+const INSERT_EVENT: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
+    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
+     created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11)";
+const INSERT_OUTBOX: &str =
+    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
+const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
+
+const CLAIM_KEY: &str =
+    "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
+    VALUES ($1, $2, $3, NULL, $4, $5) ON CONFLICT (org_id, idem_key) DO NOTHING";
+const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_until FROM idempotency_keys
+    WHERE org_id = $1 AND idem_key = $2";
+const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
+    claimed_until = $5 WHERE org_id = $1 AND idem_key = $2";
+const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
+const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+
+// The claim: the oldest due rows, leased in one statement. PostgreSQL skips
+// rows another worker is claiming at this moment; SQLite has one writer.
+const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4
+    FOR UPDATE SKIP LOCKED)";
+const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
+const MARK_SENDING: &str = "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
+    WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
+const CLAIMED: &str = "SELECT n.id, n.org_id, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html, n.attempts,
+    o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id WHERE o.lease_id = $1";
+
+const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
+const RETRY_OUTBOX: &str =
+    "UPDATE outbox SET available_at = $3, lease_id = NULL WHERE notification_id = $1 AND lease_id = $2";
+const SET_RESULT: &str = "UPDATE notifications SET status = $2, last_error = $3, smtp_response = $4, updated_at = $5,
+    sent_at = $6 WHERE id = $1";
+const INSERT_ATTEMPT: &str =
+    "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO NOTHING";
+
+#[cfg(test)]
+const NOTIFICATION_COLUMNS: &str = "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at";
+const NOTIFICATION: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications WHERE org_id = $1 AND id = $2";
+const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications
+    WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3 + 0";
+const PAGE_BY_STATUS: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications
+    WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
+const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
+    WHERE notification_id = $1 ORDER BY attempt";
+const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
+const REQUEUE: &str = "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
+    AND status = 'dead'";
+const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
+
+const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
+const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
+
+type NotificationRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
+type ClaimedRow = (String, String, String, Option<String>, String, String, Option<String>, i64, i64);
+
+fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
+    let (id, event_id, kind, to, subject, locale, status, attempts, last_error, smtp_response, created, updated, sent) =
+        row;
+    Ok(Notification {
+        id,
+        event_id,
+        kind,
+        to,
+        subject,
+        locale,
+        status: Status::parse(&status).with_context(|| format!("unknown notification status {status:?}"))?,
+        attempts,
+        last_error,
+        smtp_response,
+        created_at: Millis(created),
+        updated_at: Millis(updated),
+        sent_at: sent.map(Millis),
+    })
+}
+
+/// An event to write, with the idempotency key whose response it stores.
+pub struct EventWrite<'a> {
+    pub event: &'a NewEvent,
+    pub idempotency: Option<(&'a str, &'a str)>,
+}
+
+impl Store {
+    /// Claims `key` for a request with body digest `hash`, or says why not.
+    pub async fn claim_idempotency_key(
+        &self,
+        org: &OrgId,
+        key: &str,
+        hash: &str,
+        now: Millis,
+        claim_until: Millis,
+    ) -> anyhow::Result<IdempotencyClaim> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let inserted = sqlx::query(CLAIM_KEY)
+                .bind(org.as_str())
+                .bind(key)
+                .bind(hash)
+                .bind(now.0)
+                .bind(claim_until.0)
+                .execute(&mut *tx)
+                .await
+                .context("claim idempotency key")?;
+            if inserted.rows_affected() == 1 {
+                tx.commit().await.context("commit key claim")?;
+                return Ok(IdempotencyClaim::Claimed);
+            }
+            let (stored_hash, response, created_at, claimed_until): (String, Option<String>, i64, i64) =
+                sqlx::query_as(READ_KEY)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("read idempotency key")?;
+            let expired = created_at <= now.0 - IDEMPOTENCY_WINDOW_MS;
+            // An abandoned claim (its process died before the event was
+            // written) is taken over once its claim time has passed.
+            let abandoned = response.is_none() && claimed_until <= now.0 && stored_hash == hash;
+            let outcome = if expired || abandoned {
+                sqlx::query(RECLAIM_KEY)
+                    .bind(org.as_str())
+                    .bind(key)
+                    .bind(hash)
+                    .bind(now.0)
+                    .bind(claim_until.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("reclaim idempotency key")?;
+                IdempotencyClaim::Claimed
+            } else if stored_hash != hash {
+                IdempotencyClaim::OtherBody
+            } else {
+                match response {
+                    Some(body) => IdempotencyClaim::Replay(body),
+                    None => IdempotencyClaim::InFlight,
+                }
+            };
+            tx.commit().await.context("commit key claim")?;
+            Ok(outcome)
+        })
+    }
+
+    /// Gives up a claimed key whose event was not written.
+    pub async fn release_idempotency_key(&self, org: &OrgId, key: &str) -> anyhow::Result<()> {
+        with_pool!(self, |p| sqlx::query(RELEASE_KEY).bind(org.as_str()).bind(key).execute(p).await.map(drop))
+            .context("release idempotency key")
+    }
+
+    /// Forgets keys older than `before`.
+    pub async fn purge_idempotency_keys(&self, before: Millis) -> anyhow::Result<u64> {
+        with_pool!(self, |p| sqlx::query(PURGE_KEYS).bind(before.0).execute(p).await.map(|r| r.rows_affected()))
+            .context("purge idempotency keys")
+    }
+
+    /// Writes events, their notifications and outbox rows, and the stored
+    /// responses of their idempotency keys, all in one transaction.
+    pub async fn insert_events(&self, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            for write in writes {
+                let e = write.event;
+                sqlx::query(INSERT_EVENT)
+                    .bind(&e.id)
+                    .bind(e.org.as_str())
+                    .bind(&e.kind)
+                    .bind(e.suppressed.as_deref())
+                    .bind(e.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert event")?;
+                for n in &e.notifications {
+                    sqlx::query(INSERT_NOTIFICATION)
+                        .bind(&n.id)
+                        .bind(e.org.as_str())
+                        .bind(&e.id)
+                        .bind(&e.kind)
+                        .bind(&n.to_addr)
+                        .bind(n.to_name.as_deref())
+                        .bind(&n.subject)
+                        .bind(&n.body_text)
+                        .bind(n.body_html.as_deref())
+                        .bind(&n.locale)
+                        .bind(e.created_at.0)
+                        .execute(&mut *tx)
+                        .await
+                        .context("insert notification")?;
+                    sqlx::query(INSERT_OUTBOX)
+                        .bind(&n.id)
+                        .bind(e.org.as_str())
+                        .bind(e.created_at.0)
+                        .execute(&mut *tx)
+                        .await
+                        .context("insert outbox row")?;
+                }
+                if let Some((key, response)) = write.idempotency {
+                    sqlx::query(STORE_RESPONSE)
+                        .bind(e.org.as_str())
+                        .bind(key)
+                        .bind(response)
+                        .execute(&mut *tx)
+                        .await
+                        .context("store idempotent response")?;
+                }
+            }
+            tx.commit().await.context("commit events")?;
+            Ok(())
+        })
+    }
+
+    /// Leases up to `limit` due outbox rows to `lease_id` until `lease_until`
+    /// and marks their notifications `sending` (counting the attempt).
+    pub async fn claim_outbox(
+        &self,
+        lease_id: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        let claim = match self.backend() {
+            super::Backend::Postgres => CLAIM_PG,
+            super::Backend::Sqlite => CLAIM_SQLITE,
+        };
+        let rows: Vec<ClaimedRow> = with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let claimed = sqlx::query(claim)
+                .bind(lease_id)
+                .bind(lease_until.0)
+                .bind(now.0)
+                .bind(limit)
+                .execute(&mut *tx)
+                .await
+                .context("claim outbox rows")?;
+            if claimed.rows_affected() == 0 {
+                return Ok(Vec::new());
+            }
+            sqlx::query(MARK_SENDING)
+                .bind(lease_id)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .context("mark notifications sending")?;
+            let rows = sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
+            tx.commit().await.context("commit claim")?;
+            rows
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, org_id, to_addr, to_name, subject, body_text, body_html, attempts, queued_at)| Claimed {
+                id,
+                org: OrgId::from_db(org_id),
+                to_addr,
+                to_name,
+                subject,
+                body_text,
+                body_html,
+                attempt: attempts,
+                queued_at: Millis(queued_at),
+            })
+            .collect())
+    }
+
+    /// Records the outcome of each leased send in one transaction. A result
+    /// whose lease was lost is kept as an attempt but changes nothing else.
+    pub async fn finish_sends(
+        &self,
+        lease_id: &str,
+        results: &[(&Claimed, Outcome)],
+        now: Millis,
+    ) -> anyhow::Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            for (claimed, outcome) in results {
+                let (status, error, response, next) = match outcome {
+                    Outcome::Sent { response } => (Status::Sent, None, Some(response.as_str()), None),
+                    Outcome::Retry { error, response, at } => {
+                        (Status::Retrying, Some(error.as_str()), response.as_deref(), Some(*at))
+                    }
+                    Outcome::Dead { error, response } => {
+                        (Status::Dead, Some(error.as_str()), response.as_deref(), None)
+                    }
+                };
+                let moved = match next {
+                    Some(at) => sqlx::query(RETRY_OUTBOX).bind(&claimed.id).bind(lease_id).bind(at.0),
+                    None => sqlx::query(SENT_OUTBOX).bind(&claimed.id).bind(lease_id),
+                }
+                .execute(&mut *tx)
+                .await
+                .context("update outbox row")?;
+                sqlx::query(INSERT_ATTEMPT)
+                    .bind(&claimed.id)
+                    .bind(claimed.attempt)
+                    .bind(now.0)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(response)
+                    .execute(&mut *tx)
+                    .await
+                    .context("record attempt")?;
+                if moved.rows_affected() == 0 {
+                    continue;
+                }
+                let sent_at = matches!(status, Status::Sent).then_some(now.0);
+                sqlx::query(SET_RESULT)
+                    .bind(&claimed.id)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(response)
+                    .bind(now.0)
+                    .bind(sent_at)
+                    .execute(&mut *tx)
+                    .await
+                    .context("record send result")?;
+            }
+            tx.commit().await.context("commit send results")?;
+            Ok(())
+        })
+    }
+
+    pub async fn notification(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<Notification>> {
+        let row: Option<NotificationRow> =
+            read_optional!(self, NOTIFICATION, org.as_str(), id).context("load notification")?;
+        row.map(notification_from).transpose()
+    }
+
+    /// Newest first, ids below `before` (a UUIDv7: ids sort by creation).
+    pub async fn notifications(
+        &self,
+        org: &OrgId,
+        status: Option<Status>,
+        before: &str,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Notification>> {
+        let limit = i64::from(limit);
+        let rows: Vec<NotificationRow> = match status {
+            Some(s) => read_all!(self, PAGE_BY_STATUS, org.as_str(), s.as_str(), before, limit),
+            None => read_all!(self, PAGE_ALL, org.as_str(), before, limit),
+        }
+        .context("page notifications")?;
+        rows.into_iter().map(notification_from).collect()
+    }
+
+    pub async fn attempts(&self, notification_id: &str) -> anyhow::Result<Vec<Attempt>> {
+        let rows: Vec<AttemptRow> = read_all!(self, ATTEMPTS, notification_id).context("load attempts")?;
+        Ok(rows
+            .into_iter()
+            .map(|(attempt, at, outcome, error, smtp_response)| Attempt {
+                attempt,
+                at: Millis(at),
+                outcome,
+                error,
+                smtp_response,
+            })
+            .collect())
+    }
+
+    /// Puts a dead notification back in the outbox, due now.
+    pub async fn requeue(&self, org: &OrgId, id: &str, now: Millis) -> anyhow::Result<Requeue> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let status: Option<(String,)> =
+                sqlx::query_as(STATUS_OF).bind(org.as_str()).bind(id).fetch_optional(&mut *tx).await.context("read")?;
+            match status {
+                None => return Ok(Requeue::NotFound),
+                Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
+                Some(_) => {}
+            }
+            sqlx::query(REQUEUE).bind(org.as_str()).bind(id).bind(now.0).execute(&mut *tx).await.context("requeue")?;
+            sqlx::query(INSERT_OUTBOX)
+                .bind(id)
+                .bind(org.as_str())
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .context("insert outbox row")?;
+            tx.commit().await.context("commit requeue")?;
+            Ok(Requeue::Done)
+        })
+    }
+
+    /// Rows waiting (not leased) and the oldest one's due time.
+    pub async fn outbox_stats(&self) -> anyhow::Result<(i64, Option<Millis>)> {
+        let row: Option<(i64, Option<i64>)> = read_optional!(self, OUTBOX_STATS).context("outbox stats")?;
+        Ok(row.map_or((0, None), |(n, oldest)| (n, oldest.map(Millis))))
+    }
+
+    /// The id of the org's user with this email (case-insensitive).
+    pub async fn user_id_by_email(&self, org: &OrgId, email: &str) -> anyhow::Result<Option<String>> {
+        let key = email.to_lowercase();
+        let row: Option<(String,)> =
+            read_optional!(self, USER_BY_EMAIL, org.as_str(), key.as_str()).context("find user by email")?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    pub async fn org_name(&self, org: &OrgId) -> anyhow::Result<Option<String>> {
+        let row: Option<(String,)> = read_optional!(self, ORG_NAME, org.as_str()).context("read org name")?;
+        Ok(row.map(|(n,)| n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_queries_select_the_row_columns() {
+        for sql in [NOTIFICATION, PAGE_ALL, PAGE_BY_STATUS] {
+            let squashed = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(squashed(sql).contains(&squashed(NOTIFICATION_COLUMNS)), "{sql}");
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! A small SMTP server for tests, over real TCP: plain, STARTTLS or
+//! implicit TLS (a certificate generated with rcgen for `localhost`), AUTH
+//! PLAIN/LOGIN, and scripted failures (a 4xx/5xx reply to DATA, or a
+//! connection dropped in the middle of DATA). It records every message and
+//! every byte a client sent before TLS.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No TLS at all (STARTTLS not offered).
+    Plain,
+    /// STARTTLS offered.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    ImplicitTls,
+}
+
+/// What the server does at the end of the next message's DATA.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Reply with this line (e.g. `451 4.3.0 try again later`).
+    Reply(String),
+    /// Close the connection after the first line of DATA.
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+    pub tls: bool,
+    pub auth: Option<(String, String)>,
+}
+
+impl Received {
+    /// The value of header `name` (first occurrence, unfolded).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap_or_default();
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let mut lines = head.split("\r\n").peekable();
+        while let Some(line) = lines.next() {
+            if line.to_ascii_lowercase().starts_with(&prefix) {
+                let mut value = line[prefix.len()..].trim().to_owned();
+                while let Some(next) = lines.peek().filter(|l| l.starts_with(' ') || l.starts_with('\t')) {
+                    value.push(' ');
+                    value.push_str(next.trim());
+                    lines.next();
+                }
+                return Some(value);
+            }
+        }
+        None
+    }
+}
+
+#[derive(Default)]
+struct State {
+    messages: Vec<Received>,
+    script: VecDeque<Action>,
+    plaintext: Vec<u8>,
+    credentials: Option<(String, String)>,
+    delay: Duration,
+    connections: usize,
+}
+
+pub struct TestSmtp {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestSmtp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn tls_acceptor() -> TlsAcceptor {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
+}
+
+impl TestSmtp {
+    pub async fn start(mode: Mode) -> TestSmtp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let acceptor = tls_acceptor();
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                shared.lock().unwrap().connections += 1;
+                tokio::spawn(connection(tcp, mode, acceptor.clone(), shared.clone()));
+            }
+        });
+        TestSmtp { addr, state, task }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Require AUTH with these credentials (AUTH is always offered).
+    pub fn require_auth(&self, user: &str, password: &str) {
+        self.state.lock().unwrap().credentials = Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// Queue actions for the next messages (then accept as usual).
+    pub fn script(&self, actions: impl IntoIterator<Item = Action>) {
+        self.state.lock().unwrap().script.extend(actions);
+    }
+
+    /// Wait this long before answering each DATA.
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    /// Every byte clients sent outside TLS.
+    pub fn plaintext(&self) -> String {
+        String::from_utf8_lossy(&self.state.lock().unwrap().plaintext).into_owned()
+    }
+
+    /// Waits (up to 20 s) until at least `n` messages arrived.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        for _ in 0..400 {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let got = self.messages();
+        panic!("expected {n} messages at the test SMTP server, got {}", got.len());
+    }
+}
+
+enum End<S> {
+    Closed,
+    Upgrade(S),
+}
+
+async fn connection(tcp: TcpStream, mode: Mode, acceptor: TlsAcceptor, state: Arc<Mutex<State>>) {
+    if mode == Mode::ImplicitTls {
+        if let Ok(tls) = acceptor.accept(tcp).await {
+            let _ = session(tls, true, true, mode, &state).await;
+        }
+        return;
+    }
+    if let End::Upgrade(tcp) = session(tcp, false, true, mode, &state).await
+        && let Ok(tls) = acceptor.accept(tcp).await
+    {
+        let _ = session(tls, true, false, mode, &state).await;
+    }
+}
+
+fn decode(b64: &str) -> String {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    tls: bool,
+    greet: bool,
+    mode: Mode,
+    state: &Arc<Mutex<State>>,
+) -> End<S> {
+    let mut io = BufReader::new(stream);
+    macro_rules! reply {
+        ($($t:tt)*) => {
+            if io.get_mut().write_all(format!($($t)*).as_bytes()).await.is_err() {
+                return End::Closed;
+            }
+        };
+    }
+    let mut line = String::new();
+    macro_rules! read_line {
+        () => {{
+            line.clear();
+            match io.read_line(&mut line).await {
+                Ok(0) | Err(_) => return End::Closed,
+                Ok(_) => {
+                    if !tls {
+                        state.lock().unwrap().plaintext.extend_from_slice(line.as_bytes());
+                    }
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            }
+        }};
+    }
+    if greet {
+        reply!("220 localhost ESMTP herald-test\r\n");
+    }
+    let mut from = String::new();
+    let mut to = Vec::new();
+    let mut auth: Option<(String, String)> = None;
+    loop {
+        let cmd = read_line!();
+        let upper = cmd.to_ascii_uppercase();
+        if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            let starttls = if mode == Mode::StartTls && !tls { "250-STARTTLS\r\n" } else { "" };
+            reply!("250-localhost\r\n{starttls}250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
+        } else if upper == "STARTTLS" && mode == Mode::StartTls && !tls {
+            reply!("220 2.0.0 ready to start TLS\r\n");
+            return End::Upgrade(io.into_inner());
+        } else if upper.starts_with("AUTH PLAIN") {
+            let arg = cmd.get(10..).unwrap_or_default().trim().to_owned();
+            let arg = if arg.is_empty() {
+                reply!("334 \r\n");
+                read_line!()
+            } else {
+                arg
+            };
+            let decoded = decode(&arg);
+            let mut parts = decoded.split('\0').skip(1);
+            let user = parts.next().unwrap_or_default().to_owned();
+            let pass = parts.next().unwrap_or_default().to_owned();
+            auth = Some((user, pass));
+            let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == auth.as_ref());
+            if ok {
+                reply!("235 2.7.0 authenticated\r\n");
+            } else {
+                reply!("535 5.7.8 authentication failed\r\n");
+            }
+        } else if upper.starts_with("AUTH LOGIN") {
+            reply!("334 VXNlcm5hbWU6\r\n");
+            let user = decode(&read_line!());
+            reply!("334 UGFzc3dvcmQ6\r\n");
+            let pass = decode(&read_line!());
+            auth = Some((user, pass));
+            let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == auth.as_ref());
+            if ok {
+                reply!("235 2.7.0 authenticated\r\n");
+            } else {
+                reply!("535 5.7.8 authentication failed\r\n");
+            }
+        } else if upper.starts_with("MAIL FROM:") {
+            let needs_auth = state.lock().unwrap().credentials.is_some();
+            if needs_auth && auth.is_none() {
+                reply!("530 5.7.0 authentication required\r\n");
+                continue;
+            }
+            from = cmd[10..].split_whitespace().next().unwrap_or_default().trim_matches(['<', '>']).to_owned();
+            to.clear();
+            reply!("250 2.1.0 ok\r\n");
+        } else if upper.starts_with("RCPT TO:") {
+            to.push(cmd[8..].split_whitespace().next().unwrap_or_default().trim_matches(['<', '>']).to_owned());
+            reply!("250 2.1.5 ok\r\n");
+        } else if upper == "DATA" {
+            reply!("354 end data with <CR><LF>.<CR><LF>\r\n");
+            let action = state.lock().unwrap().script.pop_front();
+            let mut data = String::new();
+            let mut first = true;
+            loop {
+                let l = read_line!();
+                if first && matches!(action, Some(Action::Drop)) {
+                    return End::Closed;
+                }
+                first = false;
+                if l == "." {
+                    break;
+                }
+                data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                data.push_str("\r\n");
+            }
+            let delay = state.lock().unwrap().delay;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            match action {
+                Some(Action::Reply(text)) => reply!("{text}\r\n"),
+                _ => {
+                    let n = {
+                        let mut s = state.lock().unwrap();
+                        s.messages.push(Received { from: from.clone(), to: to.clone(), data, tls, auth: auth.clone() });
+                        s.messages.len()
+                    };
+                    reply!("250 2.0.0 ok: queued as {n}\r\n");
+                }
+            }
+        } else if upper == "RSET" {
+            from.clear();
+            to.clear();
+            reply!("250 2.0.0 ok\r\n");
+        } else if upper == "NOOP" {
+            reply!("250 2.0.0 ok\r\n");
+        } else if upper == "QUIT" {
+            reply!("221 2.0.0 bye\r\n");
+            return End::Closed;
+        } else {
+            reply!("502 5.5.2 command not recognised\r\n");
+        }
+    }
+}
