@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 
+use super::reader::Tx;
 use super::{BeginWrite, Store, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -114,6 +115,177 @@ fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
     })
 }
 
+/// Runs blocking SQLite work off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await.context("a database task failed")?
+}
+
+/// What a send's outcome writes.
+struct ResultRow<'a> {
+    status: Status,
+    error: Option<&'a str>,
+    response: Option<&'a str>,
+    next: Option<Millis>,
+}
+
+fn result_of(outcome: &Outcome) -> ResultRow<'_> {
+    match outcome {
+        Outcome::Sent { response } => {
+            ResultRow { status: Status::Sent, error: None, response: Some(response.as_str()), next: None }
+        }
+        Outcome::Retry { error, response, at } => ResultRow {
+            status: Status::Retrying,
+            error: Some(error.as_str()),
+            response: response.as_deref(),
+            next: Some(*at),
+        },
+        Outcome::Dead { error, response } => {
+            ResultRow { status: Status::Dead, error: Some(error.as_str()), response: response.as_deref(), next: None }
+        }
+    }
+}
+
+fn sqlite_insert_events(tx: &Tx<'_>, writes: &[(NewEvent, Option<(String, String)>)]) -> anyhow::Result<()> {
+    for (e, idempotency) in writes {
+        let org = e.org.as_str();
+        tx.execute(INSERT_EVENT, &[&e.id, &org, &e.kind, &e.suppressed, &e.created_at.0])?;
+        for n in &e.notifications {
+            tx.execute(
+                INSERT_NOTIFICATION,
+                &[
+                    &n.id,
+                    &org,
+                    &e.id,
+                    &e.kind,
+                    &n.to_addr,
+                    &n.to_name,
+                    &n.subject,
+                    &n.body_text,
+                    &n.body_html,
+                    &n.locale,
+                    &e.created_at.0,
+                ],
+            )?;
+            tx.execute(INSERT_OUTBOX, &[&n.id, &org, &e.created_at.0])?;
+        }
+        if let Some((key, response)) = idempotency {
+            tx.execute(STORE_RESPONSE, &[&org, key, response])?;
+        }
+    }
+    Ok(())
+}
+
+// PostgreSQL: a whole group commit in four statements, one array per column.
+const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
+const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
+    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
+     created_at, updated_at)
+    SELECT id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, 'queued', 0,
+           created_at, created_at
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::bigint[])
+      AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at)";
+const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
+    SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
+const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
+    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";
+
+/// Columns of the notifications to insert, one vector each.
+#[derive(Default)]
+struct NotificationColumns {
+    id: Vec<String>,
+    org: Vec<String>,
+    event: Vec<String>,
+    kind: Vec<String>,
+    to_addr: Vec<String>,
+    to_name: Vec<Option<String>>,
+    subject: Vec<String>,
+    text: Vec<String>,
+    html: Vec<Option<String>>,
+    locale: Vec<String>,
+    at: Vec<i64>,
+}
+
+async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
+    let events = writes.iter().map(|w| w.event);
+    let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
+    let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
+    let kinds: Vec<&str> = events.clone().map(|e| e.kind.as_str()).collect();
+    let suppressed: Vec<Option<&str>> = events.clone().map(|e| e.suppressed.as_deref()).collect();
+    let created: Vec<i64> = events.clone().map(|e| e.created_at.0).collect();
+    let mut n = NotificationColumns::default();
+    for e in events {
+        for x in &e.notifications {
+            n.id.push(x.id.clone());
+            n.org.push(e.org.as_str().to_owned());
+            n.event.push(e.id.clone());
+            n.kind.push(e.kind.clone());
+            n.to_addr.push(x.to_addr.clone());
+            n.to_name.push(x.to_name.clone());
+            n.subject.push(x.subject.clone());
+            n.text.push(x.body_text.clone());
+            n.html.push(x.body_html.clone());
+            n.locale.push(x.locale.clone());
+            n.at.push(e.created_at.0);
+        }
+    }
+    let keyed: Vec<_> =
+        writes.iter().filter_map(|w| w.idempotency.map(|(k, r)| (w.event.org.as_str(), k, r))).collect();
+    let mut tx = pool.begin().await.context("begin")?;
+    sqlx::query(PG_INSERT_EVENTS)
+        .bind(&ids)
+        .bind(&orgs)
+        .bind(&kinds)
+        .bind(&suppressed)
+        .bind(&created)
+        .execute(&mut *tx)
+        .await
+        .context("insert events")?;
+    if !n.id.is_empty() {
+        sqlx::query(PG_INSERT_NOTIFICATIONS)
+            .bind(&n.id)
+            .bind(&n.org)
+            .bind(&n.event)
+            .bind(&n.kind)
+            .bind(&n.to_addr)
+            .bind(&n.to_name)
+            .bind(&n.subject)
+            .bind(&n.text)
+            .bind(&n.html)
+            .bind(&n.locale)
+            .bind(&n.at)
+            .execute(&mut *tx)
+            .await
+            .context("insert notifications")?;
+        sqlx::query(PG_INSERT_OUTBOX)
+            .bind(&n.id)
+            .bind(&n.org)
+            .bind(&n.at)
+            .execute(&mut *tx)
+            .await
+            .context("insert outbox rows")?;
+    }
+    if !keyed.is_empty() {
+        let (o, k, r): (Vec<&str>, Vec<&str>, Vec<&str>) =
+            keyed.into_iter().fold((Vec::new(), Vec::new(), Vec::new()), |(mut o, mut k, mut r), (a, b, c)| {
+                o.push(a);
+                k.push(b);
+                r.push(c);
+                (o, k, r)
+            });
+        sqlx::query(PG_STORE_RESPONSES)
+            .bind(&o)
+            .bind(&k)
+            .bind(&r)
+            .execute(&mut *tx)
+            .await
+            .context("store idempotent responses")?;
+    }
+    tx.commit().await.context("commit events")?;
+    Ok(())
+}
+
 /// An event to write, with the idempotency key whose response it stores.
 pub struct EventWrite<'a> {
     pub event: &'a NewEvent,
@@ -130,6 +302,7 @@ impl Store {
         now: Millis,
         claim_until: Millis,
     ) -> anyhow::Result<IdempotencyClaim> {
+        let _writer = self.sqlite_writer().await;
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;
             let inserted = sqlx::query(CLAIM_KEY)
@@ -195,6 +368,17 @@ impl Store {
     /// Writes events, their notifications and outbox rows, and the stored
     /// responses of their idempotency keys, all in one transaction.
     pub async fn insert_events(&self, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
+        let _writer = self.sqlite_writer().await;
+        if let Some(reader) = self.reader.clone() {
+            let owned: Vec<(NewEvent, Option<(String, String)>)> = writes
+                .iter()
+                .map(|w| (w.event.clone(), w.idempotency.map(|(k, r)| (k.to_owned(), r.to_owned()))))
+                .collect();
+            return blocking(move || reader.write(|tx| sqlite_insert_events(tx, &owned))).await;
+        }
+        if let super::Db::Postgres(pool) = &self.db {
+            return pg_insert_events(pool, writes).await;
+        }
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;
             for write in writes {
@@ -256,33 +440,49 @@ impl Store {
         lease_until: Millis,
         limit: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
+        let _writer = self.sqlite_writer().await;
         let claim = match self.backend() {
             super::Backend::Postgres => CLAIM_PG,
             super::Backend::Sqlite => CLAIM_SQLITE,
         };
-        let rows: Vec<ClaimedRow> = with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let claimed = sqlx::query(claim)
-                .bind(lease_id)
-                .bind(lease_until.0)
-                .bind(now.0)
-                .bind(limit)
-                .execute(&mut *tx)
-                .await
-                .context("claim outbox rows")?;
-            if claimed.rows_affected() == 0 {
-                return Ok(Vec::new());
-            }
-            sqlx::query(MARK_SENDING)
-                .bind(lease_id)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .context("mark notifications sending")?;
-            let rows = sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
-            tx.commit().await.context("commit claim")?;
-            rows
-        });
+        let rows: Vec<ClaimedRow> = if let Some(reader) = self.reader.clone() {
+            let lease_id = lease_id.to_owned();
+            blocking(move || {
+                reader.write(|tx| {
+                    if tx.execute(CLAIM_SQLITE, &[&lease_id, &lease_until.0, &now.0, &limit])? == 0 {
+                        return Ok(Vec::new());
+                    }
+                    tx.execute(MARK_SENDING, &[&lease_id, &now.0])?;
+                    tx.query(CLAIMED, &[&lease_id])
+                })
+            })
+            .await?
+        } else {
+            with_pool!(self, |p| {
+                let mut tx = p.begin_write().await.context("begin")?;
+                let claimed = sqlx::query(claim)
+                    .bind(lease_id)
+                    .bind(lease_until.0)
+                    .bind(now.0)
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await
+                    .context("claim outbox rows")?;
+                if claimed.rows_affected() == 0 {
+                    return Ok(Vec::new());
+                }
+                sqlx::query(MARK_SENDING)
+                    .bind(lease_id)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("mark notifications sending")?;
+                let rows =
+                    sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
+                tx.commit().await.context("commit claim")?;
+                rows
+            })
+        };
         Ok(rows
             .into_iter()
             .map(|(id, org_id, to_addr, to_name, subject, body_text, body_html, attempts, queued_at)| Claimed {
@@ -307,18 +507,37 @@ impl Store {
         results: &[(&Claimed, Outcome)],
         now: Millis,
     ) -> anyhow::Result<()> {
+        let _writer = self.sqlite_writer().await;
+        if let Some(reader) = self.reader.clone() {
+            let lease_id = lease_id.to_owned();
+            let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
+            return blocking(move || {
+                reader.write(|tx| {
+                    for (claimed, outcome) in &owned {
+                        let r = result_of(outcome);
+                        let moved = match r.next {
+                            Some(at) => tx.execute(RETRY_OUTBOX, &[&claimed.id, &lease_id, &at.0])?,
+                            None => tx.execute(SENT_OUTBOX, &[&claimed.id, &lease_id])?,
+                        };
+                        let status = r.status.as_str();
+                        tx.execute(
+                            INSERT_ATTEMPT,
+                            &[&claimed.id, &claimed.attempt, &now.0, &status, &r.error, &r.response],
+                        )?;
+                        if moved > 0 {
+                            let sent_at = matches!(r.status, Status::Sent).then_some(now.0);
+                            tx.execute(SET_RESULT, &[&claimed.id, &status, &r.error, &r.response, &now.0, &sent_at])?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        }
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;
             for (claimed, outcome) in results {
-                let (status, error, response, next) = match outcome {
-                    Outcome::Sent { response } => (Status::Sent, None, Some(response.as_str()), None),
-                    Outcome::Retry { error, response, at } => {
-                        (Status::Retrying, Some(error.as_str()), response.as_deref(), Some(*at))
-                    }
-                    Outcome::Dead { error, response } => {
-                        (Status::Dead, Some(error.as_str()), response.as_deref(), None)
-                    }
-                };
+                let ResultRow { status, error, response, next } = result_of(outcome);
                 let moved = match next {
                     Some(at) => sqlx::query(RETRY_OUTBOX).bind(&claimed.id).bind(lease_id).bind(at.0),
                     None => sqlx::query(SENT_OUTBOX).bind(&claimed.id).bind(lease_id),

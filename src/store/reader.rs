@@ -23,6 +23,9 @@ use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
 pub struct Reader {
     conns: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// One write connection for the delivery engine's hot writes (see
+    /// [`Reader::write`]).
+    writer: Mutex<Connection>,
 }
 
 impl Reader {
@@ -42,7 +45,17 @@ impl Reader {
                 Ok(Mutex::new(conn))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Reader { conns, next: AtomicUsize::new(0) })
+        let writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .context("open the SQLite write connection")?;
+        writer.busy_timeout(Duration::from_secs(10))?;
+        // The same settings sqlx gives its connections.
+        writer.pragma_update(None, "foreign_keys", true)?;
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.set_prepared_statement_cache_capacity(64);
+        Ok(Reader { conns, next: AtomicUsize::new(0), writer: Mutex::new(writer) })
     }
 
     /// A free connection if there is one, else waits for the next in turn.
@@ -94,6 +107,55 @@ impl Reader {
         while let Some(row) = rows.next().context("read a row")? {
             out.push(T::try_from(row).context("decode a row")?);
         }
+        Ok(out)
+    }
+}
+
+/// An open write transaction on the write connection.
+pub struct Tx<'c>(&'c rusqlite::Transaction<'c>);
+
+impl Tx<'_> {
+    /// Binds `params` to `$1…$n` by name, so a statement may use them in
+    /// any order (sqlx's PostgreSQL and SQLite statements share the text).
+    fn bind(stmt: &mut CachedStatement<'_>, params: &[&dyn ToSql]) -> anyhow::Result<()> {
+        for (i, value) in params.iter().enumerate() {
+            let index = stmt.parameter_index(&format!("${}", i + 1))?.context("SQL lacks a parameter")?;
+            stmt.raw_bind_parameter(index, value)?;
+        }
+        Ok(())
+    }
+
+    pub fn execute(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<usize> {
+        let mut stmt = self.0.prepare_cached(sql).context("prepare a write")?;
+        Self::bind(&mut stmt, params)?;
+        stmt.raw_execute().context("run a write")
+    }
+
+    pub fn query<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        let mut stmt = self.0.prepare_cached(sql).context("prepare a write")?;
+        Self::bind(&mut stmt, params)?;
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().context("read a row")? {
+            out.push(T::try_from(row).context("decode a row")?);
+        }
+        Ok(out)
+    }
+}
+
+impl Reader {
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the write connection,
+    /// committing if it returns `Ok`. Blocking: call it from
+    /// `spawn_blocking`. Used for the delivery engine's frequent multi-row
+    /// writes, where sqlx's per-statement thread hand-off dominated (bench/delivery).
+    pub fn write<T>(&self, f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).context("begin")?;
+        let out = f(&Tx(&tx))?;
+        tx.commit().context("commit")?;
         Ok(out)
     }
 }

@@ -6,18 +6,19 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use lettre::Address;
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::transport::smtp;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{self, PoolConfig};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tokio::net::TcpStream;
 
 use crate::domain::smtp::{Security, SmtpServer};
 
@@ -80,9 +81,9 @@ pub struct MailParts<'a> {
 
 pub struct Mailer {
     config: MailerConfig,
-    /// Pooled transports by SMTP settings id, with the version they were
-    /// built from: a changed config replaces (and so closes) its pool.
-    transports: Mutex<HashMap<String, (i64, AsyncSmtpTransport<Tokio1Executor>)>>,
+    /// Idle connections by SMTP settings id, with the version they were
+    /// opened for: a changed config replaces (and so closes) its pool.
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
 }
 
 /// The sender mailbox for `server` (its from address and name).
@@ -189,7 +190,7 @@ fn credentials(server: &SmtpServer) -> Option<Credentials> {
 
 impl Mailer {
     pub fn new(config: MailerConfig) -> Mailer {
-        Mailer { config, transports: Mutex::new(HashMap::new()) }
+        Mailer { config, pools: Mutex::new(HashMap::new()) }
     }
 
     pub fn config(&self) -> &MailerConfig {
@@ -234,42 +235,90 @@ impl Mailer {
         Ok(())
     }
 
-    /// The pooled transport of `server`, built (after the host policy
-    /// check) when first needed or when its settings changed.
-    async fn transport(&self, server: &SmtpServer) -> Result<AsyncSmtpTransport<Tokio1Executor>, Delivery> {
+    /// The connection pool of `server`: made (after the host policy check)
+    /// when first needed or when its settings changed.
+    async fn pool(&self, server: &SmtpServer) -> Result<Arc<Pool>, Delivery> {
         {
-            let pools = self.transports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((version, t)) = pools.get(&server.config_id)
-                && *version == server.version
+            let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(pool) = pools.get(&server.config_id)
+                && pool.version == server.version
             {
-                return Ok(t.clone());
+                return Ok(pool.clone());
             }
         }
         self.check_host(&server.host, server.port).await?;
-        let tls = match server.security {
-            Security::Plain => Tls::None,
-            Security::StartTls | Security::Tls => {
-                let params = tls_parameters(server).map_err(|e| Delivery::Permanent {
-                    class: "config",
-                    error: format!("TLS settings unusable: {e}"),
-                    response: None,
-                })?;
-                if server.security == Security::StartTls { Tls::Required(params) } else { Tls::Wrapper(params) }
+        let pool = Arc::new(Pool { version: server.version, idle: Mutex::new(Vec::new()) });
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        // The replaced pool's connections close when their last user drops it.
+        pools.insert(server.config_id.clone(), pool.clone());
+        Ok(pool)
+    }
+
+    /// Opens a connection to `server`: TCP (with `TCP_NODELAY`: lettre writes
+    /// the end of DATA separately, which Nagle's algorithm would hold back
+    /// for a delayed ACK) or implicit TLS, then STARTTLS if required (never
+    /// falling back to clear text), then AUTH. A failure names its step.
+    async fn open(&self, server: &SmtpServer, passed: &mut Vec<Step>) -> Result<AsyncSmtpConnection, Failure> {
+        let hello = self.hello();
+        let params = match server.security {
+            Security::Plain => None,
+            _ => Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?),
+        };
+        let mut conn = if server.security == Security::Tls {
+            let connecting = AsyncSmtpConnection::connect_tokio1(
+                (server.host.as_str(), server.port),
+                Some(SMTP_TIMEOUT),
+                &hello,
+                params.clone(),
+                None,
+            );
+            match tokio::time::timeout(SMTP_TIMEOUT, connecting).await {
+                Err(_) => return Err(Failure::plain(Step::Connect, "timed out connecting")),
+                Ok(Err(e)) => return Err(Failure::smtp(if e.is_tls() { Step::Tls } else { Step::Connect }, e)),
+                Ok(Ok(c)) => c,
+            }
+        } else {
+            let tcp = match tokio::time::timeout(SMTP_TIMEOUT, TcpStream::connect((server.host.as_str(), server.port)))
+                .await
+            {
+                Err(_) => return Err(Failure::plain(Step::Connect, "timed out connecting")),
+                Ok(Err(e)) => return Err(Failure::plain(Step::Connect, format!("could not connect: {e}"))),
+                Ok(Ok(tcp)) => tcp,
+            };
+            let _ = tcp.set_nodelay(true);
+            let greeting =
+                tokio::time::timeout(SMTP_TIMEOUT, AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello));
+            match greeting.await {
+                Err(_) => return Err(Failure::plain(Step::Connect, "timed out waiting for the greeting")),
+                Ok(Err(e)) => return Err(Failure::smtp(Step::Connect, e)),
+                Ok(Ok(c)) => c,
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host.clone())
-            .port(server.port)
-            .tls(tls)
-            .hello_name(self.hello())
-            .timeout(Some(SMTP_TIMEOUT))
-            .pool_config(PoolConfig::new().max_size(self.config.pool_size).idle_timeout(Duration::from_secs(60)));
-        if let Some(creds) = credentials(server) {
-            builder = builder.credentials(creds).authentication(vec![Mechanism::Plain, Mechanism::Login]);
+        passed.push(Step::Connect);
+        if server.security == Security::StartTls {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(Failure::plain(
+                    Step::Tls,
+                    "the server does not offer STARTTLS, which these settings require",
+                ));
+            }
+            let Some(params) = params else { unreachable!("STARTTLS settings have TLS parameters") };
+            if let Err(e) = conn.starttls(params, &hello).await {
+                return Err(Failure::smtp(Step::Tls, e));
+            }
         }
-        let transport = builder.build();
-        let mut pools = self.transports.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pools.insert(server.config_id.clone(), (server.version, transport.clone()));
-        Ok(transport)
+        if server.security != Security::Plain {
+            passed.push(Step::Tls);
+        }
+        if let Some(creds) = credentials(server) {
+            if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await {
+                conn.abort().await;
+                return Err(Failure::smtp(Step::Auth, e));
+            }
+            passed.push(Step::Auth);
+        }
+        Ok(conn)
     }
 
     /// Hands one mail to `server`, or writes it to the outbox directory.
@@ -281,16 +330,37 @@ impl Mailer {
         let Some(server) = server else {
             return self.write_file(parts.id, &outgoing.bytes).await;
         };
-        let transport = match self.transport(server).await {
-            Ok(t) => t,
+        let pool = match self.pool(server).await {
+            Ok(p) => p,
             Err(refused) => return refused,
         };
         let started = Instant::now();
-        let result = transport.send_raw(&outgoing.envelope, &outgoing.bytes).await;
+        let mut conn = match pool.take().await {
+            Some(conn) => conn,
+            None => match self.open(server, &mut Vec::new()).await {
+                Ok(conn) => conn,
+                Err(failure) => return failure.into_delivery(),
+            },
+        };
+        let result = tokio::time::timeout(SMTP_TIMEOUT, conn.send(&outgoing.envelope, &outgoing.bytes)).await;
         metrics::histogram!("herald_smtp_send_seconds").record(started.elapsed().as_secs_f64());
         match result {
-            Ok(response) => Delivery::Accepted { response: response_text(&response) },
-            Err(e) => classify(&e),
+            Ok(Ok(response)) => {
+                pool.put(conn, self.config.pool_size as usize);
+                Delivery::Accepted { response: response_text(&response) }
+            }
+            Ok(Err(e)) => {
+                conn.abort().await;
+                classify(&e)
+            }
+            Err(_) => {
+                conn.abort().await;
+                Delivery::Transient {
+                    class: "timeout",
+                    error: "the SMTP server did not answer in time".into(),
+                    response: None,
+                }
+            }
         }
     }
 
@@ -345,6 +415,7 @@ pub struct TestReport {
 
 impl Mailer {
     /// Sends one mail now, command by command, so a failure names its step.
+    /// Uses a connection of its own, never a pooled one.
     pub async fn test_send(&self, server: &SmtpServer, parts: &MailParts<'_>) -> TestReport {
         let mut passed = Vec::new();
         let fail = |step: Step, passed: Vec<Step>, message: String, reply: Option<String>| TestReport {
@@ -354,9 +425,9 @@ impl Mailer {
             passed,
         };
         if let Err(refused) = self.check_host(&server.host, server.port).await {
-            let (Delivery::Permanent { error, .. } | Delivery::Transient { error, .. }) = refused else {
-                unreachable!("check_host only refuses")
-            };
+            let (Delivery::Permanent { error, .. }
+            | Delivery::Transient { error, .. }
+            | Delivery::Accepted { response: error }) = refused;
             return fail(Step::Policy, passed, error, None);
         }
         passed.push(Step::Policy);
@@ -364,60 +435,10 @@ impl Mailer {
             Ok(o) => o,
             Err(e) => return fail(Step::Data, passed, e, None),
         };
-        let params = match server.security {
-            Security::Plain => None,
-            _ => match tls_parameters(server) {
-                Ok(p) => Some(p),
-                Err(e) => return fail(Step::Tls, passed, format!("TLS settings unusable: {e}"), None),
-            },
+        let mut conn = match self.open(server, &mut passed).await {
+            Ok(conn) => conn,
+            Err(f) => return fail(f.step, passed, f.message, f.reply),
         };
-        let wrapper = if server.security == Security::Tls { params.clone() } else { None };
-        let hello = self.hello();
-        let connected = tokio::time::timeout(
-            SMTP_TIMEOUT,
-            AsyncSmtpConnection::connect_tokio1(
-                (server.host.as_str(), server.port),
-                Some(SMTP_TIMEOUT),
-                &hello,
-                wrapper,
-                None,
-            ),
-        )
-        .await;
-        let mut conn = match connected {
-            Err(_) => return fail(Step::Connect, passed, "timed out connecting".into(), None),
-            Ok(Err(e)) => {
-                let step = if e.is_tls() { Step::Tls } else { Step::Connect };
-                return fail(step, passed, e.to_string(), smtp_reply(&e));
-            }
-            Ok(Ok(c)) => c,
-        };
-        passed.push(Step::Connect);
-        if server.security == Security::StartTls {
-            if !conn.can_starttls() {
-                conn.abort().await;
-                return fail(
-                    Step::Tls,
-                    passed,
-                    "the server does not offer STARTTLS, which these settings require".into(),
-                    None,
-                );
-            }
-            let Some(params) = params else { unreachable!("STARTTLS settings have TLS parameters") };
-            if let Err(e) = conn.starttls(params, &hello).await {
-                return fail(Step::Tls, passed, e.to_string(), smtp_reply(&e));
-            }
-        }
-        if server.security != Security::Plain {
-            passed.push(Step::Tls);
-        }
-        if let Some(creds) = credentials(server) {
-            if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await {
-                conn.abort().await;
-                return fail(Step::Auth, passed, e.to_string(), smtp_reply(&e));
-            }
-            passed.push(Step::Auth);
-        }
         let mail = Mail::new(outgoing.envelope.from().cloned(), vec![]);
         if let Err(e) = conn.command(mail).await {
             conn.abort().await;
@@ -449,6 +470,76 @@ impl Mailer {
             Err(e) => {
                 conn.abort().await;
                 fail(Step::Data, passed, e.to_string(), smtp_reply(&e))
+            }
+        }
+    }
+}
+
+/// Idle connections to one SMTP server (one settings version).
+struct Pool {
+    version: i64,
+    idle: Mutex<Vec<(Instant, AsyncSmtpConnection)>>,
+}
+
+/// Connections idle longer than this are closed rather than reused.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// Connections idle longer than this are checked with NOOP before reuse.
+const CHECK_AFTER: Duration = Duration::from_secs(5);
+
+impl Pool {
+    /// An idle connection that still works, if there is one.
+    async fn take(&self) -> Option<AsyncSmtpConnection> {
+        loop {
+            let (since, mut conn) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+            let idle = since.elapsed();
+            if idle > IDLE_LIMIT || conn.has_broken() {
+                conn.abort().await;
+                continue;
+            }
+            if idle > CHECK_AFTER && !conn.test_connected().await {
+                conn.abort().await;
+                continue;
+            }
+            return Some(conn);
+        }
+    }
+
+    fn put(&self, conn: AsyncSmtpConnection, max: usize) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < max {
+            idle.push((Instant::now(), conn));
+        }
+    }
+}
+
+/// A failed connection step.
+struct Failure {
+    step: Step,
+    message: String,
+    reply: Option<String>,
+    error: Option<smtp::Error>,
+}
+
+impl Failure {
+    fn smtp(step: Step, e: smtp::Error) -> Failure {
+        Failure { step, message: e.to_string(), reply: smtp_reply(&e), error: Some(e) }
+    }
+    fn plain(step: Step, message: impl Into<String>) -> Failure {
+        Failure { step, message: message.into(), reply: None, error: None }
+    }
+    fn config(message: String) -> Failure {
+        Failure { step: Step::Tls, message, reply: None, error: None }
+    }
+
+    fn into_delivery(self) -> Delivery {
+        match self.error {
+            Some(e) => classify(&e),
+            None if self.step == Step::Tls && self.message.starts_with("TLS settings") => {
+                Delivery::Permanent { class: "config", error: self.message, response: None }
+            }
+            None => {
+                let class = if self.step == Step::Tls { "tls" } else { "network" };
+                Delivery::Transient { class, error: self.message, response: None }
             }
         }
     }
