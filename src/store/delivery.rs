@@ -191,6 +191,58 @@ const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, ava
 const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";
 
+// PostgreSQL: a chunk of results in one statement. The outbox row moves
+// (retry) or leaves (sent, dead) only while the lease is ours; every attempt
+// is kept; the notification changes only where the outbox row did.
+const PG_FINISH: &str = "WITH r AS (
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+          AS r(id, status, error, response, attempt, next_at)
+    ), retried AS (
+        UPDATE outbox o SET available_at = r.next_at, lease_id = NULL FROM r
+        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NOT NULL
+        RETURNING o.notification_id
+    ), finished AS (
+        DELETE FROM outbox o USING r
+        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NULL
+        RETURNING o.notification_id
+    ), attempts AS (
+        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
+        SELECT id, attempt, $8, status, error, response FROM r
+        ON CONFLICT (notification_id, attempt) DO NOTHING
+    )
+    UPDATE notifications n SET status = r.status, last_error = r.error, smtp_response = r.response,
+        updated_at = $8, sent_at = CASE WHEN r.status = 'sent' THEN $8 ELSE NULL END
+    FROM r WHERE n.id = r.id
+      AND n.id IN (SELECT notification_id FROM retried UNION ALL SELECT notification_id FROM finished)";
+
+async fn pg_finish_sends(
+    pool: &sqlx::PgPool,
+    lease_id: &str,
+    results: &[(&Claimed, Outcome)],
+    now: Millis,
+) -> anyhow::Result<()> {
+    let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o)| (*c, result_of(o))).collect();
+    let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
+    let statuses: Vec<&str> = rows.iter().map(|(_, r)| r.status.as_str()).collect();
+    let errors: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.error).collect();
+    let responses: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.response).collect();
+    let attempts: Vec<i64> = rows.iter().map(|(c, _)| c.attempt).collect();
+    let next: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.next.map(|m| m.0)).collect();
+    sqlx::query(PG_FINISH)
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&responses)
+        .bind(&attempts)
+        .bind(&next)
+        .bind(lease_id)
+        .bind(now.0)
+        .execute(pool)
+        .await
+        .context("record send results")?;
+    Ok(())
+}
+
 /// Columns of the notifications to insert, one vector each.
 #[derive(Default)]
 struct NotificationColumns {
@@ -533,6 +585,9 @@ impl Store {
                 })
             })
             .await;
+        }
+        if let super::Db::Postgres(pool) = &self.db {
+            return pg_finish_sends(pool, lease_id, results, now).await;
         }
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;

@@ -603,3 +603,45 @@ async fn a_changed_config_gets_a_new_connection_pool(app: TestApp) {
     assert_eq!(first.messages().len(), 3);
     assert_eq!(second.wait_for(1).await[0].header("Subject").as_deref(), Some("second"));
 }
+
+/// A worker that lost its lease (it stalled past the end and another took
+/// the row) cannot overwrite the newer attempt; with workers off nothing is
+/// sent.
+async fn a_result_without_its_lease_changes_nothing(backend: crate::support::Backend) {
+    use herald::clock::Millis;
+    use herald::domain::delivery::Outcome;
+    let Some(db) = crate::support::TestDb::new(backend).await else { return };
+    let app = TestApp::spawn_with(backend, db, |c| c.delivery.workers = false).await;
+    let org = app.new_org().await;
+    let id = send(&app, &org, message("ada@example.com", "Leases")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(wait_status(&app, &org, &id, "queued").await["attempts"], 0, "no workers, no sends");
+    let now = app.clock.now();
+    let first = app.store.claim_outbox("lease-a", now, Millis(now.0 + 1000), 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(app.store.claim_outbox("lease-x", now, Millis(now.0 + 1000), 10).await.unwrap().is_empty(), "leased");
+    app.clock.advance(Duration::from_secs(2));
+    let now = app.clock.now();
+    let second = app.store.claim_outbox("lease-b", now, Millis(now.0 + 60_000), 10).await.unwrap();
+    assert_eq!((second.len(), second[0].attempt), (1, 2), "the expired lease was taken over");
+    let late = vec![(&first[0], Outcome::Sent { response: "250 late".into() })];
+    app.store.finish_sends("lease-a", &late, app.clock.now()).await.unwrap();
+    let n = wait_status(&app, &org, &id, "sending").await;
+    assert_eq!(n["attemptLog"].as_array().unwrap().len(), 1, "the late attempt is kept: {n}");
+    let retry =
+        Outcome::Retry { error: "451 busy".into(), response: Some("451 busy".into()), at: Millis(now.0 + 5000) };
+    app.store.finish_sends("lease-b", &[(&second[0], retry)], app.clock.now()).await.unwrap();
+    let n = wait_status(&app, &org, &id, "retrying").await;
+    assert_eq!(n["lastError"], "451 busy");
+    assert_eq!(n["attemptLog"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_result_without_its_lease_changes_nothing() {
+    a_result_without_its_lease_changes_nothing(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_result_without_its_lease_changes_nothing() {
+    a_result_without_its_lease_changes_nothing(crate::support::Backend::Postgres).await;
+}
