@@ -32,29 +32,27 @@ impl Reader {
     /// Opens `count` read connections to the database file at `path`, which
     /// sqlx has already created and put in WAL mode.
     pub fn open(path: &Path, count: usize) -> anyhow::Result<Reader> {
+        let connect = || -> anyhow::Result<Connection> {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .context("open a SQLite connection")?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok(conn)
+        };
         let conns = (0..count.max(1))
             .map(|_| {
-                let conn = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-                )
-                .context("open a SQLite read connection")?;
-                conn.busy_timeout(Duration::from_secs(10))?;
+                let conn = connect()?;
                 conn.pragma_update(None, "query_only", true)?;
-                conn.set_prepared_statement_cache_capacity(64);
                 Ok(Mutex::new(conn))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let writer = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .context("open the SQLite write connection")?;
-        writer.busy_timeout(Duration::from_secs(10))?;
+        let writer = connect()?;
         // The same settings sqlx gives its connections.
         writer.pragma_update(None, "foreign_keys", true)?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
-        writer.set_prepared_statement_cache_capacity(64);
         Ok(Reader { conns, next: AtomicUsize::new(0), writer: Mutex::new(writer) })
     }
 

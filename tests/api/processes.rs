@@ -73,27 +73,13 @@ async fn wait_healthy(client: &reqwest::Client, node: &Node) {
 
 /// Creates an org whose SMTP server is `sink`; returns its token.
 async fn org_sending_to(client: &reqwest::Client, node: &Node, admin: &str, sink: &TestSmtp) -> String {
-    let org: serde_json::Value = client
-        .post(format!("{}/admin/v1/orgs", node.url))
-        .bearer_auth(admin)
-        .json(&json!({ "name": "Crash Test Ltd" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin_post = |path: String, body: serde_json::Value| async move {
+        let res = client.post(format!("{}{path}", node.url)).bearer_auth(admin).json(&body).send().await.unwrap();
+        res.json::<serde_json::Value>().await.unwrap()
+    };
+    let org = admin_post("/admin/v1/orgs".into(), json!({ "name": "Crash Test Ltd" })).await;
     let id = org["id"].as_str().unwrap();
-    let token: serde_json::Value = client
-        .post(format!("{}/admin/v1/orgs/{id}/tokens", node.url))
-        .bearer_auth(admin)
-        .json(&json!({ "name": "t" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token = admin_post(format!("/admin/v1/orgs/{id}/tokens"), json!({ "name": "t" })).await;
     let token = token["token"].as_str().unwrap().to_owned();
     let config = json!({
         "emailServerHost": "127.0.0.1", "emailServerPort": sink.port().to_string(), "tlsEnabled": false,

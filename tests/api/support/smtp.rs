@@ -182,6 +182,12 @@ async fn connection(tcp: TcpStream, mode: Mode, acceptor: TlsAcceptor, state: Ar
     }
 }
 
+/// 235 when the presented credentials are the required ones (or none are).
+fn auth_reply(state: &Arc<Mutex<State>>, presented: &Option<(String, String)>) -> &'static str {
+    let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == presented.as_ref());
+    if ok { "235 2.7.0 authenticated\r\n" } else { "535 5.7.8 authentication failed\r\n" }
+}
+
 fn decode(b64: &str) -> String {
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
@@ -245,24 +251,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             let user = parts.next().unwrap_or_default().to_owned();
             let pass = parts.next().unwrap_or_default().to_owned();
             auth = Some((user, pass));
-            let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == auth.as_ref());
-            if ok {
-                reply!("235 2.7.0 authenticated\r\n");
-            } else {
-                reply!("535 5.7.8 authentication failed\r\n");
-            }
+            reply!("{}", auth_reply(state, &auth));
         } else if upper.starts_with("AUTH LOGIN") {
             reply!("334 VXNlcm5hbWU6\r\n");
             let user = decode(&read_line!());
             reply!("334 UGFzc3dvcmQ6\r\n");
             let pass = decode(&read_line!());
             auth = Some((user, pass));
-            let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == auth.as_ref());
-            if ok {
-                reply!("235 2.7.0 authenticated\r\n");
-            } else {
-                reply!("535 5.7.8 authentication failed\r\n");
-            }
+            reply!("{}", auth_reply(state, &auth));
         } else if upper.starts_with("MAIL FROM:") {
             let needs_auth = state.lock().unwrap().credentials.is_some();
             if needs_auth && auth.is_none() {
