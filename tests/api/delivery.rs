@@ -133,6 +133,17 @@ async fn plain_smtp_delivers_with_typed_headers_and_derived_message_id(app: Test
     assert!(m.data.contains("multipart/alternative"), "text and HTML parts");
     assert!(n["smtpResponse"].as_str().unwrap().starts_with("250"), "{n}");
     assert_eq!(n["lastError"], Value::Null);
+    // The delivery metrics are on /metrics (the recorder is process-wide).
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in [
+        "herald_events_total{type=\"message.send\"}",
+        "herald_notifications_total{status=\"sent\"}",
+        "herald_smtp_send_seconds_bucket",
+        "herald_outbox_depth",
+        "herald_outbox_oldest_due_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
 }
 
 async fn a_4xx_is_retried_with_backoff_then_sent(app: TestApp) {
