@@ -24,6 +24,7 @@ on_each_backend!(
     outbound_host_policy_refusal_is_visible,
     password_changed_follows_policy_and_locale,
     idempotency_replays_rejects_and_serialises,
+    idempotent_replays_survive_later_changes_and_failures_free_the_key,
     delivery_log_pages_filters_and_hides_other_orgs,
     events_reject_bad_input_and_store_nothing,
     smtp_test_reports_each_step,
@@ -655,4 +656,29 @@ async fn sqlite_a_result_without_its_lease_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_result_without_its_lease_changes_nothing() {
     a_result_without_its_lease_changes_nothing(crate::support::Backend::Postgres).await;
+}
+
+async fn idempotent_replays_survive_later_changes_and_failures_free_the_key(app: TestApp) {
+    let org = app.new_org().await;
+    let user = create_user(&app, &org, "kim@example.com", "EN").await;
+    let keyed = |key: &str, body: &Value| {
+        app.client.post(app.url("/v1/events")).bearer_auth(&org.token).header("Idempotency-Key", key).json(body)
+    };
+    let body = json!({ "type": "user.password_changed", "recipient": { "userId": user } });
+    let first = app.send(keyed("pw-1", &body)).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let res = app.call(Method::DELETE, &format!("/api/v1/users/{user}"), Auth::XAuthToken(&org.token), None).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    // The user is gone, but the replay is the first answer, not a 404.
+    let again = app.send(keyed("pw-1", &body)).await;
+    assert_eq!((again.status, &again.json), (202, &first.json), "{}", again.text);
+    // A request that failed leaves its key free for the next one.
+    let failed = app.send(keyed("pw-2", &body)).await;
+    assert_eq!(failed.status, 404, "{}", failed.text);
+    let next = app.send(keyed("pw-2", &message("kim@example.com", "Other body"))).await;
+    assert_eq!(next.status, 202, "{}", next.text);
+    // A request with a field error claims no key either.
+    let invalid = app.send(keyed("pw-3", &json!({ "type": "message.send" }))).await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(app.send(keyed("pw-3", &message("kim@example.com", "Valid"))).await.status, 202);
 }

@@ -260,8 +260,10 @@ pub async fn accept(
     let canonical = canonical(&body);
     let parsed: EventBody = crate::api::parse_json(canonical.as_bytes())?;
     let now = clock.now();
-    let event = build(store, org, &parsed, now).await?;
-    let response = response_body(&event);
+    // Field errors first: a request that can never succeed claims no key.
+    plan(&parsed)?;
+    // Then the key, before anything that reads current state: a replay
+    // answers what the first request got, whatever changed since.
     if let Some(key) = &key {
         let claim = store.claim_idempotency_key(org, key, &digest(&canonical), now, Millis(now.0 + CLAIM_MS)).await?;
         match claim {
@@ -275,13 +277,17 @@ pub async fn accept(
             }
         }
     }
+    let event = match build(store, org, &parsed, now).await {
+        Ok(event) => event,
+        Err(e) => {
+            release(store, org, key.as_deref()).await;
+            return Err(e);
+        }
+    };
+    let response = response_body(&event);
     let idempotency = key.clone().map(|k| (k, response.clone()));
     if let Err(e) = committer.commit(event.clone(), idempotency).await {
-        if let Some(key) = &key
-            && let Err(release) = store.release_idempotency_key(org, key).await
-        {
-            tracing::warn!(error = %release, "could not release an idempotency key; it frees itself in a minute");
-        }
+        release(store, org, key.as_deref()).await;
         return Err(e.into());
     }
     metrics::counter!("herald_events_total", "type" => event.kind.clone()).increment(1);
@@ -292,6 +298,15 @@ pub async fn accept(
             .increment(event.notifications.len() as u64);
     }
     Ok(Accepted { body: response, replayed: false })
+}
+
+/// Gives a claimed key back after its request failed.
+async fn release(store: &Store, org: &OrgId, key: Option<&str>) {
+    if let Some(key) = key
+        && let Err(e) = store.release_idempotency_key(org, key).await
+    {
+        tracing::warn!(error = %e, "could not release an idempotency key; it frees itself in a minute");
+    }
 }
 
 struct Job {
