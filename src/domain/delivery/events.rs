@@ -184,12 +184,11 @@ fn notification(
 }
 
 /// Builds the event: who is notified (or why nobody is), rendered.
-async fn build(store: &Store, org: &OrgId, body: &EventBody, now: Millis) -> Result<NewEvent, Error> {
-    let plan = plan(body)?;
+async fn build(store: &Store, org: &OrgId, kind: &str, plan: Plan, now: Millis) -> Result<NewEvent, Error> {
     let mut event = NewEvent {
         id: uuid::Uuid::now_v7().to_string(),
         org: org.clone(),
-        kind: body.kind.clone(),
+        kind: kind.to_owned(),
         suppressed: None,
         notifications: Vec::new(),
         created_at: now,
@@ -261,7 +260,7 @@ pub async fn accept(
     let parsed: EventBody = crate::api::parse_json(canonical.as_bytes())?;
     let now = clock.now();
     // Field errors first: a request that can never succeed claims no key.
-    plan(&parsed)?;
+    let plan = plan(&parsed)?;
     // Then the key, before anything that reads current state: a replay
     // answers what the first request got, whatever changed since.
     if let Some(key) = &key {
@@ -277,7 +276,7 @@ pub async fn accept(
             }
         }
     }
-    let event = match build(store, org, &parsed, now).await {
+    let event = match build(store, org, &parsed.kind, plan, now).await {
         Ok(event) => event,
         Err(e) => {
             release(store, org, key.as_deref()).await;

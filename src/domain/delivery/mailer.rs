@@ -69,6 +69,16 @@ pub enum Delivery {
     },
 }
 
+impl Delivery {
+    /// The error, or the server's answer for an accepted mail.
+    pub fn error_text(self) -> String {
+        match self {
+            Delivery::Accepted { response } => response,
+            Delivery::Transient { error, .. } | Delivery::Permanent { error, .. } => error,
+        }
+    }
+}
+
 /// What a notification is sent as.
 pub struct MailParts<'a> {
     pub id: &'a str,
@@ -425,10 +435,7 @@ impl Mailer {
             passed,
         };
         if let Err(refused) = self.check_host(&server.host, server.port).await {
-            let (Delivery::Permanent { error, .. }
-            | Delivery::Transient { error, .. }
-            | Delivery::Accepted { response: error }) = refused;
-            return fail(Step::Policy, passed, error, None);
+            return fail(Step::Policy, passed, refused.error_text(), None);
         }
         passed.push(Step::Policy);
         let outgoing = match build(parts, Some(server), &self.config.domain) {
