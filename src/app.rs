@@ -79,6 +79,10 @@ impl AppState {
     pub fn public_url(&self) -> &str {
         &self.0.public_url
     }
+    /// Tells this process's workers that mail was queued (they also poll).
+    pub fn wake_workers(&self) {
+        self.0.engine.wake.notify_waiters();
+    }
 }
 
 #[derive(OpenApi)]
@@ -95,6 +99,8 @@ impl AppState {
         (name = "leegality", description = "Leegality notification configuration, departments and users (LE_ERR_SS_* errors)"),
         (name = "dbvisit", description = "Dbvisit StandbyMP instance email settings ({successful:false} errors)"),
         (name = "zitadel", description = "Zitadel notification policy (gRPC-status JSON errors)"),
+        (name = "boldsign", description = "BoldSign sender identities (validation-problem and {error} errors)"),
+        (name = "approval", description = "The HTML page a sender identity's mailed link opens (approve, deny, revoke)"),
     )
 )]
 struct ApiDoc;
@@ -129,6 +135,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::zitadel::router())
         .merge(api::leegality::router())
         .merge(api::dbvisit::router())
+        .merge(api::boldsign::router())
+        .routes(utoipa_axum::routes!(api::approval::show, api::approval::act))
         .split_for_parts();
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
@@ -150,7 +158,12 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %api::loggable_path(req.uri().path()),
+                        request_id = %id
+                    )
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
@@ -165,8 +178,9 @@ pub struct Server {
     workers: bool,
 }
 
-/// Opens the database (migrated, key checked) and builds the delivery engine.
-async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, String)> {
+/// Opens the database (migrated, key checked) and builds the delivery
+/// engine, whose mailed links start with `public_url`.
+async fn open(config: &Config, clock: Clock, public_url: String) -> anyhow::Result<(Arc<Engine>, String)> {
     let store = Store::connect(config.database_url.as_str()).await?;
     store.migrate().await?;
     let instance_id = store.ensure_instance(clock.now()).await?;
@@ -193,13 +207,14 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
             poll: d.poll,
             ..WorkerConfig::default()
         },
+        public_url,
     };
     Ok((Arc::new(engine), instance_id))
 }
 
 /// Runs the delivery workers until `stop` resolves (`herald worker`).
 pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (engine, _) = open(config, clock).await?;
+    let (engine, _) = open(config, clock, config.public_url()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
     tracing::info!(backend = ?engine.store.backend(), "herald worker running");
@@ -215,7 +230,6 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
 impl Server {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
-        let (engine, instance_id) = open(config, clock).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let local = listener.local_addr()?;
@@ -224,6 +238,7 @@ impl Server {
             Some(_) => config.public_url(),
             None => format!("http://{local}"),
         };
+        let (engine, instance_id) = open(config, clock, public_url.clone()).await?;
         let committer = Committer::start(engine.store.clone(), engine.wake.clone());
         let state = AppState(Arc::new(Inner {
             store: engine.store.clone(),

@@ -17,6 +17,14 @@ impl Millis {
             .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
+
+    /// To the minute, for people: `2026-11-24 09:30 UTC` (mails and pages).
+    pub fn display_utc(self) -> String {
+        DateTime::<Utc>::from_timestamp_millis(self.0)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string()
+    }
 }
 
 /// The system clock plus an offset that only tests change.
@@ -45,6 +53,7 @@ mod tests {
     fn rfc3339_is_utc_with_millis() {
         assert_eq!(Millis(0).rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(Millis(1_760_110_965_123).rfc3339(), "2025-10-10T15:42:45.123Z");
+        assert_eq!(Millis(1_760_110_965_123).display_utc(), "2025-10-10 15:42 UTC");
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! ciphertext to the row it belongs to, so a ciphertext copied to another
 //! org or config fails to decrypt instead of being used there.
 //!
+//! The same key signs the links Herald mails (sender identity approval,
+//! contract §7): HMAC-SHA256 under a subkey derived from it, so that whoever
+//! can read the database, but not the key, cannot make a valid link.
+//!
 //! The key is `HERALD_SECRET_KEY` (32 bytes, base64) or, for SQLite, a key
 //! file `herald.key` created beside the database with mode 0600. A database
 //! remembers a check value written with its key, so starting Herald with a
@@ -15,10 +19,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use rand::RngCore;
+use sha2::Sha256;
 
 use crate::secret::Secret;
 
@@ -31,7 +37,15 @@ const KEY_CHECK_AAD: &[u8] = b"herald:key-check";
 
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    /// HMAC key for signed links, derived from the secret key (one key is
+    /// never used by two algorithms).
+    link_key: [u8; 32],
 }
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of a link signature: 256 bits, as HMAC-SHA256 gives them.
+const LINK_MAC_LEN: usize = 32;
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,7 +66,8 @@ impl Cipher {
     pub fn from_key(key: &[u8]) -> anyhow::Result<Cipher> {
         anyhow::ensure!(key.len() == KEY_LEN, "HERALD_SECRET_KEY must be {KEY_LEN} bytes (base64), got {}", key.len());
         let aead = XChaCha20Poly1305::new_from_slice(key).map_err(|_| anyhow::anyhow!("invalid key length"))?;
-        Ok(Cipher { aead })
+        let link_key = hmac_sha256(key, b"herald:subkey:link-signing:v1");
+        Ok(Cipher { aead, link_key })
     }
 
     /// Parses a base64 key as `HERALD_SECRET_KEY` holds it.
@@ -113,6 +128,42 @@ impl Cipher {
     pub fn verify_key_check(&self, check: &[u8]) -> bool {
         self.decrypt(check, KEY_CHECK_AAD).is_ok_and(|p| p == KEY_CHECK_PLAINTEXT)
     }
+
+    /// The token of a mailed link: `id` and its signature, `<id>.<mac>`
+    /// (base64url). `purpose` separates kinds of links, so a signature made
+    /// for one can never pass for another.
+    pub fn sign_link(&self, purpose: &str, id: &str) -> String {
+        let mac = self.link_mac(purpose, id);
+        format!("{id}.{}", URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    /// The id a link token was signed for, if its signature is ours (checked
+    /// in constant time); `None` for anything else.
+    pub fn verify_link(&self, purpose: &str, token: &str) -> Option<String> {
+        let (id, mac) = token.split_once('.')?;
+        let given = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        if given.len() != LINK_MAC_LEN || id.is_empty() || id.len() > 64 {
+            return None;
+        }
+        let mut check = HmacSha256::new_from_slice(&self.link_key).ok()?;
+        check.update(&link_message(purpose, id));
+        check.verify_slice(&given).ok().map(|()| id.to_owned())
+    }
+
+    fn link_mac(&self, purpose: &str, id: &str) -> [u8; LINK_MAC_LEN] {
+        hmac_sha256(&self.link_key, &link_message(purpose, id))
+    }
+}
+
+fn link_message(purpose: &str, id: &str) -> Vec<u8> {
+    format!("herald:link:v1:{purpose}:{id}").into_bytes()
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// `herald.key` in the directory of the database file.
@@ -177,6 +228,25 @@ mod tests {
         let check = cipher(1).key_check().unwrap();
         assert!(cipher(1).verify_key_check(&check));
         assert!(!cipher(2).verify_key_check(&check));
+    }
+
+    #[test]
+    fn link_tokens_verify_only_with_their_key_purpose_and_id() {
+        let c = cipher(3);
+        let token = c.sign_link("identity", "0193abcd");
+        assert!(token.starts_with("0193abcd.") && token.len() == "0193abcd.".len() + 43, "{token}");
+        assert_eq!(c.verify_link("identity", &token).as_deref(), Some("0193abcd"));
+        assert_eq!(cipher(4).verify_link("identity", &token), None, "another key");
+        assert_eq!(c.verify_link("other", &token), None, "another purpose");
+        let moved = token.replacen("0193abcd", "0193abce", 1);
+        assert_eq!(c.verify_link("identity", &moved), None, "another id");
+        let mut flipped = token.clone().into_bytes();
+        let last = flipped.len() - 2;
+        flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(c.verify_link("identity", &String::from_utf8(flipped).unwrap()), None);
+        for junk in ["", ".", "abc", "0193abcd.", "0193abcd.!!", ".AAAA"] {
+            assert_eq!(c.verify_link("identity", junk), None, "{junk:?}");
+        }
     }
 
     #[test]

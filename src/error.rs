@@ -35,6 +35,8 @@ pub enum Resource {
     User,
     /// A notification of the delivery log.
     Notification,
+    /// A BoldSign sender identity.
+    SenderIdentity,
 }
 
 impl fmt::Display for Resource {
@@ -48,6 +50,7 @@ impl fmt::Display for Resource {
             Resource::Department => "department",
             Resource::User => "user",
             Resource::Notification => "notification",
+            Resource::SenderIdentity => "sender identity",
         })
     }
 }

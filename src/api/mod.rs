@@ -7,6 +7,7 @@
 //! So an error can never come out in the wrong envelope, or as a bare
 //! framework body, and an internal cause is logged exactly once.
 
+pub mod approval;
 pub mod boldsign;
 pub mod dbvisit;
 pub mod leegality;
@@ -25,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::domain::identities;
 use crate::error::{Denial, Error, FieldError, Resource};
 
 /// Largest JSON body any endpoint accepts unless its route raises it.
@@ -93,6 +95,8 @@ pub enum Family {
     Zitadel,
     /// BoldSign, `/v1/senderIdentities/…`: validation problem or `{error}`.
     BoldSign,
+    /// The approval pages of mailed links, `/sender-identity/…`: HTML.
+    Page,
 }
 
 /// True when `path` is `prefix` or lies below it (segment-wise).
@@ -112,6 +116,8 @@ impl Family {
             Family::Zitadel
         } else if under(path, "/v1/senderIdentities") {
             Family::BoldSign
+        } else if under(path, identities::LINK_PATH.trim_end_matches('/')) {
+            Family::Page
         } else {
             Family::Native
         }
@@ -125,8 +131,16 @@ impl Family {
             Family::Dbvisit => dbvisit::error::render(err),
             Family::Zitadel => zitadel::error::render(err),
             Family::BoldSign => boldsign::error::render(err),
+            Family::Page => approval::render_error(err),
         }
     }
+}
+
+/// A request path as it may be logged: the path of an approval page holds
+/// a link's token, which is a secret (contract §7), so it is cut off.
+pub fn loggable_path(path: &str) -> &str {
+    let prefix = identities::LINK_PATH;
+    if path.len() > prefix.len() && path.starts_with(prefix) { "/sender-identity/{token}" } else { path }
 }
 
 /// The HTTP status of an error; every family agrees on it (Zitadel's gateway
@@ -375,6 +389,9 @@ mod tests {
         assert_eq!(Family::of_path("/admin/v1/policies/notification"), Family::Zitadel);
         assert_eq!(Family::of_path("/admin/v1/orgs"), Family::Native);
         assert_eq!(Family::of_path("/v1/senderIdentities/list"), Family::BoldSign);
+        assert_eq!(Family::of_path("/sender-identity/abc.def"), Family::Page);
+        assert_eq!(loggable_path("/sender-identity/0193.c2VjcmV0"), "/sender-identity/{token}");
+        assert_eq!(loggable_path("/v1/events"), "/v1/events");
         assert_eq!(Family::of_path("/v1/events"), Family::Native);
         assert_eq!(Family::of_path("/apixyz"), Family::Native);
         assert_eq!(Family::of_path("/"), Family::Native);

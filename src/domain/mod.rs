@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod delivery;
 pub mod departments;
+pub mod identities;
 pub mod orgs;
 pub mod policy;
 pub mod smtp;
@@ -62,6 +63,11 @@ impl Actor {
     /// The `herald` command line, run by whoever has the database.
     pub fn cli() -> Self {
         Actor("cli".into())
+    }
+    /// Whoever followed mailed link `id` (a sender identity's owner,
+    /// contract §7): the link's id, never its token.
+    pub fn link(id: &str) -> Self {
+        Actor(format!("link:{id}"))
     }
     pub fn as_str(&self) -> &str {
         &self.0

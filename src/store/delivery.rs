@@ -16,14 +16,60 @@ use crate::domain::delivery::{
     Attempt, Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status,
 };
 
-const INSERT_EVENT: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at) VALUES ($1, $2, $3, $4, $5)";
-const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO events (id, org_id, type, suppressed, created_at) VALUES ($1, $2, $3, $4, $5)";
+pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
     (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
-     created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11)";
-const INSERT_OUTBOX: &str =
+     created_at, updated_at, attachments)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11, $12)";
+pub(super) const INSERT_OUTBOX: &str =
     "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
 const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
+
+/// Writes `$event` (a `&NewEvent`), its notifications and their outbox rows
+/// inside the open sqlx transaction `$tx`. The hot path of `POST /v1/events`
+/// has faster forms per backend (below); this one serves the writes that
+/// queue a mail together with another change (the approval flow, §7).
+macro_rules! insert_event_rows {
+    ($tx:ident, $event:expr) => {{
+        let e: &$crate::domain::delivery::NewEvent = $event;
+        sqlx::query($crate::store::delivery::INSERT_EVENT)
+            .bind(&e.id)
+            .bind(e.org.as_str())
+            .bind(&e.kind)
+            .bind(e.suppressed.as_deref())
+            .bind(e.created_at.0)
+            .execute(&mut *$tx)
+            .await
+            .context("insert event")?;
+        for n in &e.notifications {
+            sqlx::query($crate::store::delivery::INSERT_NOTIFICATION)
+                .bind(&n.id)
+                .bind(e.org.as_str())
+                .bind(&e.id)
+                .bind(&e.kind)
+                .bind(&n.to_addr)
+                .bind(n.to_name.as_deref())
+                .bind(&n.subject)
+                .bind(&n.body_text)
+                .bind(n.body_html.as_deref())
+                .bind(&n.locale)
+                .bind(e.created_at.0)
+                .bind(n.attachments.as_deref())
+                .execute(&mut *$tx)
+                .await
+                .context("insert notification")?;
+            sqlx::query($crate::store::delivery::INSERT_OUTBOX)
+                .bind(&n.id)
+                .bind(e.org.as_str())
+                .bind(e.created_at.0)
+                .execute(&mut *$tx)
+                .await
+                .context("insert outbox row")?;
+        }
+    }};
+}
+pub(crate) use insert_event_rows;
 
 const CLAIM_KEY: &str =
     "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
@@ -44,8 +90,9 @@ const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 W
     SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
 const MARK_SENDING: &str = "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
     WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
-const CLAIMED: &str = "SELECT n.id, n.org_id, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html, n.attempts,
-    o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id WHERE o.lease_id = $1";
+const CLAIMED: &str = "SELECT n.id, n.org_id, n.kind, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html,
+    n.attachments, n.attempts, o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id
+    WHERE o.lease_id = $1";
 
 const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
 const RETRY_OUTBOX: &str =
@@ -93,7 +140,8 @@ type NotificationRow = (
     Option<i64>,
 );
 type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
-type ClaimedRow = (String, String, String, Option<String>, String, String, Option<String>, i64, i64);
+type ClaimedRow =
+    (String, String, String, String, Option<String>, String, String, Option<String>, Option<String>, i64, i64);
 
 fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
     let (id, event_id, kind, to, subject, locale, status, attempts, last_error, smtp_response, created, updated, sent) =
@@ -164,6 +212,7 @@ fn sqlite_insert_events(tx: &Tx<'_>, writes: &[(NewEvent, Option<(String, String
                     &n.body_html,
                     &n.locale,
                     &e.created_at.0,
+                    &n.attachments,
                 ],
             )?;
             tx.execute(INSERT_OUTBOX, &[&n.id, &org, &e.created_at.0])?;
@@ -180,12 +229,13 @@ const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
 const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
     (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
-     created_at, updated_at)
+     created_at, updated_at, attachments)
     SELECT id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, 'queued', 0,
-           created_at, created_at
+           created_at, created_at, attachments
     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::text[], $11::bigint[])
-      AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at)";
+                $9::text[], $10::text[], $11::bigint[], $12::text[])
+      AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at,
+           attachments)";
 const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
     SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
 const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
@@ -257,6 +307,7 @@ struct NotificationColumns {
     html: Vec<Option<String>>,
     locale: Vec<String>,
     at: Vec<i64>,
+    attachments: Vec<Option<String>>,
 }
 
 async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
@@ -280,6 +331,7 @@ async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> any
             n.html.push(x.body_html.clone());
             n.locale.push(x.locale.clone());
             n.at.push(e.created_at.0);
+            n.attachments.push(x.attachments.clone());
         }
     }
     let keyed: Vec<_> =
@@ -307,6 +359,7 @@ async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> any
             .bind(&n.html)
             .bind(&n.locale)
             .bind(&n.at)
+            .bind(&n.attachments)
             .execute(&mut *tx)
             .await
             .context("insert notifications")?;
@@ -434,43 +487,10 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;
             for write in writes {
-                let e = write.event;
-                sqlx::query(INSERT_EVENT)
-                    .bind(&e.id)
-                    .bind(e.org.as_str())
-                    .bind(&e.kind)
-                    .bind(e.suppressed.as_deref())
-                    .bind(e.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert event")?;
-                for n in &e.notifications {
-                    sqlx::query(INSERT_NOTIFICATION)
-                        .bind(&n.id)
-                        .bind(e.org.as_str())
-                        .bind(&e.id)
-                        .bind(&e.kind)
-                        .bind(&n.to_addr)
-                        .bind(n.to_name.as_deref())
-                        .bind(&n.subject)
-                        .bind(&n.body_text)
-                        .bind(n.body_html.as_deref())
-                        .bind(&n.locale)
-                        .bind(e.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                        .context("insert notification")?;
-                    sqlx::query(INSERT_OUTBOX)
-                        .bind(&n.id)
-                        .bind(e.org.as_str())
-                        .bind(e.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                        .context("insert outbox row")?;
-                }
+                insert_event_rows!(tx, write.event);
                 if let Some((key, response)) = write.idempotency {
                     sqlx::query(STORE_RESPONSE)
-                        .bind(e.org.as_str())
+                        .bind(write.event.org.as_str())
                         .bind(key)
                         .bind(response)
                         .execute(&mut *tx)
@@ -537,17 +557,35 @@ impl Store {
         };
         Ok(rows
             .into_iter()
-            .map(|(id, org_id, to_addr, to_name, subject, body_text, body_html, attempts, queued_at)| Claimed {
-                id,
-                org: OrgId::from_db(org_id),
-                to_addr,
-                to_name,
-                subject,
-                body_text,
-                body_html,
-                attempt: attempts,
-                queued_at: Millis(queued_at),
-            })
+            .map(
+                |(
+                    id,
+                    org_id,
+                    kind,
+                    to_addr,
+                    to_name,
+                    subject,
+                    body_text,
+                    body_html,
+                    attachments,
+                    attempts,
+                    queued_at,
+                )| {
+                    Claimed {
+                        id,
+                        org: OrgId::from_db(org_id),
+                        kind,
+                        to_addr,
+                        to_name,
+                        subject,
+                        body_text,
+                        body_html,
+                        attachments,
+                        attempt: attempts,
+                        queued_at: Millis(queued_at),
+                    }
+                },
+            )
             .collect())
     }
 

@@ -16,6 +16,7 @@
 mod audit;
 mod delivery;
 mod directory;
+mod identities;
 mod orgs;
 mod policy;
 mod reader;
@@ -36,6 +37,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use audit::AuditPage;
 pub use delivery::EventWrite;
 pub use directory::{DepartmentWrite, UserWrite};
+pub use identities::{IdentityWrite, LinkUse};
 pub use policy::PolicyChange;
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;

@@ -35,7 +35,7 @@ on_each_backend!(
 const CANARY: &str = "canary-Pa55w0rd-7f3e9c";
 
 /// Gives `org` its own SMTP server on `server`.
-async fn use_server(
+pub(crate) async fn use_server(
     app: &TestApp,
     org: &TestOrg,
     server: &TestSmtp,

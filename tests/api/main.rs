@@ -8,11 +8,14 @@
 mod support;
 
 mod audit;
+mod browser;
 mod cli;
 mod delivery;
 mod directory;
+mod documents;
 mod envelopes;
 mod every_endpoint;
+mod identities;
 mod interop;
 mod native;
 mod ops;

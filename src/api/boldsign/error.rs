@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::{public_message, status_of};
-use crate::error::Error;
+use crate::error::{Error, Resource};
 
 pub fn render(err: &Error) -> Response {
     let status = status_of(err);
@@ -35,6 +35,15 @@ pub fn render(err: &Error) -> Response {
             });
             (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
         }
-        _ => (status, Json(json!({ "error": public_message(err) }))).into_response(),
+        _ => {
+            let message = match err {
+                Error::NotFound(Resource::SenderIdentity) => "Sender identity not found.".to_owned(),
+                Error::Conflict(Resource::SenderIdentity) => {
+                    "A sender identity with this email address already exists.".to_owned()
+                }
+                other => public_message(other),
+            };
+            (status, Json(json!({ "error": message }))).into_response()
+        }
     }
 }

@@ -26,7 +26,8 @@ pub struct AuditItem {
     /// The scope's gapless change counter.
     sequence: i64,
     at: String,
-    /// `token:<id>`, `env:HERALD_ADMIN_TOKEN` or `cli`.
+    /// `token:<id>`, `env:HERALD_ADMIN_TOKEN`, `cli`, or `link:<id>` (a mailed
+    /// link of the sender identity approval flow).
     actor: String,
     action: String,
     resource_type: String,

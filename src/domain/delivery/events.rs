@@ -12,9 +12,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::documents::{self, DocumentEvent};
 use super::templates;
 use super::{IdempotencyClaim, NewEvent, NewNotification};
 use crate::clock::{Clock, Millis};
@@ -23,8 +23,22 @@ use crate::domain::{OrgId, policy};
 use crate::error::{Error, FieldErrors, Resource};
 use crate::store::{EventWrite, Store};
 
-/// The event types of this release.
-pub const TYPES: &[&str] = &["message.send", "user.password_changed"];
+/// The event types of this release (contract §8).
+pub const TYPES: &[&str] = &[
+    "message.send",
+    "user.password_changed",
+    "document.viewed",
+    "document.sent",
+    "document.delivery_failed",
+    "document.declined",
+    "document.revoked",
+    "document.reassigned",
+    "document.completed",
+    "document.signed",
+    "document.expired",
+    "document.authentication_failed",
+    "document.reminder",
+];
 
 /// How long a claimed idempotency key stays "in flight" if its process dies
 /// before writing the event; after that a retry may take it over.
@@ -36,14 +50,19 @@ const MAX_BATCH: usize = 512;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventBody {
-    /// `message.send` or `user.password_changed`.
+    /// `message.send`, `user.password_changed` or `document.<event>`
+    /// (viewed, sent, delivery_failed, declined, revoked, reassigned,
+    /// completed, signed, expired, authentication_failed, reminder).
     #[serde(rename = "type")]
     pub kind: String,
     /// Who `user.password_changed` is for: a user id or an email address.
     pub recipient: Option<Recipient>,
     /// The sender identity (email) of a document event.
     pub sender_identity: Option<String>,
-    /// `message.send`: `{to, subject, text, html?}`.
+    /// `message.send`: `{to, subject, text, html?}`. Document events:
+    /// `{documentId?, documentTitle?, signerName?, signerEmail?, reason?,
+    /// documentUrl?, attachments?}`; `attachments` (document.completed only)
+    /// is `[{fileName, contentType?, content (base64)}]`.
     #[schema(value_type = Object)]
     pub data: Option<Map<String, Value>>,
 }
@@ -72,7 +91,7 @@ pub fn canonical(value: &Value) -> String {
 }
 
 fn digest(canonical: &str) -> String {
-    Sha256::digest(canonical.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::tokens::sha256_hex(canonical.as_bytes())
 }
 
 /// Checks an `Idempotency-Key` header value: 1–255 visible ASCII characters.
@@ -98,12 +117,27 @@ fn text_field(data: &Map<String, Value>, name: &str, errors: &mut FieldErrors) -
 enum Plan {
     Message { to: String, subject: String, text: String, html: Option<String> },
     PasswordChanged { user_id: Option<String>, email: Option<String> },
+    Document(DocumentEvent),
 }
 
 fn plan(body: &EventBody) -> Result<Plan, Error> {
     let mut errors = FieldErrors::new();
     let empty = Map::new();
     let data = body.data.as_ref().unwrap_or(&empty);
+    if let Some(document) = body.kind.strip_prefix("document.")
+        && TYPES.contains(&body.kind.as_str())
+    {
+        if body.recipient.is_some() {
+            errors.add("recipient", "is not used by document events (they go to the senderIdentity)");
+        }
+        let event = documents::parse(document, body.sender_identity.as_deref(), data, &mut errors);
+        errors.finish()?;
+        // `parse` returns `None` only after recording why.
+        return event.map(Plan::Document).ok_or_else(|| Error::field("senderIdentity", "is required"));
+    }
+    if body.sender_identity.is_some() {
+        errors.add("senderIdentity", "is only used by document events");
+    }
     let plan = match body.kind.as_str() {
         "message.send" => {
             if body.recipient.is_some() {
@@ -180,6 +214,7 @@ fn notification(
         body_text: text,
         body_html: html,
         locale,
+        attachments: None,
     }
 }
 
@@ -219,10 +254,7 @@ async fn build(store: &Store, org: &OrgId, kind: &str, plan: Plan, now: Millis) 
             }
             let org_name = store.org_name(org).await?.unwrap_or_default();
             let greeting = name.clone().unwrap_or_else(|| to.split('@').next().unwrap_or_default().to_owned());
-            let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now.0)
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default();
-            let ctx = minijinja::context! { name => greeting, email => &to, org => org_name, at => at };
+            let ctx = minijinja::context! { name => greeting, email => &to, org => org_name, at => now.display_utc() };
             let rendered = templates::render("user.password_changed", &locale, ctx)?;
             event.notifications.push(notification(
                 to,
@@ -233,6 +265,10 @@ async fn build(store: &Store, org: &OrgId, kind: &str, plan: Plan, now: Millis) 
                 locale,
             ));
         }
+        Plan::Document(document) => match documents::route(store, org, document, now).await? {
+            documents::Routed::Mail(n) => event.notifications.push(n),
+            documents::Routed::Suppressed(reason) => event.suppressed = Some(reason),
+        },
     }
     Ok(event)
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -87,6 +87,15 @@ pub struct MailParts<'a> {
     pub subject: &'a str,
     pub text: &'a str,
     pub html: Option<&'a str>,
+    pub attachments: &'a [MailAttachment],
+}
+
+/// A file sent with a mail (checked when its event was accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 pub struct Mailer {
@@ -130,9 +139,26 @@ pub fn build(parts: &MailParts<'_>, server: Option<&SmtpServer>, domain: &str) -
     if let Some(reply_to) = server.and_then(|s| s.reply_to.as_deref()).and_then(|r| r.parse::<Address>().ok()) {
         builder = builder.reply_to(Mailbox::new(None, reply_to));
     }
-    let message = match parts.html {
-        Some(html) => builder.multipart(MultiPart::alternative_plain_html(parts.text.to_owned(), html.to_owned())),
-        None => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(parts.text.to_owned())),
+    let text = || SinglePart::builder().header(ContentType::TEXT_PLAIN).body(parts.text.to_owned());
+    let message = match (parts.html, parts.attachments) {
+        (Some(html), []) => {
+            builder.multipart(MultiPart::alternative_plain_html(parts.text.to_owned(), html.to_owned()))
+        }
+        (None, []) => builder.singlepart(text()),
+        (html, files) => {
+            let mut mixed = match html {
+                Some(html) => MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(parts.text.to_owned(), html.to_owned())),
+                None => MultiPart::mixed().singlepart(text()),
+            };
+            for file in files {
+                let content_type = ContentType::parse(&file.content_type)
+                    .map_err(|_| "an attachment's content type is not valid".to_owned())?;
+                mixed = mixed
+                    .singlepart(Attachment::new(header_text(&file.file_name)).body(file.bytes.clone(), content_type));
+            }
+            builder.multipart(mixed)
+        }
     }
     .map_err(|e| format!("the message could not be built: {e}"))?;
     Ok(Outgoing { envelope: message.envelope().clone(), bytes: message.formatted() })
@@ -603,6 +629,7 @@ mod tests {
             subject: "Hi\r\nBcc: evil@example.com",
             text: "hello",
             html: Some("<p>hello</p>"),
+            attachments: &[],
         };
         let out = build(&parts, None, "herald.test").unwrap();
         let text = String::from_utf8(out.bytes).unwrap();
@@ -610,5 +637,30 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("Bcc:")), "{text}");
         assert_eq!(out.envelope.to().len(), 1);
         assert_eq!(out.envelope.from().map(ToString::to_string).as_deref(), Some(FALLBACK_FROM));
+    }
+
+    #[test]
+    fn attachments_make_a_mixed_message_with_a_named_part() {
+        let files = [MailAttachment {
+            file_name: "Signed NDA (final).pdf".into(),
+            content_type: "application/pdf".into(),
+            bytes: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3 signed".to_vec(),
+        }];
+        let parts = MailParts {
+            id: "0193-def",
+            to_addr: "ada@example.com",
+            to_name: None,
+            subject: "Completed",
+            text: "done",
+            html: Some("<p>done</p>"),
+            attachments: &files,
+        };
+        let text = String::from_utf8(build(&parts, None, "herald.test").unwrap().bytes).unwrap();
+        assert!(text.contains("multipart/mixed") && text.contains("multipart/alternative"), "{text}");
+        assert!(text.contains("Content-Type: application/pdf"), "{text}");
+        assert!(text.contains("Signed NDA (final).pdf"), "{text}");
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3 signed");
+        assert!(text.contains(&encoded), "the file travels base64-encoded: {text}");
     }
 }

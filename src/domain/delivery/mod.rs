@@ -3,11 +3,13 @@
 //! effective SMTP server (or writes them to the outbox directory).
 //!
 //! - [`events`]: `POST /v1/events`, idempotency, recipients and policy.
+//! - [`documents`]: document events for sender identities, attachments.
 //! - [`templates`]: subjects and bodies from the files in `templates/`.
 //! - [`mailer`]: building messages, SMTP and file transports, the outbound
 //!   host policy, and the step-by-step test send.
 //! - [`worker`]: claiming, sending, retrying and recording results.
 
+pub mod documents;
 pub mod events;
 pub mod mailer;
 pub mod templates;
@@ -71,6 +73,9 @@ pub struct NewNotification {
     pub body_text: String,
     pub body_html: Option<String>,
     pub locale: String,
+    /// Files to attach, as stored: JSON `[{fileName, contentType, content}]`
+    /// with base64 content (document.completed with AttachSignedDocument).
+    pub attachments: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,11 +123,16 @@ pub struct Attempt {
 pub struct Claimed {
     pub id: String,
     pub org: OrgId,
+    /// The notification's type (its event's): the approval flow's mails get
+    /// their signed link when sent.
+    pub kind: String,
     pub to_addr: String,
     pub to_name: Option<String>,
     pub subject: String,
     pub body_text: String,
     pub body_html: Option<String>,
+    /// As stored in [`NewNotification::attachments`].
+    pub attachments: Option<String>,
     /// This attempt's number (1 for the first).
     pub attempt: i64,
     pub queued_at: Millis,
@@ -270,8 +280,15 @@ pub async fn test_send(
     let text = format!(
         "This is a test message from Herald for the organisation {org_name}.\n\nIf you can read it, these SMTP settings work."
     );
-    let parts =
-        MailParts { id: &id, to_addr: to, to_name: None, subject: "Herald test message", text: &text, html: None };
+    let parts = MailParts {
+        id: &id,
+        to_addr: to,
+        to_name: None,
+        subject: "Herald test message",
+        text: &text,
+        html: None,
+        attachments: &[],
+    };
     match server {
         Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),
         None => match mailer.deliver(None, &parts).await {
@@ -332,11 +349,13 @@ mod tests {
         Claimed {
             id: "n".into(),
             org: OrgId::generate(),
+            kind: "message.send".into(),
             to_addr: "a@example.com".into(),
             to_name: None,
             subject: "s".into(),
             body_text: "t".into(),
             body_html: None,
+            attachments: None,
             attempt,
             queued_at: Millis(queued_at),
         }

@@ -17,11 +17,13 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::documents;
 use super::mailer::{Delivery, MailParts, Mailer};
 use super::{Claimed, Outcome, RetryPolicy};
 use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
 use crate::domain::OrgId;
+use crate::domain::identities::{self, BodyPart};
 use crate::domain::smtp::{SmtpServer, effective_server};
 use crate::store::Store;
 
@@ -62,6 +64,8 @@ pub struct Engine {
     /// Woken after each commit of new events in this process.
     pub wake: Arc<Notify>,
     pub config: WorkerConfig,
+    /// `HERALD_PUBLIC_URL`: the base of the links this process signs.
+    pub public_url: String,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -190,13 +194,23 @@ async fn send_one(engine: &Engine, server: &Result<Option<SmtpServer>, String>, 
             return engine.config.retry.after_transient(c, now(), error.clone(), None);
         }
     };
+    let attachments = match c.attachments.as_deref().map(documents::decode).transpose() {
+        Ok(files) => files.unwrap_or_default(),
+        Err(error) => return Outcome::Dead { error, response: None },
+    };
+    // The approval flow's mails get their signed link only now, so the
+    // stored body never holds a usable one.
+    let sign = |body, part| identities::expand_link(&c.kind, &c.id, body, part, &engine.cipher, &engine.public_url);
+    let text = sign(&c.body_text, BodyPart::Text);
+    let html = c.body_html.as_deref().map(|h| sign(h, BodyPart::Html));
     let parts = MailParts {
         id: &c.id,
         to_addr: &c.to_addr,
         to_name: c.to_name.as_deref(),
         subject: &c.subject,
-        text: &c.body_text,
-        html: c.body_html.as_deref(),
+        text: &text,
+        html: html.as_deref(),
+        attachments: &attachments,
     };
     match engine.mailer.deliver(server, &parts).await {
         Delivery::Accepted { response } => Outcome::Sent { response },

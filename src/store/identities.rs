@@ -1,0 +1,381 @@
+//! Sender identities and the links of their approval flow (contract §7).
+//!
+//! Every change takes the org's audit number first, which orders concurrent
+//! changes of one org (the org row lock on PostgreSQL, the single writer on
+//! SQLite), and then reads the row it changes: a MetaData merge never works
+//! on a stale copy. A mailed link is written with its notification, in the
+//! transaction of the change that mails it, and marks every earlier unused
+//! link of the identity replaced.
+
+use anyhow::Context;
+
+use super::audit::{append_audit, bump_sequence, insert_audit};
+use super::delivery::insert_event_rows;
+use super::{Backend, BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::identities::{Issue, Link, LinkChange, LinkPurpose, NotificationSettings, SenderIdentity, Status};
+use crate::error::Error;
+
+/// What an identity write found.
+#[derive(Debug)]
+pub enum IdentityWrite {
+    Done(Box<SenderIdentity>),
+    Missing,
+    DuplicateEmail,
+    /// The change itself refused (e.g. a status that does not allow it).
+    Refused(Error),
+}
+
+/// What using up a link found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkUse {
+    Done,
+    /// Used meanwhile, past its time, or its identity changed status.
+    Gone,
+}
+
+const BY_EMAIL: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+    redirect_url, meta_data, locale, created_at, updated_at
+    FROM sender_identities WHERE org_id = $1 AND email_key = $2";
+const BY_ID: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+    redirect_url, meta_data, locale, created_at, updated_at
+    FROM sender_identities WHERE org_id = $1 AND id = $2";
+// The brand filter is a JSON array (`[]`: no filter), the one list bind both
+// engines take; they differ only in how they unpack it.
+const LIST_SQLITE: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+    redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
+    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))
+    ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
+const LIST_PG: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+    redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
+    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))
+    ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
+const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM sender_identities
+    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))";
+const COUNT_PG: &str = "SELECT COUNT(*) FROM sender_identities
+    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
+    AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))";
+const INSERT: &str = "INSERT INTO sender_identities (id, org_id, name, name_key, email, email_key, status, created_by,
+    approved_at, notification_settings, brand_id, redirect_url, meta_data, locale, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const UPDATE: &str = "UPDATE sender_identities SET name = $2, name_key = $3, status = $4, approved_at = $5,
+    notification_settings = $6, redirect_url = $7, meta_data = $8, locale = $9, updated_at = $10 WHERE id = $1";
+const SET_STATUS: &str = "UPDATE sender_identities SET status = $2, approved_at = $3, updated_at = $4
+    WHERE id = $1 AND status = $5";
+const STATUS: &str = "SELECT status FROM sender_identities WHERE id = $1";
+const DELETE: &str = "DELETE FROM sender_identities WHERE org_id = $1 AND email_key = $2 RETURNING id";
+
+const LINK: &str = "SELECT id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome
+    FROM sender_identity_links WHERE id = $1";
+const REPLACE_LINKS: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = 'replaced'
+    WHERE identity_id = $1 AND used_at IS NULL";
+const INSERT_LINK: &str = "INSERT INTO sender_identity_links
+    (id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)
+    VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)";
+const USE_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
+    WHERE id = $1 AND used_at IS NULL AND expires_at > $2";
+const USE_EXPIRED_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
+    WHERE id = $1 AND used_at IS NULL AND expires_at <= $2";
+
+type IdentityRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+);
+type LinkRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
+
+fn identity_from(row: IdentityRow) -> anyhow::Result<SenderIdentity> {
+    let (
+        id,
+        name,
+        email,
+        status,
+        created_by,
+        approved_at,
+        settings,
+        brand_id,
+        redirect_url,
+        meta,
+        locale,
+        created,
+        updated,
+    ) = row;
+    Ok(SenderIdentity {
+        id,
+        name,
+        email,
+        status: Status::parse(&status).with_context(|| format!("unknown sender identity status {status:?}"))?,
+        created_by,
+        approved_at: approved_at.map(Millis),
+        settings: NotificationSettings::from_json(&settings).context("decode notification settings")?,
+        brand_id,
+        redirect_url,
+        meta_data: serde_json::from_str(&meta).context("decode metadata")?,
+        locale,
+        created_at: Millis(created),
+        updated_at: Millis(updated),
+    })
+}
+
+fn meta_json(identity: &SenderIdentity) -> String {
+    serde_json::to_string(&identity.meta_data).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Writes `$issue` (an `&Issue`) inside `$tx`: earlier unused links of the
+/// identity are marked replaced, then the new link and its mail are written.
+macro_rules! write_issue {
+    ($tx:ident, $issue:expr, $now:expr) => {{
+        let issue: &Issue = $issue;
+        let link = &issue.link;
+        sqlx::query(REPLACE_LINKS)
+            .bind(&link.identity_id)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await
+            .context("replace earlier links")?;
+        sqlx::query(INSERT_LINK)
+            .bind(&link.id)
+            .bind(link.org.as_str())
+            .bind(&link.identity_id)
+            .bind(link.purpose.as_str())
+            .bind(link.created_at.0)
+            .bind(link.expires_at.0)
+            .execute(&mut *$tx)
+            .await
+            .context("insert link")?;
+        insert_event_rows!($tx, &issue.event);
+    }};
+}
+
+impl Store {
+    pub async fn identity_by_email(&self, org: &OrgId, email_key: &str) -> anyhow::Result<Option<SenderIdentity>> {
+        let row: Option<IdentityRow> =
+            read_optional!(self, BY_EMAIL, org.as_str(), email_key).context("load sender identity")?;
+        row.map(identity_from).transpose()
+    }
+
+    pub async fn identity_by_id(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<SenderIdentity>> {
+        let row: Option<IdentityRow> = read_optional!(self, BY_ID, org.as_str(), id).context("load sender identity")?;
+        row.map(identity_from).transpose()
+    }
+
+    /// A page of the org's identities matching `pattern` (a `LIKE` pattern
+    /// on name and email) and `brands` (a JSON array of brand ids; `[]` for
+    /// any), newest first, with the count of all matches.
+    pub async fn identities(
+        &self,
+        org: &OrgId,
+        pattern: &str,
+        brands: &str,
+        limit: i64,
+        offset: i64,
+    ) -> anyhow::Result<(Vec<SenderIdentity>, i64)> {
+        let (list, count) = match self.backend() {
+            Backend::Sqlite => (LIST_SQLITE, COUNT_SQLITE),
+            Backend::Postgres => (LIST_PG, COUNT_PG),
+        };
+        let rows: Vec<IdentityRow> =
+            read_all!(self, list, org.as_str(), pattern, brands, limit, offset).context("list sender identities")?;
+        let total: Option<(i64,)> =
+            read_optional!(self, count, org.as_str(), pattern, brands).context("count sender identities")?;
+        let items = rows.into_iter().map(identity_from).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((items, total.map_or(0, |(n,)| n)))
+    }
+
+    /// Inserts a new identity with its first link and mail.
+    pub async fn insert_identity(
+        &self,
+        org: &OrgId,
+        identity: &SenderIdentity,
+        email_key: &str,
+        issue: &Issue,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<IdentityWrite> {
+        let settings = identity.settings.to_json();
+        let meta = meta_json(identity);
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let inserted = sqlx::query(INSERT)
+                .bind(&identity.id)
+                .bind(org.as_str())
+                .bind(&identity.name)
+                .bind(identity.name.to_lowercase())
+                .bind(&identity.email)
+                .bind(email_key)
+                .bind(identity.status.as_str())
+                .bind(&identity.created_by)
+                .bind(identity.approved_at.map(|t| t.0))
+                .bind(&settings)
+                .bind(identity.brand_id.as_deref())
+                .bind(identity.redirect_url.as_deref())
+                .bind(&meta)
+                .bind(&identity.locale)
+                .bind(identity.created_at.0)
+                .bind(identity.updated_at.0)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Err(e) if is_unique_violation(&e) => return Ok(IdentityWrite::DuplicateEmail),
+                other => other.context("insert sender identity")?,
+            };
+            write_issue!(tx, issue, identity.created_at);
+            tx.commit().await.context("commit sender identity")?;
+            Ok(IdentityWrite::Done(Box::new(identity.clone())))
+        })
+    }
+
+    /// Changes the identity with `email_key` through `change`, which sees
+    /// the current row and may return a link to mail. Nothing is written if
+    /// the identity is missing or `change` refuses.
+    pub async fn change_identity<F>(
+        &self,
+        org: &OrgId,
+        email_key: &str,
+        mut audit: AuditEntry,
+        now: Millis,
+        change: F,
+    ) -> anyhow::Result<IdentityWrite>
+    where
+        F: FnOnce(&mut SenderIdentity) -> Result<Option<Issue>, Error>,
+    {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let (scope_id, seq) = bump_sequence!(tx, &audit.scope);
+            let row: Option<IdentityRow> = sqlx::query_as(BY_EMAIL)
+                .bind(org.as_str())
+                .bind(email_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("load sender identity")?;
+            let Some(row) = row else { return Ok(IdentityWrite::Missing) };
+            let mut identity = identity_from(row)?;
+            let issue = match change(&mut identity) {
+                Ok(issue) => issue,
+                Err(e) => return Ok(IdentityWrite::Refused(e)),
+            };
+            identity.updated_at = now;
+            sqlx::query(UPDATE)
+                .bind(&identity.id)
+                .bind(&identity.name)
+                .bind(identity.name.to_lowercase())
+                .bind(identity.status.as_str())
+                .bind(identity.approved_at.map(|t| t.0))
+                .bind(identity.settings.to_json())
+                .bind(identity.redirect_url.as_deref())
+                .bind(meta_json(&identity))
+                .bind(&identity.locale)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .context("update sender identity")?;
+            if let Some(issue) = &issue {
+                write_issue!(tx, issue, now);
+            }
+            audit.resource_id = identity.id.clone();
+            insert_audit!(tx, &scope_id, seq, &audit);
+            tx.commit().await.context("commit sender identity")?;
+            Ok(IdentityWrite::Done(Box::new(identity)))
+        })
+    }
+
+    /// Deletes the identity with `email_key` (its links go with it); `false`
+    /// if there is none.
+    pub async fn delete_identity(&self, org: &OrgId, email_key: &str, audit: &AuditEntry) -> anyhow::Result<bool> {
+        let mut audit = audit.clone();
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let (scope_id, seq) = bump_sequence!(tx, &audit.scope);
+            let deleted: Option<(String,)> = sqlx::query_as(DELETE)
+                .bind(org.as_str())
+                .bind(email_key)
+                .fetch_optional(&mut *tx)
+                .await
+                .context("delete sender identity")?;
+            let Some((id,)) = deleted else { return Ok(false) };
+            audit.resource_id = id;
+            insert_audit!(tx, &scope_id, seq, &audit);
+            tx.commit().await.context("commit sender identity")?;
+            Ok(true)
+        })
+    }
+
+    pub async fn link(&self, id: &str) -> anyhow::Result<Option<Link>> {
+        let row: Option<LinkRow> = read_optional!(self, LINK, id).context("load link")?;
+        row.map(|(id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)| {
+            Ok(Link {
+                id,
+                org: OrgId::from_db(org_id),
+                identity_id,
+                purpose: LinkPurpose::parse(&purpose).with_context(|| format!("unknown link purpose {purpose:?}"))?,
+                created_at: Millis(created_at),
+                expires_at: Millis(expires_at),
+                used_at: used_at.map(Millis),
+                outcome,
+            })
+        })
+        .transpose()
+    }
+
+    /// Uses up a link and makes its change, all or nothing (see [`LinkChange`]).
+    pub async fn use_link(&self, change: &LinkChange<'_>) -> anyhow::Result<LinkUse> {
+        let LinkChange { link, outcome, renew, expected, next, issue, audit, now } = *change;
+        let use_link = if renew { USE_EXPIRED_LINK } else { USE_LINK };
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let used = sqlx::query(use_link)
+                .bind(&link.id)
+                .bind(now.0)
+                .bind(outcome)
+                .execute(&mut *tx)
+                .await
+                .context("use link")?;
+            if used.rows_affected() == 0 {
+                return Ok(LinkUse::Gone);
+            }
+            let in_place = if renew {
+                let status: Option<(String,)> = sqlx::query_as(STATUS)
+                    .bind(&link.identity_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context("read identity status")?;
+                status.is_some_and(|(s,)| s == expected.as_str())
+            } else {
+                let set = sqlx::query(SET_STATUS)
+                    .bind(&link.identity_id)
+                    .bind(next.status.as_str())
+                    .bind(next.approved_at.map(|t| t.0))
+                    .bind(now.0)
+                    .bind(expected.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .context("change identity status")?;
+                set.rows_affected() > 0
+            };
+            if !in_place {
+                return Ok(LinkUse::Gone);
+            }
+            if let Some(issue) = issue {
+                write_issue!(tx, issue, now);
+            }
+            tx.commit().await.context("commit link use")?;
+            Ok(LinkUse::Done)
+        })
+    }
+}
