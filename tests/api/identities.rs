@@ -189,6 +189,27 @@ async fn update_needs_something_to_update_and_merges_metadata(app: TestApp) {
     assert_validation(&res, "Name");
     let res = update(&app, &org, email, json!({"Locale": "Klingon"})).await;
     assert_validation(&res, "Locale");
+    // Wrong types, line breaks and unreadable JSON, as on create.
+    for (body, field) in [
+        (json!({"Name": "Evil\r\nBcc: x@example.com"}), "Name"),
+        (json!({"NotificationSettings": "all"}), "NotificationSettings"),
+        (json!({"MetaData": {"k": 5}}), "MetaData"),
+        (json!({"MetaData": {"k\r\nX": "v"}}), "MetaData"),
+        (json!({"RedirectUrl": "https://example.com/\r\nSet-Cookie: x"}), "RedirectUrl"),
+        (json!({"Locale": 3}), "Locale"),
+    ] {
+        let res = update(&app, &org, email, body).await;
+        assert_validation(&res, field);
+        assert!(!res.text.contains("Bcc") && !res.text.contains("Set-Cookie"), "{}", res.text);
+    }
+    let raw = app
+        .client
+        .post(app.url(&format!("/v1/senderIdentities/update?email={email}")))
+        .header("X-API-KEY", &org.token)
+        .header("content-type", "application/json")
+        .body("{\"Name\": tru");
+    assert_validation(&app.send(raw).await, "$");
+    assert_eq!(properties(&app, &org, email).await["name"], "Meta", "nothing changed");
     // "" deletes, new keys add, existing keys are replaced, others stay.
     let res = update(&app, &org, email, json!({"MetaData": {"a": "", "b": "two", "c": "3"}})).await;
     assert_eq!(res.status, 204, "{}", res.text);
