@@ -178,9 +178,8 @@ pub struct Server {
     workers: bool,
 }
 
-/// Opens the database (migrated, key checked) and builds the delivery
-/// engine, whose mailed links start with `public_url`.
-async fn open(config: &Config, clock: Clock, public_url: String) -> anyhow::Result<(Arc<Engine>, String)> {
+/// Opens the database (migrated, key checked) and builds the delivery engine.
+async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, String)> {
     let store = Store::connect(config.database_url.as_str()).await?;
     store.migrate().await?;
     let instance_id = store.ensure_instance(clock.now()).await?;
@@ -207,14 +206,13 @@ async fn open(config: &Config, clock: Clock, public_url: String) -> anyhow::Resu
             poll: d.poll,
             ..WorkerConfig::default()
         },
-        public_url,
     };
     Ok((Arc::new(engine), instance_id))
 }
 
 /// Runs the delivery workers until `stop` resolves (`herald worker`).
 pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let (engine, _) = open(config, clock, config.public_url()).await?;
+    let (engine, _) = open(config, clock).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
     tracing::info!(backend = ?engine.store.backend(), "herald worker running");
@@ -230,6 +228,7 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
 impl Server {
     /// Connects to the database, applies migrations and binds the listener.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
+        let (engine, instance_id) = open(config, clock).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
         let local = listener.local_addr()?;
@@ -238,7 +237,6 @@ impl Server {
             Some(_) => config.public_url(),
             None => format!("http://{local}"),
         };
-        let (engine, instance_id) = open(config, clock, public_url.clone()).await?;
         let committer = Committer::start(engine.store.clone(), engine.wake.clone());
         let state = AppState(Arc::new(Inner {
             store: engine.store.clone(),

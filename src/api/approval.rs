@@ -300,7 +300,7 @@ pub async fn act(
         return Err(Error::field("action", "must be approve, deny, revoke or renew"));
     };
     let now = app.clock().now();
-    let result = identities::follow_link(app.store(), app.cipher(), &token, action, now).await?;
+    let result = identities::follow_link(app.store(), app.cipher(), &token, action, now, app.public_url()).await?;
     let view = match result {
         LinkResult::Refused(view) => return Ok(render(page_of(view.as_ref()), secure(&app))),
         LinkResult::Done(view) => view,

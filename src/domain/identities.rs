@@ -8,9 +8,11 @@
 //! Deny) while Pending, a *revoke* link once Approved. A link is used once,
 //! expires after seven days, and is replaced by the next one mailed for the
 //! same identity. Its token is the link's id signed with a key derived from
-//! `HERALD_SECRET_KEY` ([`Cipher::sign_link`]); the signature is made by the
-//! worker that sends the mail, so a mail body stored in the outbox holds
-//! only [`LINK_MARKER`], never a usable link.
+//! `HERALD_SECRET_KEY` ([`Cipher::sign_link`]). The link's address is
+//! rendered when the mail is queued, with the `HERALD_PUBLIC_URL` of the node
+//! that serves the page; its token is signed only by the worker that sends
+//! the mail, so a body stored in the outbox holds [`TOKEN_MARKER`], never a
+//! usable link.
 //!
 //! Not decided here: the wire shapes (`api::boldsign`) and the HTML page
 //! (`api::approval`).
@@ -41,8 +43,9 @@ pub const PAGE_SIZE_DEFAULT: u32 = 10;
 
 /// How long a mailed link works: seven days.
 pub const LINK_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
-/// Stands for the link in a stored mail body until a worker signs it.
-pub const LINK_MARKER: &str = "{herald:link}";
+/// Stands for the link's token in a stored mail body until a worker signs
+/// it. Tokens and the marker need no escaping in text or HTML.
+pub const TOKEN_MARKER: &str = "{herald:token}";
 /// The path of the approval page; the token follows it.
 pub const LINK_PATH: &str = "/sender-identity/";
 /// Separates these signatures from any other kind Herald may make.
@@ -508,37 +511,12 @@ pub struct Issue {
     pub event: NewEvent,
 }
 
-/// The URL of link `id`, signed.
-pub fn link_url(cipher: &Cipher, public_url: &str, id: &str) -> String {
-    format!("{public_url}{LINK_PATH}{}", cipher.sign_link(LINK_PURPOSE, id))
-}
-
-/// Which part of a mail a body is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyPart {
-    Text,
-    Html,
-}
-
-/// A mail body with its link marker replaced by the signed link (escaped in
-/// HTML like any other text). Only the approval flow's own mails carry
-/// links: in any other mail the marker is text like any other, so no client
-/// can have Herald sign an id.
-pub fn expand_link<'a>(
-    kind: &str,
-    id: &str,
-    body: &'a str,
-    part: BodyPart,
-    cipher: &Cipher,
-    public_url: &str,
-) -> Cow<'a, str> {
-    if (kind == KIND_APPROVAL_REQUESTED || kind == KIND_APPROVED) && body.contains(LINK_MARKER) {
-        let url = link_url(cipher, public_url, id);
-        let url = match part {
-            BodyPart::Text => url,
-            BodyPart::Html => minijinja::HtmlEscape(&url).to_string(),
-        };
-        Cow::Owned(body.replace(LINK_MARKER, &url))
+/// A mail body with the token of its link (notification `id`) signed in.
+/// Only the approval flow's own mails carry links: in any other mail the
+/// marker is text like any other, so no client can have Herald sign an id.
+pub fn sign_link<'a>(kind: &str, id: &str, body: &'a str, cipher: &Cipher) -> Cow<'a, str> {
+    if (kind == KIND_APPROVAL_REQUESTED || kind == KIND_APPROVED) && body.contains(TOKEN_MARKER) {
+        Cow::Owned(body.replace(TOKEN_MARKER, &cipher.sign_link(LINK_PURPOSE, id)))
     } else {
         Cow::Borrowed(body)
     }
@@ -648,10 +626,18 @@ pub enum LinkResult {
 
 // ---- mails -------------------------------------------------------------------
 
+/// Where a mail is written from: the org's name and the base of its links
+/// (`HERALD_PUBLIC_URL` of the node that serves the approval page).
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub org_name: &'a str,
+    pub public_url: &'a str,
+}
+
 /// Builds the mail that carries a new link of `purpose` for `identity`.
 fn issue(
     org: &OrgId,
-    org_name: &str,
+    from: Sender<'_>,
     identity: &SenderIdentity,
     purpose: LinkPurpose,
     now: Millis,
@@ -663,10 +649,10 @@ fn issue(
         LinkPurpose::Revoke => KIND_APPROVED,
     };
     let ctx = minijinja::context! {
-        org => org_name,
+        org => from.org_name,
         name => &identity.name,
         email => &identity.email,
-        link => LINK_MARKER,
+        link => format!("{}{LINK_PATH}{TOKEN_MARKER}", from.public_url),
         expires => expires_at.display_utc(),
     };
     let rendered = templates::render(kind, &identity.locale, ctx)?;
@@ -745,6 +731,7 @@ pub async fn create(
     org: &OrgId,
     new: NewIdentity,
     now: Millis,
+    public_url: &str,
 ) -> Result<SenderIdentity, Error> {
     let NewIdentity { name, email, brand_id, redirect_url, settings: patch, meta_data: meta_patch, locale } = new;
     let mut settings = NotificationSettings::default();
@@ -770,7 +757,7 @@ pub async fn create(
         updated_at: now,
     };
     let org_name = store.org_name(org).await?.unwrap_or_default();
-    let issue = issue(org, &org_name, &identity, LinkPurpose::Review, now)?;
+    let issue = issue(org, Sender { org_name: &org_name, public_url }, &identity, LinkPurpose::Review, now)?;
     let entry = audit(
         org,
         actor,
@@ -883,48 +870,55 @@ pub async fn delete(store: &Store, actor: &Actor, org: &OrgId, email: &str, now:
     }
 }
 
-/// Mails a Pending identity a fresh review link; earlier links stop working.
-pub async fn resend_invitation(
+/// What asks again for an identity's approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reissue {
+    /// `resendInvitation`: a Pending identity gets a fresh review link;
+    /// earlier links stop working.
+    Resend,
+    /// `rerequest`: Denied or Revoked → Pending, with a new review link.
+    Rerequest,
+}
+
+impl Reissue {
+    fn action(self) -> &'static str {
+        match self {
+            Reissue::Resend => "senderIdentity.invitationResent",
+            Reissue::Rerequest => "senderIdentity.rerequested",
+        }
+    }
+
+    fn allowed(self, status: Status) -> Result<(), Error> {
+        match (self, status) {
+            (Reissue::Resend, Status::Pending) | (Reissue::Rerequest, Status::Denied | Status::Revoked) => Ok(()),
+            (Reissue::Resend, _) => {
+                Err(Error::Precondition("Only a Pending sender identity's invitation can be resent."))
+            }
+            (Reissue::Rerequest, _) => {
+                Err(Error::Precondition("Only a Denied or Revoked sender identity can be requested again."))
+            }
+        }
+    }
+}
+
+/// Mails the identity with `email` a new review link (see [`Reissue`]).
+pub async fn reissue(
     store: &Store,
     actor: &Actor,
     org: &OrgId,
     email: &str,
+    kind: Reissue,
     now: Millis,
-) -> Result<(), Error> {
-    reissue(store, actor, org, email, now, "senderIdentity.invitationResent", |status| match status {
-        Status::Pending => Ok(()),
-        _ => Err(Error::Precondition("Only a Pending sender identity's invitation can be resent.")),
-    })
-    .await
-}
-
-/// Asks again after a denial or revocation: Denied or Revoked → Pending,
-/// with a new review link mailed.
-pub async fn rerequest(store: &Store, actor: &Actor, org: &OrgId, email: &str, now: Millis) -> Result<(), Error> {
-    reissue(store, actor, org, email, now, "senderIdentity.rerequested", |status| match status {
-        Status::Denied | Status::Revoked => Ok(()),
-        _ => Err(Error::Precondition("Only a Denied or Revoked sender identity can be requested again.")),
-    })
-    .await
-}
-
-async fn reissue(
-    store: &Store,
-    actor: &Actor,
-    org: &OrgId,
-    email: &str,
-    now: Millis,
-    action: &'static str,
-    allowed: impl FnOnce(Status) -> Result<(), Error> + Send,
+    public_url: &str,
 ) -> Result<(), Error> {
     let org_name = store.org_name(org).await?.unwrap_or_default();
-    let entry = audit(org, actor, now, action, "", serde_json::json!({ "email": email }));
+    let entry = audit(org, actor, now, kind.action(), "", serde_json::json!({ "email": email }));
     let write = store
         .change_identity(org, &email_key(email), entry, now, move |identity| {
-            allowed(identity.status)?;
+            kind.allowed(identity.status)?;
             identity.status = Status::Pending;
             identity.approved_at = None;
-            issue(org, &org_name, identity, LinkPurpose::Review, now).map(Some)
+            issue(org, Sender { org_name: &org_name, public_url }, identity, LinkPurpose::Review, now).map(Some)
         })
         .await?;
     outcome(write)?;
@@ -959,6 +953,7 @@ pub async fn follow_link(
     token: &str,
     action: LinkAction,
     now: Millis,
+    public_url: &str,
 ) -> Result<LinkResult, Error> {
     let Some(view) = open_link(store, cipher, token, now).await? else {
         return Ok(LinkResult::Refused(None));
@@ -981,7 +976,8 @@ pub async fn follow_link(
         _ => None,
     };
     next.updated_at = if action == LinkAction::Renew { identity.updated_at } else { now };
-    let issue = follow_up.map(|purpose| issue(&link.org, org_name, &next, purpose, now)).transpose()?;
+    let from = Sender { org_name, public_url };
+    let issue = follow_up.map(|purpose| issue(&link.org, from, &next, purpose, now)).transpose()?;
     let entry = audit(
         &link.org,
         &Actor::link(&link.id),
@@ -1132,13 +1128,12 @@ mod tests {
     #[test]
     fn only_the_approval_flow_mails_get_signed_links() {
         let cipher = Cipher::from_key(&[9; 32]).unwrap();
-        let body = format!("Open {LINK_MARKER} now");
-        let expanded = expand_link(KIND_APPROVAL_REQUESTED, "n1", &body, BodyPart::Text, &cipher, "https://h.example");
-        assert!(expanded.starts_with("Open https://h.example/sender-identity/n1."), "{expanded}");
-        let token = expanded.trim_start_matches("Open https://h.example/sender-identity/").trim_end_matches(" now");
+        let body = format!("Open https://h.example{LINK_PATH}{TOKEN_MARKER} now");
+        let signed = sign_link(KIND_APPROVAL_REQUESTED, "n1", &body, &cipher);
+        let token = signed.trim_start_matches("Open https://h.example/sender-identity/").trim_end_matches(" now");
+        assert!(token.starts_with("n1."), "{signed}");
         assert_eq!(cipher.verify_link(LINK_PURPOSE, token).as_deref(), Some("n1"));
-        assert_eq!(expand_link("message.send", "n1", &body, BodyPart::Text, &cipher, "https://h.example"), body);
-        let html = expand_link(KIND_APPROVED, "n1", &body, BodyPart::Html, &cipher, "https://h.example/a?b&c");
-        assert!(html.contains("https:&#x2f;&#x2f;h.example&#x2f;a?b&amp;c&#x2f;sender-identity"), "{html}");
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "safe in text and HTML");
+        assert_eq!(sign_link("message.send", "n1", &body, &cipher), body);
     }
 }

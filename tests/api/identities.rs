@@ -572,7 +572,7 @@ async fn link_tokens_are_never_stored_logged_or_returned(app: TestApp) {
         assert!(!logs.contains(signature), "a link's token was logged");
     }
     // What the database holds instead: the marker the worker replaces.
-    assert!(database.contains("{herald:link}"), "stored bodies carry the marker");
+    assert!(database.contains("/sender-identity/{herald:token}"), "stored bodies carry the marker");
 }
 
 async fn every_change_is_audited(app: TestApp) {

@@ -10,7 +10,7 @@ use super::wire::{BsQuery, PageDetails, SenderIdentityCreated, SenderIdentityLis
 use crate::api::Json;
 use crate::app::AppState;
 use crate::auth::OrgScope;
-use crate::domain::identities::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX};
+use crate::domain::identities::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Reissue};
 use crate::error::{Error, FieldErrors};
 
 /// The identity's address from `?email=`: required and well-formed.
@@ -31,7 +31,8 @@ pub async fn create(
     Json(body): Json<Map<String, Value>>,
 ) -> Result<(StatusCode, axum::Json<SenderIdentityCreated>), Error> {
     let new = identities::parse_new(super::wire::identity_input(body)?)?;
-    let identity = identities::create(app.store(), &scope.actor, &scope.org, new, app.clock().now()).await?;
+    let identity =
+        identities::create(app.store(), &scope.actor, &scope.org, new, app.clock().now(), app.public_url()).await?;
     app.wake_workers();
     Ok((StatusCode::CREATED, axum::Json(SenderIdentityCreated { sender_identity_id: identity.id })))
 }
@@ -134,7 +135,8 @@ pub async fn resend_invitation(
     query: BsQuery,
 ) -> Result<StatusCode, Error> {
     let email = email_param(&query)?;
-    identities::resend_invitation(app.store(), &scope.actor, &scope.org, &email, app.clock().now()).await?;
+    let (store, now, public_url) = (app.store(), app.clock().now(), app.public_url());
+    identities::reissue(store, &scope.actor, &scope.org, &email, Reissue::Resend, now, public_url).await?;
     app.wake_workers();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -148,7 +150,8 @@ pub async fn resend_invitation(
         (status = 403), (status = 404)))]
 pub async fn rerequest(scope: OrgScope, State(app): State<AppState>, query: BsQuery) -> Result<StatusCode, Error> {
     let email = email_param(&query)?;
-    identities::rerequest(app.store(), &scope.actor, &scope.org, &email, app.clock().now()).await?;
+    let (store, now, public_url) = (app.store(), app.clock().now(), app.public_url());
+    identities::reissue(store, &scope.actor, &scope.org, &email, Reissue::Rerequest, now, public_url).await?;
     app.wake_workers();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -192,14 +192,18 @@ mod tests {
     }
 
     #[test]
-    fn identity_mails_carry_the_link_marker_in_every_language() {
+    fn identity_mails_carry_the_link_in_every_language() {
         for kind in ["identity.approval_requested", "identity.approved"] {
             for lang in LANGUAGES {
+                let link = "https://h.example/a&b/sender-identity/{herald:token}";
                 let ctx = minijinja::context! { org => "Acme", name => "Luther", email => "l@example.com",
-                link => "{herald:link}", expires => "2026-12-01 10:00 UTC" };
+                link => link, expires => "2026-12-01 10:00 UTC" };
                 let r = render(kind, lang, ctx).unwrap();
                 assert!(r.subject.contains("Acme"), "{kind} {lang}: {}", r.subject);
-                assert!(r.text.contains("{herald:link}") && r.html.contains("href=\"{herald:link}\""), "{kind} {lang}");
+                assert!(r.text.contains(link), "{kind} {lang}: {}", r.text);
+                let escaped =
+                    "href=\"https:&#x2f;&#x2f;h.example&#x2f;a&amp;b&#x2f;sender-identity&#x2f;{herald:token}\"";
+                assert!(r.html.contains(escaped), "{kind} {lang}: {}", r.html);
                 assert!(r.text.contains("2026-12-01 10:00 UTC"), "{kind} {lang}");
             }
         }

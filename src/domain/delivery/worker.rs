@@ -22,9 +22,8 @@ use super::mailer::{Delivery, MailParts, Mailer};
 use super::{Claimed, Outcome, RetryPolicy};
 use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
-use crate::domain::OrgId;
-use crate::domain::identities::{self, BodyPart};
 use crate::domain::smtp::{SmtpServer, effective_server};
+use crate::domain::{OrgId, identities};
 use crate::store::Store;
 
 #[derive(Debug, Clone)]
@@ -64,8 +63,6 @@ pub struct Engine {
     /// Woken after each commit of new events in this process.
     pub wake: Arc<Notify>,
     pub config: WorkerConfig,
-    /// `HERALD_PUBLIC_URL`: the base of the links this process signs.
-    pub public_url: String,
 }
 
 fn millis(d: Duration) -> i64 {
@@ -198,11 +195,11 @@ async fn send_one(engine: &Engine, server: &Result<Option<SmtpServer>, String>, 
         Ok(files) => files.unwrap_or_default(),
         Err(error) => return Outcome::Dead { error, response: None },
     };
-    // The approval flow's mails get their signed link only now, so the
-    // stored body never holds a usable one.
-    let sign = |body, part| identities::expand_link(&c.kind, &c.id, body, part, &engine.cipher, &engine.public_url);
-    let text = sign(&c.body_text, BodyPart::Text);
-    let html = c.body_html.as_deref().map(|h| sign(h, BodyPart::Html));
+    // The approval flow's mails get their link's token signed only now, so
+    // the stored body never holds a usable link.
+    let sign = |body| identities::sign_link(&c.kind, &c.id, body, &engine.cipher);
+    let text = sign(&c.body_text);
+    let html = c.body_html.as_deref().map(sign);
     let parts = MailParts {
         id: &c.id,
         to_addr: &c.to_addr,
