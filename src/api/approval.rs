@@ -185,10 +185,17 @@ fn render(page: Page<'_>, secure: bool) -> Response {
     res
 }
 
-/// The page a link stands at now.
-fn page_of(view: Option<&LinkView>) -> Page<'_> {
+/// The page a link stands at now. A form keeps the CSRF value the browser
+/// already holds (so pages open in other tabs stay valid), else gets a new one.
+fn page_of<'a>(view: Option<&'a LinkView>, headers: &HeaderMap) -> Page<'a> {
     let state = view.map_or(PageState::Unknown, PageState::of_view);
-    Page { state, view, status: state.status(), csrf: state.has_form().then(random_token) }
+    let csrf = state.has_form().then(|| csrf_cookie(headers).filter(|c| is_csrf_value(c)).unwrap_or_else(random_token));
+    Page { state, view, status: state.status(), csrf }
+}
+
+/// Whether `value` has the form of a value [`random_token`] makes.
+fn is_csrf_value(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// An error of a request to a page path (no route, wrong method, a body
@@ -214,9 +221,13 @@ fn secure(app: &AppState) -> bool {
     responses((status = 200, description = "the request, with Approve / Deny or Revoke", content_type = "text/html"),
         (status = 404, description = "not a valid link", content_type = "text/html"),
         (status = 410, description = "used, replaced, expired or closed", content_type = "text/html")))]
-pub async fn show(State(app): State<AppState>, Path(token): Path<String>) -> Result<Response, Error> {
+pub async fn show(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
     let view = identities::open_link(app.store(), app.cipher(), &token, app.clock().now()).await?;
-    Ok(render(page_of(view.as_ref()), secure(&app)))
+    Ok(render(page_of(view.as_ref(), &headers), secure(&app)))
 }
 
 /// The form the page posts.
@@ -302,7 +313,7 @@ pub async fn act(
     let now = app.clock().now();
     let result = identities::follow_link(app.store(), app.cipher(), &token, action, now, app.public_url()).await?;
     let view = match result {
-        LinkResult::Refused(view) => return Ok(render(page_of(view.as_ref()), secure(&app))),
+        LinkResult::Refused(view) => return Ok(render(page_of(view.as_ref(), &headers), secure(&app))),
         LinkResult::Done(view) => view,
     };
     app.wake_workers();
@@ -426,5 +437,6 @@ mod tests {
         h.insert(header::COOKIE, "a=1; herald_csrf=xyz; b=2".parse().unwrap());
         assert_eq!(csrf_cookie(&h).as_deref(), Some("xyz"));
         assert_eq!(csrf_cookie(&HeaderMap::new()), None);
+        assert!(is_csrf_value(&random_token()) && !is_csrf_value("xyz"));
     }
 }

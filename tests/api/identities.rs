@@ -377,9 +377,13 @@ async fn approval_flow_end_to_end(app: TestApp) {
     assert_eq!(header("referrer-policy"), "no-referrer");
     let cookie = header("set-cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    // Opening it twice changes nothing (mail scanners open links).
-    let again = visit(&app, &link).await;
+    // Opening it twice changes nothing (mail scanners open links), and a
+    // browser that opens it in a second tab keeps its CSRF value, so the
+    // first tab's form stays good.
+    let again =
+        app.send(crate::support::identity::browser().get(&link).header("cookie", page.cookie.clone().unwrap())).await;
     assert_eq!(again.status, 200);
+    assert!(again.text.contains(&format!("value=\"{}\"", page.csrf.clone().unwrap())), "{}", again.text);
     assert_eq!(properties(&app, &org, email).await["status"], "Pending");
     // Approve: the link is used, and the browser goes on to RedirectUrl.
     let res = press(&app, &link, &page, "approve").await;
