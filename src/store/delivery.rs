@@ -163,6 +163,23 @@ fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
     })
 }
 
+fn claimed_from(row: ClaimedRow) -> Claimed {
+    let (id, org_id, kind, to_addr, to_name, subject, body_text, body_html, attachments, attempt, queued_at) = row;
+    Claimed {
+        id,
+        org: OrgId::from_db(org_id),
+        kind,
+        to_addr,
+        to_name,
+        subject,
+        body_text,
+        body_html,
+        attachments,
+        attempt,
+        queued_at: Millis(queued_at),
+    }
+}
+
 /// Runs blocking SQLite work off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(f).await.context("a database task failed")?
@@ -555,38 +572,7 @@ impl Store {
                 rows
             })
         };
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    id,
-                    org_id,
-                    kind,
-                    to_addr,
-                    to_name,
-                    subject,
-                    body_text,
-                    body_html,
-                    attachments,
-                    attempts,
-                    queued_at,
-                )| {
-                    Claimed {
-                        id,
-                        org: OrgId::from_db(org_id),
-                        kind,
-                        to_addr,
-                        to_name,
-                        subject,
-                        body_text,
-                        body_html,
-                        attachments,
-                        attempt: attempts,
-                        queued_at: Millis(queued_at),
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(claimed_from).collect())
     }
 
     /// Records the outcome of each leased send in one transaction. A result
