@@ -29,6 +29,7 @@ on_each_backend!(
     events_reject_bad_input_and_store_nothing,
     smtp_test_reports_each_step,
     smtp_test_never_lends_the_password_to_another_host,
+    smtp_test_refusals_and_file_results_name_no_internal_facts,
     a_changed_config_gets_a_new_connection_pool,
 );
 
@@ -43,11 +44,23 @@ pub(crate) async fn use_server(
     invalid_certs: bool,
     auth: Option<(&str, &str)>,
 ) {
+    use_port(app, org, server.port(), security, invalid_certs, auth).await;
+}
+
+/// Gives `org` its own SMTP server at `localhost:port`.
+pub(crate) async fn use_port(
+    app: &TestApp,
+    org: &TestOrg,
+    port: u16,
+    security: Security,
+    invalid_certs: bool,
+    auth: Option<(&str, &str)>,
+) {
     let org_id = OrgId::parse(&org.id).unwrap();
     let draft = SmtpDraft {
         enabled: Some(true),
         host: "localhost".into(),
-        port: server.port(),
+        port,
         security,
         accept_invalid_certs: invalid_certs,
         username: auth.map(|(u, _)| u.to_owned()),
@@ -65,7 +78,7 @@ pub(crate) async fn use_server(
     result.unwrap();
 }
 
-fn message(to: &str, subject: &str) -> Value {
+pub(crate) fn message(to: &str, subject: &str) -> Value {
     json!({ "type": "message.send", "data": { "to": to, "subject": subject, "text": "Hello from Herald.", "html": "<p>Hello <b>from</b> Herald.</p>" } })
 }
 
@@ -76,13 +89,13 @@ async fn post_event(app: &TestApp, org: &TestOrg, body: Value) -> TestResponse {
 }
 
 /// Posts an event and returns its one notification's id.
-async fn send(app: &TestApp, org: &TestOrg, body: Value) -> String {
+pub(crate) async fn send(app: &TestApp, org: &TestOrg, body: Value) -> String {
     let res = post_event(app, org, body).await;
     res.json["notifications"][0]["id"].as_str().unwrap().to_owned()
 }
 
 /// Polls the delivery log until notification `id` has `status` (20 s at most).
-async fn wait_status(app: &TestApp, org: &TestOrg, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, org: &TestOrg, id: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
         let res = app.get(&format!("/v1/notifications/{id}"), &org.token).await;
@@ -509,7 +522,7 @@ async fn events_reject_bad_input_and_store_nothing(app: TestApp) {
     assert_eq!(log.json["items"].as_array().unwrap().len(), 1, "only the valid event left a notification");
 }
 
-async fn smtp_test(app: &TestApp, org: &TestOrg, body: Value) -> Value {
+pub(crate) async fn smtp_test(app: &TestApp, org: &TestOrg, body: Value) -> Value {
     let res = app.post("/v1/smtp/test", &org.token, body).await;
     assert_eq!(res.status, 200, "{}", res.text);
     res.json
@@ -597,6 +610,102 @@ async fn smtp_test_never_lends_the_password_to_another_host(app: TestApp) {
     use base64::Engine as _;
     let lent = base64::engine::general_purpose::STANDARD.encode(format!("\0mailer\0{CANARY}"));
     assert!(!other.plaintext().contains(&lent), "the stored password went to another server");
+}
+
+/// Issue 13, findings 4, 5 and 6: embedded and multicast forms of internal
+/// addresses are refused; refusals and file results name no internal
+/// address or path; a name that does not resolve fails the connect step; a
+/// file transport that cannot write is a failed step, not an HTTP error.
+async fn smtp_test_refusals_and_file_results_name_no_internal_facts(app: TestApp) {
+    let org = app.new_org().await;
+    let test = |host: &str| json!({ "to": "ada@example.com", "config": { "host": host, "security": "none" } });
+    for host in
+        ["::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "fec0::1", "224.0.0.1", "ff02::1"]
+    {
+        let r = smtp_test(&app, &org, test(host)).await;
+        assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("policy")), "{host}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("is an internal address"), "{r}");
+    }
+    let r = smtp_test(&app, &org, test("no-such-host.invalid")).await;
+    assert_eq!(r["failedStep"], "connect", "DNS failures are the connect step: {r}");
+    assert_eq!(r["steps"], json!([]), "{r}");
+
+    let outbox = app.outbox_dir.display().to_string();
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(
+        (r["success"].clone(), r["transport"].clone(), r["steps"].clone()),
+        (json!(true), json!("file"), json!(["file"])),
+        "{r}"
+    );
+    assert!(r["message"].as_str().unwrap().contains(".eml") && !r.to_string().contains(&outbox), "{r}");
+    let id = send(&app, &org, message("ada@example.com", "To a file")).await;
+    let n = wait_status(&app, &org, &id, "sent").await;
+    assert_eq!(n["smtpResponse"], format!("written to {id}.eml in the outbox directory"), "{n}");
+
+    // The outbox directory goes away (a file takes its place).
+    std::fs::remove_dir_all(&app.outbox_dir).unwrap();
+    std::fs::write(&app.outbox_dir, b"").unwrap();
+    let res = app.post("/v1/smtp/test", &org.token, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(res.status, 200, "a failed send is not an HTTP error: {}", res.text);
+    let r = res.json;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("file")), "{r}");
+    assert!(!r.to_string().contains(&outbox), "{r}");
+    let id = send(&app, &org, message("ada@example.com", "Cannot write")).await;
+    let n = wait_status(&app, &org, &id, "retrying").await;
+    let error = n["lastError"].as_str().unwrap();
+    assert!(error.contains(&format!("{id}.eml")) && !error.contains(&outbox), "{error}");
+    assert!(crate::support::logs().contains(&outbox), "the operator's log has the path");
+}
+
+/// Issue 13, finding 5: a refusal of a name does not say where it resolves.
+async fn a_refused_name_keeps_its_address_to_the_log(backend: crate::support::Backend) {
+    let Some(db) = crate::support::TestDb::new(backend).await else { return };
+    let app = TestApp::spawn_with(backend, db, |c| c.delivery.allow_hosts = vec!["127.0.0.2".into()]).await;
+    let org = app.new_org().await;
+    let r = smtp_test(
+        &app,
+        &org,
+        json!({ "to": "ada@example.com", "config": { "host": "localhost", "security": "none" } }),
+    )
+    .await;
+    assert_eq!(r["failedStep"], "policy", "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(message.contains("localhost resolves to an internal address"), "{message}");
+    assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_refused_name_keeps_its_address_to_the_log() {
+    a_refused_name_keeps_its_address_to_the_log(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_name_keeps_its_address_to_the_log() {
+    a_refused_name_keeps_its_address_to_the_log(crate::support::Backend::Postgres).await;
+}
+
+/// Issue 13, finding 6: `serve` and `worker` refuse to start with an outbox
+/// directory they cannot write, and say which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_outbox_directory_stops_start_up() {
+    let db = crate::support::TestDb::new(crate::support::Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let mut config = herald::Config::new(db.url.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.delivery.outbox_dir = blocker.join("outbox");
+    let err = match herald::Server::build(&config, herald::clock::Clock::default()).await {
+        Ok(_) => panic!("started with an outbox directory it cannot create"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains(&config.delivery.outbox_dir.display().to_string()) && err.contains("not writable"), "{err}");
+    let (_, stop) = tokio::sync::oneshot::channel::<()>();
+    let worker = herald::app::run_workers(&config, herald::clock::Clock::default(), async {
+        let _ = stop.await;
+    });
+    let err = format!("{:#}", worker.await.unwrap_err());
+    assert!(err.contains("not writable"), "{err}");
 }
 
 async fn a_changed_config_gets_a_new_connection_pool(app: TestApp) {

@@ -231,8 +231,11 @@ pub struct TestServer {
 /// The outcome of a test send.
 #[derive(Debug, Clone)]
 pub enum TestOutcome {
-    /// No server is configured: the mail went to the outbox directory.
+    /// No server is configured: the mail went to the outbox directory
+    /// (`written`), or could not be written there (`detail` says why,
+    /// without the server's paths).
     File {
+        written: bool,
         detail: String,
     },
     Smtp(TestReport),
@@ -291,12 +294,13 @@ pub async fn test_send(
     };
     match server {
         Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),
-        None => match mailer.deliver(None, &parts).await {
-            Delivery::Accepted { response } => Ok(TestOutcome::File { detail: response }),
+        // A failed write is a failed test send, not an HTTP error.
+        None => Ok(match mailer.deliver(None, &parts).await {
+            Delivery::Accepted { response } => TestOutcome::File { written: true, detail: response },
             Delivery::Transient { error, .. } | Delivery::Permanent { error, .. } => {
-                Err(Error::Internal(anyhow::anyhow!("test mail to the outbox directory failed: {error}")))
+                TestOutcome::File { written: false, detail: error }
             }
-        },
+        }),
     }
 }
 
