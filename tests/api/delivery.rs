@@ -29,6 +29,9 @@ on_each_backend!(
     events_reject_bad_input_and_store_nothing,
     smtp_test_reports_each_step,
     smtp_test_never_lends_the_password_to_another_host,
+    smtp_test_lends_the_password_only_to_the_same_server_account_and_transport,
+    smtp_test_never_lends_the_instance_password_to_an_org,
+    an_unrecognised_stored_security_mode_fails_closed,
     smtp_test_refusals_and_file_results_name_no_internal_facts,
     a_changed_config_gets_a_new_connection_pool,
 );
@@ -610,6 +613,125 @@ async fn smtp_test_never_lends_the_password_to_another_host(app: TestApp) {
     use base64::Engine as _;
     let lent = base64::engine::general_purpose::STANDARD.encode(format!("\0mailer\0{CANARY}"));
     assert!(!other.plaintext().contains(&lent), "the stored password went to another server");
+}
+
+/// Base64 of AUTH PLAIN with `password`: what would cross the wire.
+fn auth_plain(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// The canary password never crossed `server`'s wire in clear and was
+/// presented to it exactly `times` times.
+fn assert_canary_presented(server: &TestSmtp, times: usize, why: &str) {
+    let plaintext = server.plaintext();
+    assert!(!plaintext.contains(CANARY) && !plaintext.contains(&auth_plain("mailer", CANARY)), "{why}");
+    let presented = server.auth_attempts().iter().filter(|(_, p)| p == CANARY).count();
+    assert_eq!(presented, times, "{why}: {:?}", server.auth_attempts());
+}
+
+/// Issue 13, finding 1: an unsaved config gets the stored password only for
+/// exactly the stored server, account and transport.
+async fn smtp_test_lends_the_password_only_to_the_same_server_account_and_transport(app: TestApp) {
+    let stored = TestSmtp::start(Mode::StartTls).await;
+    stored.require_auth("mailer", CANARY);
+    let other = TestSmtp::start(Mode::StartTls).await;
+    other.require_auth("mailer", CANARY);
+    let org = app.new_org().await;
+    use_server(&app, &org, &stored, Security::StartTls, true, Some(("mailer", CANARY))).await;
+    let cfg = |port: u16, security: &str, username: &str| {
+        json!({ "to": "ada@example.com", "config": { "host": "localhost", "port": port, "security": security,
+                "allowSelfsignedCerts": true, "username": username } })
+    };
+    // Exactly the stored server: lent.
+    let r = smtp_test(&app, &org, cfg(stored.port(), "starttls", "mailer")).await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_canary_presented(&stored, 1, "the exact stored server gets it");
+    // Elsewhere or weaker: the AUTH carries no password, and fails.
+    for (body, why) in [
+        (cfg(stored.port(), "none", "mailer"), "TLS switched off"),
+        (cfg(stored.port(), "tls", "mailer"), "another security mode"),
+        (cfg(stored.port(), "starttls", "other"), "another username"),
+        (cfg(other.port(), "starttls", "mailer"), "another port"),
+    ] {
+        let r = smtp_test(&app, &org, body).await;
+        assert_eq!(r["success"], false, "{why}: {r}");
+        assert_canary_presented(&stored, 1, why);
+        assert_canary_presented(&other, 0, why);
+    }
+    let r = smtp_test(&app, &org, cfg(stored.port(), "none", "mailer")).await;
+    assert_eq!(r["failedStep"], "auth", "{r}");
+    assert!(stored.auth_attempts().contains(&("mailer".to_owned(), String::new())), "no password sent in clear");
+    // Certificate checking turned off where the stored server has it on.
+    use_server(&app, &org, &stored, Security::StartTls, false, Some(("mailer", CANARY))).await;
+    let r = smtp_test(&app, &org, cfg(stored.port(), "starttls", "mailer")).await;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("auth")), "{r}");
+    assert_canary_presented(&stored, 1, "an unverified certificate never gets it");
+}
+
+/// Issue 13, finding 1: the instance's relay password is the admins'. An
+/// org's test send goes through the relay as configured, but an unsaved
+/// config never borrows its password, not even for the same server.
+async fn smtp_test_never_lends_the_instance_password_to_an_org(app: TestApp) {
+    let relay = TestSmtp::start(Mode::StartTls).await;
+    relay.require_auth("mailer", CANARY);
+    let params = json!({ "params": { "smtp_host": "localhost", "smtp_port": relay.port(), "encryption": "StartTLS",
+        "username": "mailer", "password": CANARY, "allow_selfsigned_certs": true } });
+    let res = app.post("/email-settings/edit", &app.admin_token, params).await;
+    assert_eq!(res.json["successful"], true, "{}", res.text);
+    let org = app.new_org().await;
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(r["success"], true, "the relay itself works: {r}");
+    assert_canary_presented(&relay, 1, "the relay as configured");
+    for (security, selfsigned) in [("starttls", true), ("none", false), ("starttls", false)] {
+        let body = json!({ "to": "ada@example.com", "config": { "host": "localhost", "port": relay.port(),
+            "security": security, "allowSelfsignedCerts": selfsigned, "username": "mailer" } });
+        let r = smtp_test(&app, &org, body).await;
+        assert_eq!(r["success"], false, "{security} {selfsigned}: {r}");
+        assert_canary_presented(&relay, 1, "an unsaved config never gets the instance password");
+    }
+}
+
+/// Writes `security` into `org`'s stored SMTP row, as another program could.
+async fn set_stored_security(app: &TestApp, org: &TestOrg, security: &str) {
+    use sqlx::Connection;
+    let sql = "UPDATE smtp_servers SET security = $1 WHERE scope_id = $2";
+    match app.backend {
+        crate::support::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).bind(security).bind(&org.id).execute(&mut c).await.unwrap();
+        }
+        crate::support::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).bind(security).bind(&org.id).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// Issue 13, finding 1: a stored security value Herald does not know is
+/// neither sent through nor read as plain.
+async fn an_unrecognised_stored_security_mode_fails_closed(app: TestApp) {
+    let server = TestSmtp::start(Mode::Plain).await;
+    server.require_auth("mailer", CANARY);
+    let org = app.new_org().await;
+    use_server(&app, &org, &server, Security::Plain, false, Some(("mailer", CANARY))).await;
+    set_stored_security(&app, &org, "opportunistic").await;
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("tls")), "{r}");
+    assert!(r["message"].as_str().unwrap().contains("does not recognise"), "{r}");
+    assert_eq!(server.connections(), 0, "nothing was sent, in clear or otherwise");
+    // Nor is its password lent to a plain config for the same server.
+    let cfg = json!({ "host": "localhost", "port": server.port(), "security": "none", "username": "mailer" });
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com", "config": cfg })).await;
+    assert_eq!(r["failedStep"], "auth", "{r}");
+    assert_canary_presented(&server, 0, "an unrecognised mode lends nothing");
+    // A delivery fails as a configuration error, at once.
+    let id = send(&app, &org, message("ada@example.com", "Unknown mode")).await;
+    let n = wait_status(&app, &org, &id, "dead").await;
+    assert!(n["lastError"].as_str().unwrap().contains("does not recognise"), "{n}");
+    assert_eq!(server.connections(), 1, "only the unsaved config connected");
+    let show = app.get("/email-settings/show", &app.admin_token).await;
+    assert_eq!(show.status, 200);
 }
 
 /// Issue 13, findings 4, 5 and 6: embedded and multicast forms of internal

@@ -238,7 +238,8 @@ pub struct TestConfigBody {
     /// `none` (plain), `starttls` (required) or `tls` (implicit). Default `starttls`.
     security: Option<String>,
     username: Option<String>,
-    /// Needed for any server other than the stored one (same host and port).
+    /// Needed for any server but exactly the org's own stored one (same host,
+    /// port, username and security, certificate checking not turned off).
     password: Option<String>,
     from_email: Option<String>,
     from_name: Option<String>,

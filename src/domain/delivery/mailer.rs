@@ -364,7 +364,14 @@ impl Mailer {
         let timeout = self.config.smtp_timeout;
         let params = match server.security {
             Security::Plain => None,
-            _ => Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?),
+            Security::Unrecognised => {
+                return Err(Failure::config(
+                    "the stored SMTP settings have a security mode Herald does not recognise; save them again",
+                ));
+            }
+            Security::StartTls | Security::Tls => {
+                Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?)
+            }
         };
         let mut conn = if server.security == Security::Tls {
             let connecting = AsyncSmtpConnection::connect_tokio1(

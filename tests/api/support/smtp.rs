@@ -72,6 +72,8 @@ struct State {
     credentials: Option<(String, String)>,
     delay: Duration,
     connections: usize,
+    /// Every credential presented in AUTH, accepted or not.
+    auth_attempts: Vec<(String, String)>,
 }
 
 pub struct TestSmtp {
@@ -144,6 +146,11 @@ impl TestSmtp {
         self.state.lock().unwrap().connections
     }
 
+    /// Every (username, password) presented in AUTH, over TLS or not.
+    pub fn auth_attempts(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().auth_attempts.clone()
+    }
+
     /// Every byte clients sent outside TLS.
     pub fn plaintext(&self) -> String {
         String::from_utf8_lossy(&self.state.lock().unwrap().plaintext).into_owned()
@@ -184,7 +191,9 @@ async fn connection(tcp: TcpStream, mode: Mode, acceptor: TlsAcceptor, state: Ar
 
 /// 235 when the presented credentials are the required ones (or none are).
 fn auth_reply(state: &Arc<Mutex<State>>, presented: &Option<(String, String)>) -> &'static str {
-    let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == presented.as_ref());
+    let mut state = state.lock().unwrap();
+    state.auth_attempts.extend(presented.clone());
+    let ok = state.credentials.as_ref().is_none_or(|c| Some(c) == presented.as_ref());
     if ok { "235 2.7.0 authenticated\r\n" } else { "535 5.7.8 authentication failed\r\n" }
 }
 
