@@ -192,7 +192,9 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         outbox_dir: d.outbox_dir.clone(),
         domain: config.mail_domain(),
         pool_size: u32::try_from(d.concurrency.max(1)).unwrap_or(u32::MAX),
+        smtp_timeout: d.smtp_timeout,
     });
+    mailer.check_outbox_dir()?;
     let engine = Engine {
         store,
         cipher,

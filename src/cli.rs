@@ -80,6 +80,10 @@ pub struct DeliveryArgs {
     /// Milliseconds between an idle worker's looks for due mail.
     #[arg(long, env = "HERALD_WORKER_POLL_MS", default_value_t = 500)]
     pub worker_poll_ms: u64,
+    /// Seconds each SMTP step (connect, greeting, EHLO, STARTTLS, AUTH, MAIL,
+    /// RCPT, DATA) may take before the attempt fails as a timeout.
+    #[arg(long, env = "HERALD_SMTP_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub smtp_timeout_seconds: u64,
 }
 
 impl DeliveryArgs {
@@ -92,6 +96,7 @@ impl DeliveryArgs {
             lease: std::time::Duration::from_secs(self.lease_seconds.max(1)),
             poll: std::time::Duration::from_millis(self.worker_poll_ms.clamp(10, 60_000)),
             concurrency: self.worker_concurrency.clamp(1, 1024),
+            smtp_timeout: std::time::Duration::from_secs(self.smtp_timeout_seconds.clamp(1, 3600)),
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct DeliveryConfig {
     pub poll: Duration,
     /// Sends in flight per process.
     pub concurrency: usize,
+    /// `HERALD_SMTP_TIMEOUT_SECONDS`: how long each SMTP step may take.
+    pub smtp_timeout: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -79,6 +81,7 @@ impl Default for DeliveryConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             concurrency: 32,
+            smtp_timeout: crate::domain::delivery::mailer::DEFAULT_SMTP_TIMEOUT,
         }
     }
 }

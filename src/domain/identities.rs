@@ -319,7 +319,11 @@ pub fn parse_email(field: &str, raw: Option<&str>) -> Result<String, FieldError>
 
 /// A redirect target: an absolute `http`/`https` URL with a host. Herald
 /// sends browsers there, so nothing else (`javascript:`, relative paths) is
-/// taken. `""` means none.
+/// taken, nor forms that browsers and parsers read differently: userinfo
+/// (`https://example.com@evil.test/` goes to evil.test), a scheme without
+/// `//` (`http:evil.test`) and backslashes (`https:/\evil.test`). The URL is
+/// stored as the `url` crate writes it, so what is echoed and put in
+/// `Location` is what was checked. `""` means none.
 pub fn parse_redirect_url(raw: &str) -> Result<Option<String>, FieldError> {
     let raw = raw.trim();
     if raw.is_empty() {
@@ -329,12 +333,34 @@ pub fn parse_redirect_url(raw: &str) -> Result<Option<String>, FieldError> {
     if raw.len() > REDIRECT_URL_MAX {
         return Err(max_length("RedirectUrl", REDIRECT_URL_MAX));
     }
-    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
         return Err(invalid());
     }
+    // Only `http://` or `https://` (any case), written with the two slashes.
+    let scheme = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    let after_scheme = if scheme.starts_with("https://") {
+        8
+    } else if scheme.starts_with("http://") {
+        7
+    } else {
+        return Err(invalid());
+    };
+    let authority = raw[after_scheme..].split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(FieldError::new("RedirectUrl", "The RedirectUrl field must not contain a user name or password."));
+    }
     match url::Url::parse(raw) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {
-            Ok(Some(raw.to_owned()))
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.username().is_empty()
+                && u.password().is_none() =>
+        {
+            let normalised = String::from(u);
+            if normalised.len() > REDIRECT_URL_MAX {
+                return Err(max_length("RedirectUrl", REDIRECT_URL_MAX));
+            }
+            Ok(Some(normalised))
         }
         _ => Err(invalid()),
     }
@@ -1082,7 +1108,31 @@ mod tests {
             parse_redirect_url("https://boldsign.com/x?y=1").unwrap().as_deref(),
             Some("https://boldsign.com/x?y=1")
         );
-        for bad in ["javascript:alert(1)", "/relative", "ftp://x.example", "https://", "https://a b.example"] {
+        // Stored as the url crate writes it: what was checked is what is sent.
+        for (raw, stored) in [
+            ("HTTPS://BoldSign.COM", "https://boldsign.com/"),
+            ("https://boldsign.com:443/a/../b", "https://boldsign.com/b"),
+            ("http://example.com/ä?q=ü", "http://example.com/%C3%A4?q=%C3%BC"),
+        ] {
+            assert_eq!(parse_redirect_url(raw).unwrap().as_deref(), Some(stored), "{raw}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "/relative",
+            "ftp://x.example",
+            "https://",
+            "https://a b.example",
+            "https://example.com@evil.test/",
+            "https://user:pw@example.com/",
+            "https://@evil.test/",
+            "http:evil.test",
+            "https:evil.test/x",
+            "https:/evil.test",
+            "https:/\\evil.test",
+            "https://\\evil.test",
+            "https://example.com\\@evil.test/",
+            "//evil.test/",
+        ] {
             assert!(parse_redirect_url(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_redirect_url("").unwrap(), None);

@@ -4,8 +4,9 @@
 //!
 //! Passwords are write-only. They are encrypted before they reach the store,
 //! bound to their scope and row, and decrypted only into an [`SmtpServer`]
-//! for sending. The rule for an update without a password (keep it, unless
-//! the host or port changed) is decided here, once, for both APIs.
+//! for sending. Whether a stored secret may be used for another server
+//! description ([`may_lend`]: an update without a password, an unsaved
+//! config in a test send) is decided here, once, for every caller.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -28,6 +29,9 @@ pub enum Security {
     StartTls,
     /// Implicit TLS (SMTPS).
     Tls,
+    /// A stored value Herald does not know (written by something else, or a
+    /// newer version): never sent through, never treated as plain.
+    Unrecognised,
 }
 
 impl Security {
@@ -36,6 +40,8 @@ impl Security {
             Security::Plain => 25,
             Security::StartTls => 587,
             Security::Tls => 465,
+            // Nothing is sent through it; the port only has to be a number.
+            Security::Unrecognised => 0,
         }
     }
 
@@ -44,14 +50,17 @@ impl Security {
             Security::Plain => "plain",
             Security::StartTls => "starttls",
             Security::Tls => "tls",
+            Security::Unrecognised => "unrecognised",
         }
     }
 
+    /// Fails closed: anything but the three known values is `Unrecognised`.
     fn from_db(raw: &str) -> Security {
         match raw {
+            "plain" => Security::Plain,
             "starttls" => Security::StartTls,
             "tls" => Security::Tls,
-            _ => Security::Plain,
+            _ => Security::Unrecognised,
         }
     }
 }
@@ -108,7 +117,7 @@ impl From<&SmtpRow> for SmtpSettings {
 /// What a request says about the password.
 #[derive(Debug, Clone)]
 pub enum PasswordChange {
-    /// Absent (or null): keep the stored one, unless host or port change.
+    /// Absent (or null): keep the stored one where [`may_lend`] allows it.
     Keep,
     /// `""`: remove it.
     Clear,
@@ -244,28 +253,84 @@ fn password_aad(scope_id: &str, config_id: &str) -> Vec<u8> {
     format!("herald:smtp-password:v1:{scope_id}:{config_id}").into_bytes()
 }
 
-fn same_server(current: &SmtpRow, host: &str, port: u16, security: Security) -> bool {
-    let current_settings = SmtpSettings::from(current);
-    let port = if port == 0 { security.default_port() } else { port };
-    current_settings.host.eq_ignore_ascii_case(host) && current_settings.effective_port() == port
+/// Where a secret would be sent: the server, the account, and how the
+/// connection is protected.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretUse<'a> {
+    pub host: &'a str,
+    /// As configured: 0 means the security mode's default port.
+    pub port: u16,
+    pub security: Security,
+    pub accept_invalid_certs: bool,
+    pub username: Option<&'a str>,
 }
 
-/// The password ciphertext a change leaves behind. A stored secret is never
-/// kept for a new host or port: it was given for the old one.
+impl SecretUse<'_> {
+    fn effective_port(&self) -> u16 {
+        if self.port == 0 { self.security.default_port() } else { self.port }
+    }
+}
+
+/// The lending rule (contract §3, §8): a secret stored for `stored` may be
+/// used for `target` only when `target` is exactly that server (host,
+/// ignoring case, and port), the same username, the same security mode, and
+/// certificate checking is not turned off where it was on. Anything else
+/// could carry the secret to another server, another account or over
+/// weaker transport. An unrecognised security mode never matches.
+pub fn may_lend(stored: &SecretUse<'_>, target: &SecretUse<'_>) -> bool {
+    stored.security != Security::Unrecognised
+        && stored.security == target.security
+        && stored.host.eq_ignore_ascii_case(target.host)
+        && stored.effective_port() == target.effective_port()
+        && stored.username == target.username
+        && (stored.accept_invalid_certs || !target.accept_invalid_certs)
+}
+
+impl SmtpServer {
+    /// Where this server's password goes.
+    pub fn secret_use(&self) -> SecretUse<'_> {
+        SecretUse {
+            host: &self.host,
+            port: self.port,
+            security: self.security,
+            accept_invalid_certs: self.accept_invalid_certs,
+            username: self.username.as_deref(),
+        }
+    }
+}
+
+/// The password ciphertext a change leaves behind. An absent password keeps
+/// the stored one only where [`may_lend`] allows it: it was given for the
+/// old server, account and transport.
 fn next_password(
     cipher: &Cipher,
     current: Option<&SmtpRow>,
-    target: (&str, u16, Security),
-    change: &PasswordChange,
+    draft: &SmtpDraft,
     aad: &[u8],
 ) -> Result<Option<Vec<u8>>, Error> {
-    let (host, port, security) = target;
-    Ok(match change {
+    Ok(match &draft.password {
         PasswordChange::Set(secret) => Some(cipher.encrypt(secret.expose().as_bytes(), aad)?),
         PasswordChange::Clear => None,
         PasswordChange::Keep => match current {
-            Some(row) if same_server(row, host, port, security) => row.password.clone(),
-            _ => None,
+            Some(row) => {
+                let stored = SmtpSettings::from(row);
+                let was = SecretUse {
+                    host: &stored.host,
+                    port: stored.port,
+                    security: stored.security,
+                    accept_invalid_certs: stored.accept_invalid_certs,
+                    username: stored.username.as_deref(),
+                };
+                let will = SecretUse {
+                    host: &draft.host,
+                    port: draft.port,
+                    security: draft.security,
+                    accept_invalid_certs: draft.accept_invalid_certs,
+                    username: draft.username.as_deref(),
+                };
+                if may_lend(&was, &will) { row.password.clone() } else { None }
+            }
+            None => None,
         },
     })
 }
@@ -292,7 +357,7 @@ fn row_from_draft(
 ) -> Result<SmtpRow, Error> {
     let id = current.map_or_else(|| uuid::Uuid::now_v7().to_string(), |c| c.id.clone());
     let aad = password_aad(scope_id, &id);
-    let password = next_password(cipher, current, (&draft.host, draft.port, draft.security), &draft.password, &aad)?;
+    let password = next_password(cipher, current, draft, &aad)?;
     Ok(SmtpRow {
         id,
         scope_id: scope_id.to_owned(),
@@ -514,6 +579,54 @@ mod tests {
         assert!(parse_text("fromName", "From name", &"x".repeat(256), 255).is_err());
         assert!(parse_text("fromName", "From name", "Ops\nBcc: x", 255).is_err());
         assert!(parse_password("password", "Password", &"p".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn a_stored_secret_is_lent_only_to_the_same_server_account_and_transport() {
+        let stored = SecretUse {
+            host: "smtp.example.com",
+            port: 0,
+            security: Security::StartTls,
+            accept_invalid_certs: false,
+            username: Some("mailer"),
+        };
+        let same = |f: fn(&mut SecretUse<'static>)| {
+            let mut t = stored;
+            f(&mut t);
+            may_lend(&stored, &t)
+        };
+        assert!(same(|_| {}), "exactly the stored server");
+        assert!(same(|t| t.host = "SMTP.Example.COM"), "host names ignore case");
+        assert!(same(|t| t.port = 587), "0 is the mode's default port");
+        for (weakened, why) in [
+            (same(|t| t.host = "smtp.elsewhere.example"), "another host"),
+            (same(|t| t.port = 2525), "another port"),
+            (same(|t| t.username = Some("other")), "another username"),
+            (same(|t| t.username = Some("Mailer")), "usernames are compared exactly"),
+            (same(|t| t.username = None), "no username"),
+            (same(|t| t.security = Security::Plain), "TLS switched off"),
+            (same(|t| t.security = Security::Tls), "another security mode"),
+            (same(|t| t.accept_invalid_certs = true), "certificate checking turned off"),
+            (same(|t| t.security = Security::Unrecognised), "an unrecognised mode"),
+        ] {
+            assert!(!weakened, "{why}");
+        }
+        // Turning certificate checking on is not weaker.
+        let lax = SecretUse { accept_invalid_certs: true, ..stored };
+        assert!(may_lend(&lax, &stored));
+        // A stored mode Herald does not know lends to nothing, not even itself.
+        let unknown = SecretUse { security: Security::Unrecognised, ..stored };
+        assert!(!may_lend(&unknown, &unknown));
+    }
+
+    #[test]
+    fn unknown_stored_security_fails_closed() {
+        assert_eq!(Security::from_db("plain"), Security::Plain);
+        assert_eq!(Security::from_db("starttls"), Security::StartTls);
+        assert_eq!(Security::from_db("tls"), Security::Tls);
+        for other in ["", "PLAIN", "ssl", "none", "starttls-optional"] {
+            assert_eq!(Security::from_db(other), Security::Unrecognised, "{other:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,10 @@ on_each_backend!(
     events_reject_bad_input_and_store_nothing,
     smtp_test_reports_each_step,
     smtp_test_never_lends_the_password_to_another_host,
+    smtp_test_lends_the_password_only_to_the_same_server_account_and_transport,
+    smtp_test_never_lends_the_instance_password_to_an_org,
+    an_unrecognised_stored_security_mode_fails_closed,
+    smtp_test_refusals_and_file_results_name_no_internal_facts,
     a_changed_config_gets_a_new_connection_pool,
 );
 
@@ -43,11 +47,23 @@ pub(crate) async fn use_server(
     invalid_certs: bool,
     auth: Option<(&str, &str)>,
 ) {
+    use_port(app, org, server.port(), security, invalid_certs, auth).await;
+}
+
+/// Gives `org` its own SMTP server at `localhost:port`.
+pub(crate) async fn use_port(
+    app: &TestApp,
+    org: &TestOrg,
+    port: u16,
+    security: Security,
+    invalid_certs: bool,
+    auth: Option<(&str, &str)>,
+) {
     let org_id = OrgId::parse(&org.id).unwrap();
     let draft = SmtpDraft {
         enabled: Some(true),
         host: "localhost".into(),
-        port: server.port(),
+        port,
         security,
         accept_invalid_certs: invalid_certs,
         username: auth.map(|(u, _)| u.to_owned()),
@@ -65,7 +81,7 @@ pub(crate) async fn use_server(
     result.unwrap();
 }
 
-fn message(to: &str, subject: &str) -> Value {
+pub(crate) fn message(to: &str, subject: &str) -> Value {
     json!({ "type": "message.send", "data": { "to": to, "subject": subject, "text": "Hello from Herald.", "html": "<p>Hello <b>from</b> Herald.</p>" } })
 }
 
@@ -76,13 +92,13 @@ async fn post_event(app: &TestApp, org: &TestOrg, body: Value) -> TestResponse {
 }
 
 /// Posts an event and returns its one notification's id.
-async fn send(app: &TestApp, org: &TestOrg, body: Value) -> String {
+pub(crate) async fn send(app: &TestApp, org: &TestOrg, body: Value) -> String {
     let res = post_event(app, org, body).await;
     res.json["notifications"][0]["id"].as_str().unwrap().to_owned()
 }
 
 /// Polls the delivery log until notification `id` has `status` (20 s at most).
-async fn wait_status(app: &TestApp, org: &TestOrg, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, org: &TestOrg, id: &str, status: &str) -> Value {
     let mut last = Value::Null;
     for _ in 0..400 {
         let res = app.get(&format!("/v1/notifications/{id}"), &org.token).await;
@@ -509,7 +525,7 @@ async fn events_reject_bad_input_and_store_nothing(app: TestApp) {
     assert_eq!(log.json["items"].as_array().unwrap().len(), 1, "only the valid event left a notification");
 }
 
-async fn smtp_test(app: &TestApp, org: &TestOrg, body: Value) -> Value {
+pub(crate) async fn smtp_test(app: &TestApp, org: &TestOrg, body: Value) -> Value {
     let res = app.post("/v1/smtp/test", &org.token, body).await;
     assert_eq!(res.status, 200, "{}", res.text);
     res.json
@@ -597,6 +613,221 @@ async fn smtp_test_never_lends_the_password_to_another_host(app: TestApp) {
     use base64::Engine as _;
     let lent = base64::engine::general_purpose::STANDARD.encode(format!("\0mailer\0{CANARY}"));
     assert!(!other.plaintext().contains(&lent), "the stored password went to another server");
+}
+
+/// Base64 of AUTH PLAIN with `password`: what would cross the wire.
+fn auth_plain(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+/// The canary password never crossed `server`'s wire in clear and was
+/// presented to it exactly `times` times.
+fn assert_canary_presented(server: &TestSmtp, times: usize, why: &str) {
+    let plaintext = server.plaintext();
+    assert!(!plaintext.contains(CANARY) && !plaintext.contains(&auth_plain("mailer", CANARY)), "{why}");
+    let presented = server.auth_attempts().iter().filter(|(_, p)| p == CANARY).count();
+    assert_eq!(presented, times, "{why}: {:?}", server.auth_attempts());
+}
+
+/// Issue 13, finding 1: an unsaved config gets the stored password only for
+/// exactly the stored server, account and transport.
+async fn smtp_test_lends_the_password_only_to_the_same_server_account_and_transport(app: TestApp) {
+    let stored = TestSmtp::start(Mode::StartTls).await;
+    stored.require_auth("mailer", CANARY);
+    let other = TestSmtp::start(Mode::StartTls).await;
+    other.require_auth("mailer", CANARY);
+    let org = app.new_org().await;
+    use_server(&app, &org, &stored, Security::StartTls, true, Some(("mailer", CANARY))).await;
+    let cfg = |port: u16, security: &str, username: &str| {
+        json!({ "to": "ada@example.com", "config": { "host": "localhost", "port": port, "security": security,
+                "allowSelfsignedCerts": true, "username": username } })
+    };
+    // Exactly the stored server: lent.
+    let r = smtp_test(&app, &org, cfg(stored.port(), "starttls", "mailer")).await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_canary_presented(&stored, 1, "the exact stored server gets it");
+    // Elsewhere or weaker: the AUTH carries no password, and fails.
+    for (body, why) in [
+        (cfg(stored.port(), "none", "mailer"), "TLS switched off"),
+        (cfg(stored.port(), "tls", "mailer"), "another security mode"),
+        (cfg(stored.port(), "starttls", "other"), "another username"),
+        (cfg(other.port(), "starttls", "mailer"), "another port"),
+    ] {
+        let r = smtp_test(&app, &org, body).await;
+        assert_eq!(r["success"], false, "{why}: {r}");
+        assert_canary_presented(&stored, 1, why);
+        assert_canary_presented(&other, 0, why);
+    }
+    let r = smtp_test(&app, &org, cfg(stored.port(), "none", "mailer")).await;
+    assert_eq!(r["failedStep"], "auth", "{r}");
+    assert!(stored.auth_attempts().contains(&("mailer".to_owned(), String::new())), "no password sent in clear");
+    // Certificate checking turned off where the stored server has it on.
+    use_server(&app, &org, &stored, Security::StartTls, false, Some(("mailer", CANARY))).await;
+    let r = smtp_test(&app, &org, cfg(stored.port(), "starttls", "mailer")).await;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("auth")), "{r}");
+    assert_canary_presented(&stored, 1, "an unverified certificate never gets it");
+}
+
+/// Issue 13, finding 1: the instance's relay password is the admins'. An
+/// org's test send goes through the relay as configured, but an unsaved
+/// config never borrows its password, not even for the same server.
+async fn smtp_test_never_lends_the_instance_password_to_an_org(app: TestApp) {
+    let relay = TestSmtp::start(Mode::StartTls).await;
+    relay.require_auth("mailer", CANARY);
+    let params = json!({ "params": { "smtp_host": "localhost", "smtp_port": relay.port(), "encryption": "StartTLS",
+        "username": "mailer", "password": CANARY, "allow_selfsigned_certs": true } });
+    let res = app.post("/email-settings/edit", &app.admin_token, params).await;
+    assert_eq!(res.json["successful"], true, "{}", res.text);
+    let org = app.new_org().await;
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(r["success"], true, "the relay itself works: {r}");
+    assert_canary_presented(&relay, 1, "the relay as configured");
+    for (security, selfsigned) in [("starttls", true), ("none", false), ("starttls", false)] {
+        let body = json!({ "to": "ada@example.com", "config": { "host": "localhost", "port": relay.port(),
+            "security": security, "allowSelfsignedCerts": selfsigned, "username": "mailer" } });
+        let r = smtp_test(&app, &org, body).await;
+        assert_eq!(r["success"], false, "{security} {selfsigned}: {r}");
+        assert_canary_presented(&relay, 1, "an unsaved config never gets the instance password");
+    }
+}
+
+/// Writes `security` into `org`'s stored SMTP row, as another program could.
+async fn set_stored_security(app: &TestApp, org: &TestOrg, security: &str) {
+    use sqlx::Connection;
+    let sql = "UPDATE smtp_servers SET security = $1 WHERE scope_id = $2";
+    match app.backend {
+        crate::support::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).bind(security).bind(&org.id).execute(&mut c).await.unwrap();
+        }
+        crate::support::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query(sql).bind(security).bind(&org.id).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+/// Issue 13, finding 1: a stored security value Herald does not know is
+/// neither sent through nor read as plain.
+async fn an_unrecognised_stored_security_mode_fails_closed(app: TestApp) {
+    let server = TestSmtp::start(Mode::Plain).await;
+    server.require_auth("mailer", CANARY);
+    let org = app.new_org().await;
+    use_server(&app, &org, &server, Security::Plain, false, Some(("mailer", CANARY))).await;
+    set_stored_security(&app, &org, "opportunistic").await;
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("tls")), "{r}");
+    assert!(r["message"].as_str().unwrap().contains("does not recognise"), "{r}");
+    assert_eq!(server.connections(), 0, "nothing was sent, in clear or otherwise");
+    // Nor is its password lent to a plain config for the same server.
+    let cfg = json!({ "host": "localhost", "port": server.port(), "security": "none", "username": "mailer" });
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com", "config": cfg })).await;
+    assert_eq!(r["failedStep"], "auth", "{r}");
+    assert_canary_presented(&server, 0, "an unrecognised mode lends nothing");
+    // A delivery fails as a configuration error, at once.
+    let id = send(&app, &org, message("ada@example.com", "Unknown mode")).await;
+    let n = wait_status(&app, &org, &id, "dead").await;
+    assert!(n["lastError"].as_str().unwrap().contains("does not recognise"), "{n}");
+    assert_eq!(server.connections(), 1, "only the unsaved config connected");
+    let show = app.get("/email-settings/show", &app.admin_token).await;
+    assert_eq!(show.status, 200);
+}
+
+/// Issue 13, findings 4, 5 and 6: embedded and multicast forms of internal
+/// addresses are refused; refusals and file results name no internal
+/// address or path; a name that does not resolve fails the connect step; a
+/// file transport that cannot write is a failed step, not an HTTP error.
+async fn smtp_test_refusals_and_file_results_name_no_internal_facts(app: TestApp) {
+    let org = app.new_org().await;
+    let test = |host: &str| json!({ "to": "ada@example.com", "config": { "host": host, "security": "none" } });
+    for host in
+        ["::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::1", "fec0::1", "224.0.0.1", "ff02::1"]
+    {
+        let r = smtp_test(&app, &org, test(host)).await;
+        assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("policy")), "{host}: {r}");
+        assert!(r["message"].as_str().unwrap().contains("is an internal address"), "{r}");
+    }
+    let r = smtp_test(&app, &org, test("no-such-host.invalid")).await;
+    assert_eq!(r["failedStep"], "connect", "DNS failures are the connect step: {r}");
+    assert_eq!(r["steps"], json!([]), "{r}");
+
+    let outbox = app.outbox_dir.display().to_string();
+    let r = smtp_test(&app, &org, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(
+        (r["success"].clone(), r["transport"].clone(), r["steps"].clone()),
+        (json!(true), json!("file"), json!(["file"])),
+        "{r}"
+    );
+    assert!(r["message"].as_str().unwrap().contains(".eml") && !r.to_string().contains(&outbox), "{r}");
+    let id = send(&app, &org, message("ada@example.com", "To a file")).await;
+    let n = wait_status(&app, &org, &id, "sent").await;
+    assert_eq!(n["smtpResponse"], format!("written to {id}.eml in the outbox directory"), "{n}");
+
+    // The outbox directory goes away (a file takes its place).
+    std::fs::remove_dir_all(&app.outbox_dir).unwrap();
+    std::fs::write(&app.outbox_dir, b"").unwrap();
+    let res = app.post("/v1/smtp/test", &org.token, json!({ "to": "ada@example.com" })).await;
+    assert_eq!(res.status, 200, "a failed send is not an HTTP error: {}", res.text);
+    let r = res.json;
+    assert_eq!((r["success"].clone(), r["failedStep"].clone()), (json!(false), json!("file")), "{r}");
+    assert!(!r.to_string().contains(&outbox), "{r}");
+    let id = send(&app, &org, message("ada@example.com", "Cannot write")).await;
+    let n = wait_status(&app, &org, &id, "retrying").await;
+    let error = n["lastError"].as_str().unwrap();
+    assert!(error.contains(&format!("{id}.eml")) && !error.contains(&outbox), "{error}");
+    assert!(crate::support::logs().contains(&outbox), "the operator's log has the path");
+}
+
+/// Issue 13, finding 5: a refusal of a name does not say where it resolves.
+async fn a_refused_name_keeps_its_address_to_the_log(backend: crate::support::Backend) {
+    let Some(db) = crate::support::TestDb::new(backend).await else { return };
+    let app = TestApp::spawn_with(backend, db, |c| c.delivery.allow_hosts = vec!["127.0.0.2".into()]).await;
+    let org = app.new_org().await;
+    let r = smtp_test(
+        &app,
+        &org,
+        json!({ "to": "ada@example.com", "config": { "host": "localhost", "security": "none" } }),
+    )
+    .await;
+    assert_eq!(r["failedStep"], "policy", "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(message.contains("localhost resolves to an internal address"), "{message}");
+    assert!(!message.contains("127.0.0.1") && !message.contains("::1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_refused_name_keeps_its_address_to_the_log() {
+    a_refused_name_keeps_its_address_to_the_log(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_refused_name_keeps_its_address_to_the_log() {
+    a_refused_name_keeps_its_address_to_the_log(crate::support::Backend::Postgres).await;
+}
+
+/// Issue 13, finding 6: `serve` and `worker` refuse to start with an outbox
+/// directory they cannot write, and say which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_outbox_directory_stops_start_up() {
+    let db = crate::support::TestDb::new(crate::support::Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let mut config = herald::Config::new(db.url.clone());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.delivery.outbox_dir = blocker.join("outbox");
+    let err = match herald::Server::build(&config, herald::clock::Clock::default()).await {
+        Ok(_) => panic!("started with an outbox directory it cannot create"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains(&config.delivery.outbox_dir.display().to_string()) && err.contains("not writable"), "{err}");
+    let (_, stop) = tokio::sync::oneshot::channel::<()>();
+    let worker = herald::app::run_workers(&config, herald::clock::Clock::default(), async {
+        let _ = stop.await;
+    });
+    let err = format!("{:#}", worker.await.unwrap_err());
+    assert!(err.contains("not writable"), "{err}");
 }
 
 async fn a_changed_config_gets_a_new_connection_pool(app: TestApp) {

@@ -15,6 +15,7 @@ use crate::support::identity::{
 use crate::support::{TestApp, TestOrg, TestResponse};
 
 on_each_backend!(
+    redirect_urls_are_normalised_and_ambiguous_forms_refused,
     the_seed_update_works_in_both_property_casings,
     create_reports_every_documented_constraint,
     update_needs_something_to_update_and_merges_metadata,
@@ -79,7 +80,7 @@ async fn the_seed_update_works_in_both_property_casings(app: TestApp) {
         assert!(res.text.is_empty());
         let got = properties(&app, &org, &email).await;
         assert_eq!(got["name"], "Luther", "{casing}: {got}");
-        assert_eq!(got["redirectUrl"], "https://boldsign.com");
+        assert_eq!(got["redirectUrl"], "https://boldsign.com/", "stored as the url crate writes it");
         assert_eq!(got["locale"], "EN");
         assert_eq!(got["status"], "Pending");
         assert_eq!(got["approvedDate"], "");
@@ -235,6 +236,48 @@ async fn update_needs_something_to_update_and_merges_metadata(app: TestApp) {
     assert_eq!(properties(&app, &org, email).await["redirectUrl"], Value::Null);
 }
 
+/// Forms that parsers and browsers read differently are refused on create
+/// and update; a valid URL is stored, echoed and redirected to as the `url`
+/// crate writes it.
+async fn redirect_urls_are_normalised_and_ambiguous_forms_refused(app: TestApp) {
+    let org = app.new_org().await;
+    let email = "redirect@example.com";
+    let bad = [
+        "https://example.com@evil.test/",
+        "https://user:secret@example.com/",
+        "http:evil.test",
+        "https:evil.test/back",
+        "https:/\\evil.test",
+        "https://\\evil.test/",
+        "//evil.test/",
+    ];
+    for url in bad {
+        let res = bs(
+            &app,
+            &org,
+            Method::POST,
+            "/v1/senderIdentities/create",
+            Some(json!({"Email": email, "RedirectUrl": url})),
+        )
+        .await;
+        assert_validation(&res, "RedirectUrl");
+        assert!(!res.text.contains("secret"), "{}", res.text);
+    }
+    create(&app, &org, json!({"Email": email, "RedirectUrl": "HTTPS://BoldSign.COM:443/Thanks/../Done?x=1"})).await;
+    assert_eq!(properties(&app, &org, email).await["redirectUrl"], "https://boldsign.com/Done?x=1");
+    for url in bad {
+        let res = update(&app, &org, email, json!({"RedirectUrl": url})).await;
+        assert_validation(&res, "RedirectUrl");
+    }
+    assert_eq!(properties(&app, &org, email).await["redirectUrl"], "https://boldsign.com/Done?x=1", "unchanged");
+    let res = update(&app, &org, email, json!({"redirectUrl": "http://Example.com"})).await;
+    assert_eq!(res.status, 204, "{}", res.text);
+    let got = properties(&app, &org, email).await;
+    assert_eq!(got["redirectUrl"], "http://example.com/");
+    let list = bs(&app, &org, Method::GET, "/v1/senderIdentities/list?Search=redirect", None).await;
+    assert_eq!(list.json["result"][0]["redirectUrl"], "http://example.com/", "{}", list.text);
+}
+
 async fn unknown_and_foreign_identities_get_the_same_404(app: TestApp) {
     let (a, b) = (app.new_org().await, app.new_org().await);
     let id = create(&app, &a, json!({"Name": "A's", "Email": "shared@example.com"})).await;
@@ -340,7 +383,7 @@ async fn approval_flow_end_to_end(app: TestApp) {
     let id = create(
         &app,
         &org,
-        json!({"Name": "Luther Cooper", "Email": email, "RedirectUrl": "https://boldsign.com/thanks", "Locale": "DE"}),
+        json!({"Name": "Luther Cooper", "Email": email, "RedirectUrl": "HTTPS://BoldSign.com/thanks", "Locale": "DE"}),
     )
     .await;
     // The approval mail arrives, in the identity's language, with a link.
@@ -388,7 +431,7 @@ async fn approval_flow_end_to_end(app: TestApp) {
     // Approve: the link is used, and the browser goes on to RedirectUrl.
     let res = press(&app, &link, &page, "approve").await;
     assert_eq!(res.status, 303, "{}", res.text);
-    assert_eq!(res.headers["location"], "https://boldsign.com/thanks");
+    assert_eq!(res.headers["location"], "https://boldsign.com/thanks", "as stored: normalised");
     let got = properties(&app, &org, email).await;
     assert_eq!(got["status"], "Approved");
     assert_eq!(got["id"], id.as_str());

@@ -21,4 +21,5 @@ mod native;
 mod ops;
 mod processes;
 mod smtp_settings;
+mod timeouts;
 mod zitadel;

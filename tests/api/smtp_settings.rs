@@ -15,6 +15,8 @@ on_each_backend!(
     leegality_bad_input_names_every_field,
     leegality_errors_keep_their_envelope,
     password_survives_a_ui_round_trip_and_leaves_with_its_host,
+    a_weaker_transport_or_another_account_drops_the_kept_password,
+    dbvisit_edit_keeps_the_password_only_for_the_same_server_account_and_transport,
     another_org_never_sees_or_changes_a_config,
     dbvisit_seed_request_round_trips,
     dbvisit_params_not_sent_keep_their_value,
@@ -263,6 +265,63 @@ async fn password_survives_a_ui_round_trip_and_leaves_with_its_host(app: TestApp
     let (_, put) = le(&app, Method::PUT, &org.token, Some(form)).await;
     assert_eq!(put["data"]["passwordSet"], false, "\"\" clears it");
     assert_eq!(stored_password(&app, &id).await, None);
+}
+
+/// Issue 13, finding 1: a PUT without a password keeps it only for the same
+/// server, account and transport (contract §3).
+async fn a_weaker_transport_or_another_account_drops_the_kept_password(app: TestApp) {
+    let org = app.new_org().await;
+    let id = org_id(&org).await;
+    let mut form = seed_config();
+    form["enabled"] = json!(true);
+    le(&app, Method::POST, &org.token, Some(form.clone())).await;
+    form.as_object_mut().unwrap().remove("password");
+    let (status, put) = le(&app, Method::PUT, &org.token, Some(form.clone())).await;
+    assert_eq!((status, put["data"]["passwordSet"].clone()), (200, json!(true)), "unchanged: kept");
+
+    // TLS switched off on the same host and port.
+    let mut plain = form.clone();
+    plain["tlsEnabled"] = json!(false);
+    let (_, put) = le(&app, Method::PUT, &org.token, Some(plain)).await;
+    assert_eq!(put["data"]["passwordSet"], false, "{put}");
+    assert_eq!(stored_password(&app, &id).await, None);
+
+    // Another username on the same server.
+    let mut again = form.clone();
+    again["password"] = json!("NewPassword@123");
+    le(&app, Method::PUT, &org.token, Some(again)).await;
+    let mut renamed = form.clone();
+    renamed["username"] = json!("someone.else@leegality.com");
+    let (_, put) = le(&app, Method::PUT, &org.token, Some(renamed)).await;
+    assert_eq!(put["data"]["passwordSet"], false, "{put}");
+}
+
+/// Issue 13, finding 1: the same rule for Dbvisit's partial edits.
+async fn dbvisit_edit_keeps_the_password_only_for_the_same_server_account_and_transport(app: TestApp) {
+    let admin = app.admin_token.clone();
+    let set = json!({"params": {"smtp_host": "relay.example.com", "smtp_port": 0, "encryption": "StartTLS",
+        "username": "relay", "password": "pw-1", "allow_selfsigned_certs": true}});
+    let password_set = |body: Value| body["result"]["password_set"].clone();
+    assert_eq!(password_set(db(&app, "edit", &admin, Some(set.clone())).await.1), true);
+    for (params, kept, why) in [
+        (json!({"from_email": "b@example.com"}), true, "another sender keeps it"),
+        (json!({"allow_selfsigned_certs": false}), true, "checking certificates is stronger"),
+        (json!({"smtp_port": 587}), true, "the mode's default port, spelt out"),
+        (json!({"allow_selfsigned_certs": true}), false, "certificate checking turned off"),
+    ] {
+        let (_, body) = db(&app, "edit", &admin, Some(json!({ "params": params }))).await;
+        assert_eq!(password_set(body.clone()), kept, "{why}: {body}");
+    }
+    for (params, why) in [
+        (json!({"encryption": "Plain"}), "TLS switched off"),
+        (json!({"encryption": "TLS"}), "another security mode"),
+        (json!({"username": "other"}), "another username"),
+        (json!({"username": ""}), "no username"),
+    ] {
+        assert_eq!(password_set(db(&app, "edit", &admin, Some(set.clone())).await.1), true);
+        let (_, body) = db(&app, "edit", &admin, Some(json!({ "params": params }))).await;
+        assert_eq!(password_set(body.clone()), false, "{why}: {body}");
+    }
 }
 
 /// The password `id`'s mail would be sent with, decrypted.

@@ -50,6 +50,8 @@ fn encryption_name(security: Security) -> &'static str {
         Security::Plain => "Plain",
         Security::StartTls => "StartTLS",
         Security::Tls => "TLS",
+        // A stored value Herald does not know: shown as such, never sent through.
+        Security::Unrecognised => "Unknown",
     }
 }
 

@@ -238,7 +238,8 @@ pub struct TestConfigBody {
     /// `none` (plain), `starttls` (required) or `tls` (implicit). Default `starttls`.
     security: Option<String>,
     username: Option<String>,
-    /// Needed for any server other than the stored one (same host and port).
+    /// Needed for any server but exactly the org's own stored one (same host,
+    /// port, username and security, certificate checking not turned off).
     password: Option<String>,
     from_email: Option<String>,
     from_name: Option<String>,
@@ -257,7 +258,8 @@ pub struct SmtpTestBody {
 #[serde(rename_all = "camelCase")]
 pub struct SmtpTestResult {
     success: bool,
-    /// The step that failed: policy, connect, tls, auth, sender, recipient or data.
+    /// The step that failed: policy, connect, tls, auth, sender, recipient or
+    /// data; `file` when the outbox directory could not be written.
     failed_step: Option<Step>,
     message: String,
     /// The server's reply to the last command.
@@ -320,10 +322,18 @@ pub async fn smtp_test(
     let engine = app.engine();
     let outcome = delivery::test_send(app.store(), app.cipher(), &engine.mailer, &scope.org, &to, draft).await?;
     Ok(axum::Json(match outcome {
-        TestOutcome::File { detail } => SmtpTestResult {
+        TestOutcome::File { written: true, detail } => SmtpTestResult {
             success: true,
             failed_step: None,
             message: format!("no SMTP server is configured; the message was {detail}"),
+            smtp_response: None,
+            steps: vec![Step::File],
+            transport: "file".into(),
+        },
+        TestOutcome::File { written: false, detail } => SmtpTestResult {
+            success: false,
+            failed_step: Some(Step::File),
+            message: format!("no SMTP server is configured, and {detail}"),
             smtp_response: None,
             steps: Vec::new(),
             transport: "file".into(),

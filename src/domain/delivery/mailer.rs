@@ -4,7 +4,8 @@
 //! directory. Also the outbound host policy and the step-by-step test send.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,13 +18,16 @@ use lettre::transport::smtp;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
 use crate::domain::smtp::{Security, SmtpServer};
 
-/// How long one SMTP command may take before the send counts as failed.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default of `HERALD_SMTP_TIMEOUT_SECONDS`: how long one SMTP step
+/// (connecting, the greeting and EHLO, STARTTLS, AUTH, MAIL, each RCPT,
+/// DATA and the message) may take.
+pub const DEFAULT_SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The sender used when the effective server names none.
 pub const FALLBACK_FROM: &str = "herald@localhost";
@@ -41,6 +45,8 @@ pub struct MailerConfig {
     pub domain: String,
     /// Connections per pooled SMTP server.
     pub pool_size: u32,
+    /// `HERALD_SMTP_TIMEOUT_SECONDS`: how long each SMTP step may take.
+    pub smtp_timeout: Duration,
 }
 
 /// A mail ready to hand over.
@@ -164,23 +170,51 @@ pub fn build(parts: &MailParts<'_>, server: Option<&SmtpServer>, domain: &str) -
     Ok(Outgoing { envelope: message.envelope().clone(), bytes: message.formatted() })
 }
 
-/// True for addresses an SMTP host may not resolve to unless allow-listed.
+/// True for addresses an SMTP host may not resolve to unless allow-listed:
+/// anything but a public unicast address. IPv6 forms that carry an IPv4
+/// address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`,
+/// NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are judged by the IPv4 address
+/// they carry, since that is where the packets end up.
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-                // 100.64.0.0/10, carrier-grade NAT: internal too.
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_internal(IpAddr::V4(v4)),
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => is_internal_v4(v4),
             None => {
                 let first = v6.segments()[0];
-                v6.is_loopback() || v6.is_unspecified()
+                v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
                     || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                    || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed internally)
             }
         },
+    }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, ..] = v4.octets();
+    v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+        || v4.is_multicast() // 224.0.0.0/4
+        || a == 0 // 0.0.0.0/8, "this network"
+        || a >= 240 // 240.0.0.0/4, reserved
+        || (a == 100 && (b & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+}
+
+/// The IPv4 address an IPv6 address carries, for the forms that deliver to
+/// it: IPv4-mapped, IPv4-compatible (deprecated), NAT64 (64:ff9b::/96) and
+/// 6to4 (2002::/16, the address in bits 16–48).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        // ::a.b.c.d, but not :: and ::1 (unspecified, loopback: IPv6's own).
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
+        _ => None,
     }
 }
 
@@ -191,7 +225,7 @@ fn smtp_reply(e: &smtp::Error) -> Option<String> {
     Some(format!("{code} {text}").trim().to_owned())
 }
 
-fn response_text(r: &smtp::response::Response) -> String {
+fn response_text(r: &Response) -> String {
     format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")).trim().to_owned()
 }
 
@@ -238,15 +272,18 @@ impl Mailer {
     }
 
     /// The outbound host policy (contract §8): a host that resolves to a
-    /// loopback, private or link-local address is refused unless listed.
+    /// loopback, private, link-local or otherwise non-public address is
+    /// refused unless listed. The refusal does not say which address a name
+    /// resolved to (it would tell any org about internal DNS); the log does.
     pub async fn check_host(&self, host: &str, port: u16) -> Result<(), Delivery> {
         let bare = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         if self.config.allow_hosts.contains(&bare) {
             return Ok(());
         }
-        let addrs: Vec<IpAddr> = match bare.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => match tokio::net::lookup_host((bare.as_str(), port)).await {
+        let literal = bare.parse::<IpAddr>().ok();
+        let addrs: Vec<IpAddr> = match literal {
+            Some(ip) => vec![ip],
+            None => match tokio::net::lookup_host((bare.as_str(), port)).await {
                 Ok(found) => found.map(|a| a.ip()).collect(),
                 Err(e) => {
                     return Err(Delivery::Transient {
@@ -259,16 +296,43 @@ impl Mailer {
         };
         if let Some(ip) = addrs.iter().find(|ip| is_internal(**ip)) {
             tracing::warn!(host = %bare, %ip, "SMTP host refused by the outbound host policy");
+            let what = if literal.is_some() { "is an internal address" } else { "resolves to an internal address" };
             return Err(Delivery::Permanent {
                 class: "policy",
                 error: format!(
-                    "refused by the outbound host policy: {bare} resolves to the internal address {ip} \
-                     (allow it with HERALD_SMTP_ALLOW_HOSTS)"
+                    "refused by the outbound host policy: {bare} {what} (allow it with HERALD_SMTP_ALLOW_HOSTS)"
                 ),
                 response: None,
             });
         }
         Ok(())
+    }
+
+    /// Start-up check of the file transport's directory: created if
+    /// missing, and a file can be written in it. The error names the path
+    /// (it is for the operator, not for tenants).
+    pub fn check_outbox_dir(&self) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let dir = &self.config.outbox_dir;
+        let probe = dir.join(format!(".herald-write-check-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&probe, b""))
+            .and_then(|()| std::fs::remove_file(&probe))
+            .with_context(|| format!("the outbox directory {} (HERALD_OUTBOX_DIR) is not writable", dir.display()))
+    }
+
+    /// Runs one SMTP step under the per-step timeout.
+    async fn step<T>(
+        &self,
+        step: Step,
+        what: &str,
+        work: impl Future<Output = Result<T, smtp::Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.config.smtp_timeout, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Failure::smtp(step, e)),
+            Err(_) => Err(Failure::timeout(step, what, self.config.smtp_timeout)),
+        }
     }
 
     /// The connection pool of `server`: made (after the host policy check)
@@ -293,68 +357,128 @@ impl Mailer {
     /// Opens a connection to `server`: TCP (with `TCP_NODELAY`: lettre writes
     /// the end of DATA separately, which Nagle's algorithm would hold back
     /// for a delayed ACK) or implicit TLS, then STARTTLS if required (never
-    /// falling back to clear text), then AUTH. A failure names its step.
+    /// falling back to clear text), then AUTH. A failure names its step;
+    /// each step has [`MailerConfig::smtp_timeout`].
     async fn open(&self, server: &SmtpServer, passed: &mut Vec<Step>) -> Result<AsyncSmtpConnection, Failure> {
         let hello = self.hello();
+        let timeout = self.config.smtp_timeout;
         let params = match server.security {
             Security::Plain => None,
-            _ => Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?),
+            Security::Unrecognised => {
+                return Err(Failure::config(
+                    "the stored SMTP settings have a security mode Herald does not recognise; save them again",
+                ));
+            }
+            Security::StartTls | Security::Tls => {
+                Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?)
+            }
         };
         let mut conn = if server.security == Security::Tls {
             let connecting = AsyncSmtpConnection::connect_tokio1(
                 (server.host.as_str(), server.port),
-                Some(SMTP_TIMEOUT),
+                Some(timeout),
                 &hello,
                 params.clone(),
                 None,
             );
-            match tokio::time::timeout(SMTP_TIMEOUT, connecting).await {
-                Err(_) => return Err(Failure::plain(Step::Connect, "timed out connecting")),
+            match tokio::time::timeout(timeout, connecting).await {
+                Err(_) => return Err(Failure::timeout(Step::Connect, "the TLS handshake, greeting and EHLO", timeout)),
                 Ok(Err(e)) => return Err(Failure::smtp(if e.is_tls() { Step::Tls } else { Step::Connect }, e)),
                 Ok(Ok(c)) => c,
             }
         } else {
-            let tcp = match tokio::time::timeout(SMTP_TIMEOUT, TcpStream::connect((server.host.as_str(), server.port)))
-                .await
+            let tcp = match tokio::time::timeout(timeout, TcpStream::connect((server.host.as_str(), server.port))).await
             {
-                Err(_) => return Err(Failure::plain(Step::Connect, "timed out connecting")),
-                Ok(Err(e)) => return Err(Failure::plain(Step::Connect, format!("could not connect: {e}"))),
+                Err(_) => return Err(Failure::timeout(Step::Connect, "connecting", timeout)),
+                Ok(Err(e)) => return Err(Failure::network(Step::Connect, format!("could not connect: {e}"))),
                 Ok(Ok(tcp)) => tcp,
             };
             let _ = tcp.set_nodelay(true);
-            let greeting =
-                tokio::time::timeout(SMTP_TIMEOUT, AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello));
-            match greeting.await {
-                Err(_) => return Err(Failure::plain(Step::Connect, "timed out waiting for the greeting")),
-                Ok(Err(e)) => return Err(Failure::smtp(Step::Connect, e)),
-                Ok(Ok(c)) => c,
-            }
+            self.step(
+                Step::Connect,
+                "the greeting and EHLO",
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello),
+            )
+            .await?
         };
         passed.push(Step::Connect);
         if server.security == Security::StartTls {
             if !conn.can_starttls() {
-                conn.abort().await;
-                return Err(Failure::plain(
-                    Step::Tls,
-                    "the server does not offer STARTTLS, which these settings require",
-                ));
+                close(&mut conn, timeout).await;
+                return Err(Failure::tls("the server does not offer STARTTLS, which these settings require"));
             }
             let Some(params) = params else { unreachable!("STARTTLS settings have TLS parameters") };
-            if let Err(e) = conn.starttls(params, &hello).await {
-                return Err(Failure::smtp(Step::Tls, e));
-            }
+            // A timed-out step leaves the connection mid-command: it is
+            // dropped (closed), never asked to QUIT.
+            self.step(Step::Tls, "STARTTLS", conn.starttls(params, &hello)).await?;
         }
         if server.security != Security::Plain {
             passed.push(Step::Tls);
         }
         if let Some(creds) = credentials(server) {
-            if let Err(e) = conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds).await {
-                conn.abort().await;
-                return Err(Failure::smtp(Step::Auth, e));
+            if let Err(f) =
+                self.step(Step::Auth, "AUTH", conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)).await
+            {
+                if !f.timed_out() {
+                    close(&mut conn, timeout).await;
+                }
+                return Err(f);
             }
             passed.push(Step::Auth);
         }
         Ok(conn)
+    }
+
+    /// MAIL, RCPT for each recipient, DATA and the message, each under the
+    /// per-step timeout (lettre's `send`, step by step). The connection is
+    /// left open on success; on failure it is closed.
+    async fn transact(
+        &self,
+        conn: &mut AsyncSmtpConnection,
+        outgoing: &Outgoing,
+        passed: &mut Vec<Step>,
+    ) -> Result<Response, Failure> {
+        let result = async {
+            let envelope = &outgoing.envelope;
+            let mut options = Vec::new();
+            let non_ascii =
+                envelope.from().into_iter().chain(envelope.to()).any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
+            if non_ascii {
+                if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                    return Err(Failure::network(
+                        Step::Sender,
+                        "the envelope has non-ASCII addresses but the server does not support SMTPUTF8",
+                    ));
+                }
+                options.push(MailParameter::SmtpUtfEight);
+            }
+            if !outgoing.bytes.is_ascii() {
+                if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                    return Err(Failure::network(
+                        Step::Sender,
+                        "the message has non-ASCII content but the server does not support 8BITMIME",
+                    ));
+                }
+                options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+            }
+            self.step(Step::Sender, "MAIL FROM", conn.command(Mail::new(envelope.from().cloned(), options))).await?;
+            passed.push(Step::Sender);
+            for to in envelope.to() {
+                self.step(Step::Recipient, "RCPT TO", conn.command(Rcpt::new(to.clone(), vec![]))).await?;
+            }
+            passed.push(Step::Recipient);
+            self.step(Step::Data, "DATA", conn.command(Data)).await?;
+            let response = self.step(Step::Data, "the end of the message", conn.message(&outgoing.bytes)).await?;
+            passed.push(Step::Data);
+            Ok(response)
+        }
+        .await;
+        if let Err(f) = &result
+            && !f.timed_out()
+        {
+            close(conn, self.config.smtp_timeout).await;
+        }
+        result
     }
 
     /// Hands one mail to `server`, or writes it to the outbox directory.
@@ -371,32 +495,21 @@ impl Mailer {
             Err(refused) => return refused,
         };
         let started = Instant::now();
-        let mut conn = match pool.take().await {
+        let mut conn = match pool.take(self.config.smtp_timeout).await {
             Some(conn) => conn,
             None => match self.open(server, &mut Vec::new()).await {
                 Ok(conn) => conn,
                 Err(failure) => return failure.into_delivery(),
             },
         };
-        let result = tokio::time::timeout(SMTP_TIMEOUT, conn.send(&outgoing.envelope, &outgoing.bytes)).await;
+        let result = self.transact(&mut conn, &outgoing, &mut Vec::new()).await;
         metrics::histogram!("herald_smtp_send_seconds").record(started.elapsed().as_secs_f64());
         match result {
-            Ok(Ok(response)) => {
+            Ok(response) => {
                 pool.put(conn, self.config.pool_size as usize);
                 Delivery::Accepted { response: response_text(&response) }
             }
-            Ok(Err(e)) => {
-                conn.abort().await;
-                classify(&e)
-            }
-            Err(_) => {
-                conn.abort().await;
-                Delivery::Transient {
-                    class: "timeout",
-                    error: "the SMTP server did not answer in time".into(),
-                    response: None,
-                }
-            }
+            Err(failure) => failure.into_delivery(),
         }
     }
 
@@ -413,13 +526,19 @@ impl Mailer {
             tokio::fs::rename(&partial, &target).await
         }
         .await;
+        // Tenants see the file's name only; where the outbox is on the
+        // server is the operator's business (and the log's).
+        let name = format!("{id}.eml");
         match written {
-            Ok(()) => Delivery::Accepted { response: format!("written to {}", target.display()) },
-            Err(e) => Delivery::Transient {
-                class: "file",
-                error: format!("could not write {}: {e}", target.display()),
-                response: None,
-            },
+            Ok(()) => Delivery::Accepted { response: format!("written to {name} in the outbox directory") },
+            Err(e) => {
+                tracing::error!(path = %target.display(), error = %e, "could not write to the outbox directory");
+                Delivery::Transient {
+                    class: "file",
+                    error: format!("could not write {name} to the outbox directory: {}", e.kind()),
+                    response: None,
+                }
+            }
         }
     }
 }
@@ -435,6 +554,8 @@ pub enum Step {
     Sender,
     Recipient,
     Data,
+    /// The file transport (no SMTP server configured).
+    File,
 }
 
 /// The result of a test send.
@@ -461,7 +582,13 @@ impl Mailer {
             passed,
         };
         if let Err(refused) = self.check_host(&server.host, server.port).await {
-            return fail(Step::Policy, passed, refused.error_text(), None);
+            // A name that does not resolve fails to connect (the metrics'
+            // `network` class); only a refusal is the policy step.
+            let step = match &refused {
+                Delivery::Permanent { class: "policy", .. } => Step::Policy,
+                _ => Step::Connect,
+            };
+            return fail(step, passed, refused.error_text(), None);
         }
         passed.push(Step::Policy);
         let outgoing = match build(parts, Some(server), &self.config.domain) {
@@ -472,27 +599,9 @@ impl Mailer {
             Ok(conn) => conn,
             Err(f) => return fail(f.step, passed, f.message, f.reply),
         };
-        let mail = Mail::new(outgoing.envelope.from().cloned(), vec![]);
-        if let Err(e) = conn.command(mail).await {
-            conn.abort().await;
-            return fail(Step::Sender, passed, e.to_string(), smtp_reply(&e));
-        }
-        passed.push(Step::Sender);
-        for to in outgoing.envelope.to() {
-            if let Err(e) = conn.command(Rcpt::new(to.clone(), vec![])).await {
-                conn.abort().await;
-                return fail(Step::Recipient, passed, e.to_string(), smtp_reply(&e));
-            }
-        }
-        passed.push(Step::Recipient);
-        let sent = match conn.command(Data).await {
-            Ok(_) => conn.message(&outgoing.bytes).await,
-            Err(e) => Err(e),
-        };
-        match sent {
+        match self.transact(&mut conn, &outgoing, &mut passed).await {
             Ok(response) => {
-                let _ = conn.quit().await;
-                passed.push(Step::Data);
+                let _ = tokio::time::timeout(self.config.smtp_timeout, conn.quit()).await;
                 TestReport {
                     failed_step: None,
                     message: "the server accepted the message".into(),
@@ -500,12 +609,15 @@ impl Mailer {
                     passed,
                 }
             }
-            Err(e) => {
-                conn.abort().await;
-                fail(Step::Data, passed, e.to_string(), smtp_reply(&e))
-            }
+            Err(f) => fail(f.step, passed, f.message, f.reply),
         }
     }
+}
+
+/// Ends a connection after a failure: QUIT if the server still answers
+/// within `timeout`, then close.
+async fn close(conn: &mut AsyncSmtpConnection, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, conn.abort()).await;
 }
 
 /// Idle connections to one SMTP server (one settings version).
@@ -521,16 +633,16 @@ const CHECK_AFTER: Duration = Duration::from_secs(5);
 
 impl Pool {
     /// An idle connection that still works, if there is one.
-    async fn take(&self) -> Option<AsyncSmtpConnection> {
+    async fn take(&self, timeout: Duration) -> Option<AsyncSmtpConnection> {
         loop {
             let (since, mut conn) = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
             let idle = since.elapsed();
             if idle > IDLE_LIMIT || conn.has_broken() {
-                conn.abort().await;
+                close(&mut conn, timeout).await;
                 continue;
             }
-            if idle > CHECK_AFTER && !conn.test_connected().await {
-                conn.abort().await;
+            if idle > CHECK_AFTER && !matches!(tokio::time::timeout(timeout, conn.test_connected()).await, Ok(true)) {
+                // Dropped, not asked to QUIT: it did not answer NOOP.
                 continue;
             }
             return Some(conn);
@@ -545,35 +657,53 @@ impl Pool {
     }
 }
 
-/// A failed connection step.
+/// A failed SMTP step.
 struct Failure {
     step: Step,
     message: String,
     reply: Option<String>,
-    error: Option<smtp::Error>,
+    kind: FailureKind,
+}
+
+enum FailureKind {
+    Smtp(smtp::Error),
+    Network,
+    Tls,
+    Timeout,
+    /// Settings Herald cannot send with: retrying will not help.
+    Config,
 }
 
 impl Failure {
     fn smtp(step: Step, e: smtp::Error) -> Failure {
-        Failure { step, message: e.to_string(), reply: smtp_reply(&e), error: Some(e) }
+        Failure { step, message: e.to_string(), reply: smtp_reply(&e), kind: FailureKind::Smtp(e) }
     }
-    fn plain(step: Step, message: impl Into<String>) -> Failure {
-        Failure { step, message: message.into(), reply: None, error: None }
+    fn network(step: Step, message: impl Into<String>) -> Failure {
+        Failure { step, message: message.into(), reply: None, kind: FailureKind::Network }
     }
-    fn config(message: String) -> Failure {
-        Failure { step: Step::Tls, message, reply: None, error: None }
+    fn tls(message: impl Into<String>) -> Failure {
+        Failure { step: Step::Tls, message: message.into(), reply: None, kind: FailureKind::Tls }
+    }
+    fn timeout(step: Step, what: &str, after: Duration) -> Failure {
+        let message = format!("timed out after {} s waiting for {what}", after.as_secs_f64());
+        Failure { step, message, reply: None, kind: FailureKind::Timeout }
+    }
+    fn config(message: impl Into<String>) -> Failure {
+        Failure { step: Step::Tls, message: message.into(), reply: None, kind: FailureKind::Config }
+    }
+
+    fn timed_out(&self) -> bool {
+        matches!(self.kind, FailureKind::Timeout)
     }
 
     fn into_delivery(self) -> Delivery {
-        match self.error {
-            Some(e) => classify(&e),
-            None if self.step == Step::Tls && self.message.starts_with("TLS settings") => {
-                Delivery::Permanent { class: "config", error: self.message, response: None }
-            }
-            None => {
-                let class = if self.step == Step::Tls { "tls" } else { "network" };
-                Delivery::Transient { class, error: self.message, response: None }
-            }
+        let (error, response) = (self.message, self.reply);
+        match self.kind {
+            FailureKind::Smtp(e) => classify(&e),
+            FailureKind::Config => Delivery::Permanent { class: "config", error, response },
+            FailureKind::Network => Delivery::Transient { class: "network", error, response },
+            FailureKind::Tls => Delivery::Transient { class: "tls", error, response },
+            FailureKind::Timeout => Delivery::Transient { class: "timeout", error, response },
         }
     }
 }
@@ -591,33 +721,97 @@ mod tests {
             "192.168.1.1",
             "169.254.1.1",
             "0.0.0.0",
+            "0.1.2.3",
             "100.64.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "224.0.0.1", // multicast
+            "239.1.2.3", // multicast
             "::1",
+            "::",
             "fe80::1",
             "fd00::1",
-            "::ffff:127.0.0.1",
+            "fec0::1",          // site-local
+            "ff02::1",          // multicast
+            "ff0e::1",          // multicast, global scope
+            "::ffff:127.0.0.1", // IPv4-mapped
+            "::ffff:10.0.0.1",
+            "::127.0.0.1", // IPv4-compatible
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
+            "64:ff9b::a00:1",   // NAT64 of 10.0.0.1
+            "2002:7f00:1::1",   // 6to4 of 127.0.0.1
+            "2002:c0a8:101::1", // 6to4 of 192.168.1.1
+            "2002::1",          // 6to4 of 0.0.0.0
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "100.128.0.1"] {
+        for public in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2001:4860:4860::8888",
+            "100.128.0.1",
+            "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "64:ff9b::808:808", // NAT64 of 8.8.8.8
+            "2002:808:808::1",  // 6to4 of 8.8.8.8
+        ] {
             assert!(!is_internal(public.parse().unwrap()), "{public}");
         }
     }
 
-    #[tokio::test]
-    async fn policy_refuses_internal_hosts_unless_listed() {
-        let mailer = Mailer::new(MailerConfig {
+    fn mailer(outbox_dir: PathBuf) -> Mailer {
+        Mailer::new(MailerConfig {
             allow_hosts: vec!["localhost".into()],
-            outbox_dir: PathBuf::from("unused"),
+            outbox_dir,
             domain: "herald.test".into(),
             pool_size: 1,
-        });
+            smtp_timeout: DEFAULT_SMTP_TIMEOUT,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refusal_does_not_say_where_a_name_resolves() {
+        // `localhost` resolves to loopback; listed, it passes, so test a name
+        // that resolves the same way but is not listed.
+        let mailer = Mailer::new(MailerConfig { allow_hosts: Vec::new(), ..mailer(PathBuf::from("unused")).config });
+        match mailer.check_host("localhost", 25).await {
+            Err(Delivery::Permanent { class: "policy", error, .. }) => {
+                assert!(error.contains("localhost resolves to an internal address"), "{error}");
+                assert!(!error.contains("127.0.0.1") && !error.contains("::1"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_outbox_directory_is_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("a/b/outbox");
+        mailer(fresh.clone()).check_outbox_dir().unwrap();
+        assert!(fresh.is_dir(), "created");
+        assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0, "the probe is removed");
+        // A file where the directory should be: refused, naming the path.
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = format!("{:#}", mailer(file.clone()).check_outbox_dir().unwrap_err());
+        assert!(err.contains(&file.display().to_string()) && err.contains("not writable"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn policy_refuses_internal_hosts_unless_listed() {
+        let mailer = mailer(PathBuf::from("unused"));
         assert!(mailer.check_host("localhost", 25).await.is_ok());
         match mailer.check_host("127.0.0.2", 25).await {
             Err(Delivery::Permanent { class: "policy", error, .. }) => assert!(error.contains("127.0.0.2"), "{error}"),
             other => panic!("{other:?}"),
         }
         assert!(mailer.check_host("[::1]", 25).await.is_err());
+        for embedded in
+            ["::ffff:127.0.0.1", "[::127.0.0.1]", "64:ff9b::7f00:1", "2002:7f00:1::1", "224.0.0.1", "ff02::1"]
+        {
+            assert!(mailer.check_host(embedded, 25).await.is_err(), "{embedded}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::clock::Millis;
 use crate::crypto::Cipher;
 use crate::domain::OrgId;
 use crate::domain::audit::Scope;
-use crate::domain::smtp::{self, Security, SmtpServer};
+use crate::domain::smtp::{self, SecretUse, Security, SmtpServer};
 use crate::error::{Error, Resource};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -231,17 +231,21 @@ pub struct TestServer {
 /// The outcome of a test send.
 #[derive(Debug, Clone)]
 pub enum TestOutcome {
-    /// No server is configured: the mail went to the outbox directory.
+    /// No server is configured: the mail went to the outbox directory
+    /// (`written`), or could not be written there (`detail` says why,
+    /// without the server's paths).
     File {
+        written: bool,
         detail: String,
     },
     Smtp(TestReport),
 }
 
 /// Sends one test mail to `to` now, through `draft` or the org's effective
-/// server. An unsaved config borrows the stored password only when it names
-/// the same host and port as the stored server (the rule of contract §3);
-/// for any other server a password must be given, never the stored one.
+/// server. An unsaved config borrows the stored password only where
+/// [`smtp::may_lend`] allows it (exactly the stored server, account and
+/// transport), and only the org's own: the instance's secret belongs to its
+/// administrators, so an unsaved config never gets it.
 pub async fn test_send(
     store: &Store,
     cipher: &Cipher,
@@ -255,8 +259,17 @@ pub async fn test_send(
         None => stored,
         Some(d) => {
             let port = d.port.unwrap_or(d.security.default_port());
+            let target = SecretUse {
+                host: &d.host,
+                port,
+                security: d.security,
+                accept_invalid_certs: d.accept_invalid_certs,
+                username: d.username.as_deref(),
+            };
             let borrowed = match (&d.password, &stored) {
-                (None, Some(s)) if s.host.eq_ignore_ascii_case(&d.host) && s.port == port => s.password.clone(),
+                (None, Some(s)) if s.scope == Scope::Org(org.clone()) && smtp::may_lend(&s.secret_use(), &target) => {
+                    s.password.clone()
+                }
                 _ => None,
             };
             Some(SmtpServer {
@@ -291,12 +304,13 @@ pub async fn test_send(
     };
     match server {
         Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),
-        None => match mailer.deliver(None, &parts).await {
-            Delivery::Accepted { response } => Ok(TestOutcome::File { detail: response }),
+        // A failed write is a failed test send, not an HTTP error.
+        None => Ok(match mailer.deliver(None, &parts).await {
+            Delivery::Accepted { response } => TestOutcome::File { written: true, detail: response },
             Delivery::Transient { error, .. } | Delivery::Permanent { error, .. } => {
-                Err(Error::Internal(anyhow::anyhow!("test mail to the outbox directory failed: {error}")))
+                TestOutcome::File { written: false, detail: error }
             }
-        },
+        }),
     }
 }
 

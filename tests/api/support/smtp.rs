@@ -72,6 +72,8 @@ struct State {
     credentials: Option<(String, String)>,
     delay: Duration,
     connections: usize,
+    /// Every credential presented in AUTH, accepted or not.
+    auth_attempts: Vec<(String, String)>,
 }
 
 pub struct TestSmtp {
@@ -144,6 +146,11 @@ impl TestSmtp {
         self.state.lock().unwrap().connections
     }
 
+    /// Every (username, password) presented in AUTH, over TLS or not.
+    pub fn auth_attempts(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().auth_attempts.clone()
+    }
+
     /// Every byte clients sent outside TLS.
     pub fn plaintext(&self) -> String {
         String::from_utf8_lossy(&self.state.lock().unwrap().plaintext).into_owned()
@@ -184,7 +191,9 @@ async fn connection(tcp: TcpStream, mode: Mode, acceptor: TlsAcceptor, state: Ar
 
 /// 235 when the presented credentials are the required ones (or none are).
 fn auth_reply(state: &Arc<Mutex<State>>, presented: &Option<(String, String)>) -> &'static str {
-    let ok = state.lock().unwrap().credentials.as_ref().is_none_or(|c| Some(c) == presented.as_ref());
+    let mut state = state.lock().unwrap();
+    state.auth_attempts.extend(presented.clone());
+    let ok = state.credentials.as_ref().is_none_or(|c| Some(c) == presented.as_ref());
     if ok { "235 2.7.0 authenticated\r\n" } else { "535 5.7.8 authentication failed\r\n" }
 }
 
@@ -314,6 +323,91 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             return End::Closed;
         } else {
             reply!("502 5.5.2 command not recognised\r\n");
+        }
+    }
+}
+
+/// The command a [`stalling`] server stops answering at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallAt {
+    /// Accepts the connection and never sends the greeting.
+    Greeting,
+    Ehlo,
+    StartTls,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    /// Takes the whole message and never answers its end.
+    EndOfData,
+}
+
+/// An SMTP server over plain TCP that answers like a normal one (offering
+/// STARTTLS and AUTH) until `at`, then keeps the connection open and says
+/// nothing more.
+pub async fn stalling(at: StallAt) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            tokio::spawn(stall_session(tcp, at));
+        }
+    });
+    (addr, task)
+}
+
+async fn stall_session(tcp: TcpStream, at: StallAt) {
+    let mut io = BufReader::new(tcp);
+    let hold = || tokio::time::sleep(Duration::from_secs(3600));
+    if at == StallAt::Greeting {
+        return hold().await;
+    }
+    if io.get_mut().write_all(b"220 localhost ESMTP stalling\r\n").await.is_err() {
+        return;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if matches!(io.read_line(&mut line).await, Ok(0) | Err(_)) {
+            return;
+        }
+        let upper = line.trim_end().to_ascii_uppercase();
+        let (stall, reply): (bool, &[u8]) = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            (at == StallAt::Ehlo, b"250-localhost\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n")
+        } else if upper == "STARTTLS" {
+            (at == StallAt::StartTls, b"454 4.7.0 not now\r\n")
+        } else if upper.starts_with("AUTH") {
+            (at == StallAt::Auth, b"235 2.7.0 ok\r\n")
+        } else if upper.starts_with("MAIL FROM:") {
+            (at == StallAt::Mail, b"250 2.1.0 ok\r\n")
+        } else if upper.starts_with("RCPT TO:") {
+            (at == StallAt::Rcpt, b"250 2.1.5 ok\r\n")
+        } else if upper == "DATA" {
+            if at == StallAt::Data {
+                return hold().await;
+            }
+            if io.get_mut().write_all(b"354 go ahead\r\n").await.is_err() {
+                return;
+            }
+            loop {
+                line.clear();
+                if matches!(io.read_line(&mut line).await, Ok(0) | Err(_)) {
+                    return;
+                }
+                if line.trim_end() == "." {
+                    break;
+                }
+            }
+            (at == StallAt::EndOfData, b"250 2.0.0 ok\r\n")
+        } else {
+            (false, b"250 2.0.0 ok\r\n")
+        };
+        if stall {
+            return hold().await;
+        }
+        if io.get_mut().write_all(reply).await.is_err() {
+            return;
         }
     }
 }
