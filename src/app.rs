@@ -142,7 +142,7 @@ pub fn router(state: AppState) -> Router {
     let _ = state.0.openapi_json.set(json);
 
     let request_id = HeaderName::from_static("x-request-id");
-    routes
+    let app = routes
         .fallback(api::no_route)
         .with_state(state)
         // Innermost first: a panic becomes a 500 that `envelope` renders.
@@ -168,7 +168,9 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    // Path aliases are resolved before routing, so this wraps the whole app.
+    Router::new().fallback_service(app).layer(middleware::map_request(api::leegality::base_path_alias))
 }
 
 /// A Herald server bound to its port, ready to run.

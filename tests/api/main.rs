@@ -17,6 +17,7 @@ mod envelopes;
 mod every_endpoint;
 mod identities;
 mod interop;
+mod leegality_alias;
 mod native;
 mod ops;
 mod processes;

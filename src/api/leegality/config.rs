@@ -131,8 +131,9 @@ impl From<SmtpSettings> for NotificationConfigVo {
             reply_to: s.reply_to,
             enabled: s.enabled,
             password_set: s.password_set,
-            created_at: s.created_at.rfc3339(),
-            updated_at: s.updated_at.rfc3339(),
+            // The seed's form: UTC, to the second, no zone (`2025-10-10T15:42:45`).
+            created_at: s.created_at.local_seconds_utc(),
+            updated_at: s.updated_at.local_seconds_utc(),
         }
     }
 }
