@@ -273,7 +273,7 @@ pub struct SenderIdentityList {
 #[derive(ToSchema)]
 #[allow(non_snake_case, dead_code)]
 pub struct SenderIdentityRequest {
-    /// Create: at most 50 characters (default: the address's local part).
+    /// At most 80 characters, one line (create default: the address's local part).
     Name: Option<String>,
     /// Create only: required, at most 250 characters, unique in the org.
     Email: Option<String>,
