@@ -147,7 +147,17 @@ async fn instance_default_reaches_only_orgs_without_a_custom_policy(app: TestApp
     let (s, _) = call(&app, Method::GET, ADMIN, &plain.token, None).await;
     assert_eq!(s, 403);
 
+    // Admin `AddNotificationPolicy`: the default exists from the start, as on
+    // a Zitadel instance, so it is ALREADY_EXISTS (and takes no number).
+    let (s, b) = call(&app, Method::POST, ADMIN, admin, Some(json!({"passwordChange": true}))).await;
+    assert_eq!(s, 409, "{b}");
+    assert_grpc_error(&b, 6);
+    let (s, b) = call(&app, Method::POST, ADMIN, &plain.token, Some(json!({"passwordChange": true}))).await;
+    assert_eq!(s, 403);
+    assert_grpc_error(&b, 7);
+
     let log = app.get("/admin/v1/audit", admin).await;
+    assert_eq!(log.json["items"].as_array().unwrap().len(), 1, "{}", log.text);
     assert_eq!(log.json["items"][0]["action"], "default_notification_policy.changed");
 }
 

@@ -14,5 +14,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(policy::get_policy, policy::add_policy, policy::update_policy, policy::reset_policy))
         .routes(routes!(policy::get_default_policy))
-        .routes(routes!(policy::admin_get_default_policy, policy::admin_update_default_policy))
+        .routes(routes!(
+            policy::admin_get_default_policy,
+            policy::admin_add_default_policy,
+            policy::admin_update_default_policy
+        ))
 }
