@@ -138,6 +138,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::boldsign::router())
         .routes(utoipa_axum::routes!(api::approval::show, api::approval::act))
         .split_for_parts();
+    // Zitadel's gRPC, gRPC-web and Connect transports (not in the OpenAPI document).
+    let routes = routes.merge(api::zitadel::rpc::router(state.clone()));
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
 

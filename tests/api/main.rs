@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod browser;
 mod cli;
+mod clients;
 mod delivery;
 mod directory;
 mod documents;
