@@ -140,7 +140,13 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     // Zitadel's gRPC, gRPC-web and Connect transports (not in the OpenAPI document).
     let routes = routes.merge(api::zitadel::rpc::router(state.clone()));
-    let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    let json = serde_json::to_value(&openapi)
+        .map(|mut doc| {
+            api::openapi::finish(&mut doc);
+            doc
+        })
+        .and_then(|doc| serde_json::to_string_pretty(&doc))
+        .unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
 
     let request_id = HeaderName::from_static("x-request-id");
