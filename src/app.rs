@@ -138,11 +138,19 @@ pub fn router(state: AppState) -> Router {
         .merge(api::boldsign::router())
         .routes(utoipa_axum::routes!(api::approval::show, api::approval::act))
         .split_for_parts();
-    let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    // Zitadel's gRPC, gRPC-web and Connect transports (not in the OpenAPI document).
+    let routes = routes.merge(api::zitadel::rpc::router(state.clone()));
+    let json = serde_json::to_value(&openapi)
+        .map(|mut doc| {
+            api::openapi::finish(&mut doc);
+            doc
+        })
+        .and_then(|doc| serde_json::to_string_pretty(&doc))
+        .unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
 
     let request_id = HeaderName::from_static("x-request-id");
-    routes
+    let app = routes
         .fallback(api::no_route)
         .with_state(state)
         // Innermost first: a panic becomes a 500 that `envelope` renders.
@@ -168,7 +176,9 @@ pub fn router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    // Path aliases are resolved before routing, so this wraps the whole app.
+    Router::new().fallback_service(app).layer(middleware::map_request(api::leegality::base_path_alias))
 }
 
 /// A Herald server bound to its port, ready to run.

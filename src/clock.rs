@@ -18,6 +18,15 @@ impl Millis {
             .to_rfc3339_opts(SecondsFormat::Millis, true)
     }
 
+    /// UTC to the second, without zone or fraction (`2025-10-10T15:42:45`):
+    /// the form Leegality's notification-config seed documents.
+    pub fn local_seconds_utc(self) -> String {
+        DateTime::<Utc>::from_timestamp_millis(self.0)
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    }
+
     /// To the minute, for people: `2026-11-24 09:30 UTC` (mails and pages).
     pub fn display_utc(self) -> String {
         DateTime::<Utc>::from_timestamp_millis(self.0)
@@ -54,6 +63,7 @@ mod tests {
         assert_eq!(Millis(0).rfc3339(), "1970-01-01T00:00:00.000Z");
         assert_eq!(Millis(1_760_110_965_123).rfc3339(), "2025-10-10T15:42:45.123Z");
         assert_eq!(Millis(1_760_110_965_123).display_utc(), "2025-10-10 15:42 UTC");
+        assert_eq!(Millis(1_760_110_965_123).local_seconds_utc(), "2025-10-10T15:42:45");
     }
 
     #[test]

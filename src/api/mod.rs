@@ -12,6 +12,7 @@ pub mod boldsign;
 pub mod dbvisit;
 pub mod leegality;
 pub mod native;
+pub mod openapi;
 pub mod ops;
 pub mod zitadel;
 

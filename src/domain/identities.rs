@@ -31,13 +31,14 @@ use crate::crypto::Cipher;
 use crate::error::{Error, FieldError, FieldErrors, Resource};
 use crate::store::{IdentityWrite, LinkUse, Store};
 
-pub const NAME_MAX: usize = 50;
+// Lengths as in BoldSign's published OpenAPI (the `boldsign` SDKs 3.2.0:
+// `Name` 0–80, `Email` 0–250; `BrandId`, `RedirectUrl` and `MetaData` have
+// none, so only the body limit bounds them).
+pub const NAME_MAX: usize = 80;
 pub const EMAIL_MAX: usize = 250;
-pub const BRAND_ID_MAX: usize = 255;
-pub const REDIRECT_URL_MAX: usize = 2048;
+/// Herald's own bound: MetaData merges across updates, so without one an
+/// identity's metadata could grow without end.
 pub const META_KEYS_MAX: usize = 50;
-pub const META_KEY_MAX: usize = 50;
-pub const META_VALUE_MAX: usize = 500;
 pub const PAGE_SIZE_MAX: u32 = 100;
 pub const PAGE_SIZE_DEFAULT: u32 = 10;
 
@@ -291,7 +292,8 @@ fn no_control(field: &str) -> FieldError {
     FieldError::new(field, format!("The {field} field must not contain line breaks or control characters."))
 }
 
-/// An identity's name: trimmed, at most 50 characters, one line. Empty means
+/// An identity's name: trimmed, at most 80 characters, one line (it goes
+/// into mails). Empty means
 /// "not given".
 pub fn parse_name(raw: &str) -> Result<Option<String>, FieldError> {
     let name = raw.trim();
@@ -330,9 +332,6 @@ pub fn parse_redirect_url(raw: &str) -> Result<Option<String>, FieldError> {
         return Ok(None);
     }
     let invalid = || FieldError::new("RedirectUrl", "The RedirectUrl field must be an absolute http or https URL.");
-    if raw.len() > REDIRECT_URL_MAX {
-        return Err(max_length("RedirectUrl", REDIRECT_URL_MAX));
-    }
     if raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\') {
         return Err(invalid());
     }
@@ -356,25 +355,16 @@ pub fn parse_redirect_url(raw: &str) -> Result<Option<String>, FieldError> {
                 && u.username().is_empty()
                 && u.password().is_none() =>
         {
-            let normalised = String::from(u);
-            if normalised.len() > REDIRECT_URL_MAX {
-                return Err(max_length("RedirectUrl", REDIRECT_URL_MAX));
-            }
-            Ok(Some(normalised))
+            Ok(Some(String::from(u)))
         }
         _ => Err(invalid()),
     }
 }
 
-/// A brand id, stored as given (contract §7): at most 255 characters, one line.
+/// A brand id, stored as given (contract §7); BoldSign's OpenAPI gives it
+/// no length or format.
 pub fn parse_brand_id(raw: &str) -> Result<Option<String>, FieldError> {
     let id = raw.trim();
-    if id.chars().count() > BRAND_ID_MAX {
-        return Err(max_length("BrandId", BRAND_ID_MAX));
-    }
-    if has_control(id) {
-        return Err(no_control("BrandId"));
-    }
     Ok((!id.is_empty()).then(|| id.to_owned()))
 }
 
@@ -387,25 +377,17 @@ pub fn parse_locale(raw: &str) -> Result<String, FieldError> {
         .ok_or_else(|| FieldError::new("Locale", format!("The Locale field must be one of {}.", LOCALES.join(", "))))
 }
 
-/// Checks MetaData entries: keys 1–50 characters, values at most 500, no
-/// control characters; `""` and null mean "remove".
+/// Reads MetaData entries: `""` and null mean "remove". BoldSign's OpenAPI
+/// limits neither keys nor values; an empty key names nothing, so it is
+/// refused.
 fn parse_meta(patch: MetaPatch, errors: &mut FieldErrors) -> MetaPatch {
     let mut out = Vec::with_capacity(patch.len());
     for (key, value) in patch {
-        let key_ok = !key.trim().is_empty() && key.chars().count() <= META_KEY_MAX && !has_control(&key);
-        if !key_ok {
-            errors.add("MetaData", format!("MetaData keys must be 1 to {META_KEY_MAX} characters, on one line."));
+        if key.trim().is_empty() {
+            errors.add("MetaData", "MetaData keys must not be empty.");
             continue;
         }
-        let value = value.filter(|v| !v.is_empty());
-        if let Some(v) = &value
-            && (v.chars().count() > META_VALUE_MAX || has_control(v))
-        {
-            errors
-                .add("MetaData", format!("MetaData values must be at most {META_VALUE_MAX} characters, on one line."));
-            continue;
-        }
-        out.push((key, value));
+        out.push((key, value.filter(|v| !v.is_empty())));
     }
     out
 }
@@ -1094,8 +1076,12 @@ mod tests {
 
     #[test]
     fn fields_follow_the_contract() {
-        assert_eq!(parse_name(&"n".repeat(50)).unwrap().map(|n| n.len()), Some(50));
-        assert!(parse_name(&"n".repeat(51)).is_err());
+        assert_eq!(parse_name(&"n".repeat(80)).unwrap().map(|n| n.len()), Some(80));
+        assert!(parse_name(&"n".repeat(81)).unwrap_err().message.contains("80"));
+        assert_eq!(parse_name(&"ü".repeat(80)).unwrap().map(|n| n.chars().count()), Some(80), "characters, not bytes");
+        let long = format!("https://example.com/{}", "p".repeat(4000));
+        assert_eq!(parse_redirect_url(&long).unwrap().as_deref(), Some(long.as_str()), "no length limit");
+        assert_eq!(parse_brand_id(&"b".repeat(1000)).unwrap().map(|b| b.len()), Some(1000));
         assert!(parse_name("Luther\r\nBcc: x@y.z").is_err());
         assert_eq!(parse_name("  ").unwrap(), None);
         let long = format!("{}@example.com", "a".repeat(240));

@@ -108,6 +108,25 @@ pub async fn reset(store: &Store, actor: &Actor, org: &OrgId, now: Millis) -> Re
     changed(store.delete_policy(org.as_str(), &audit).await?)
 }
 
+/// Adds the instance default (Zitadel admin `AddNotificationPolicy`; admins
+/// only, the caller checks). Herald sets the default up with the instance,
+/// as Zitadel does, so this answers `Conflict` unless it is missing.
+pub async fn create_default(
+    store: &Store,
+    actor: &Actor,
+    password_change: bool,
+    now: Millis,
+) -> Result<Details, Error> {
+    let instance = store.instance_id().await?;
+    let audit =
+        entry(Scope::Instance, actor, now, "default_notification_policy.added", &instance, Some(password_change));
+    match store.create_policy(&instance, password_change, &audit).await? {
+        PolicyChange::Done(details) => Ok(details),
+        PolicyChange::Exists => Err(Error::Conflict(Resource::NotificationPolicy)),
+        PolicyChange::Missing | PolicyChange::Unchanged => Err(anyhow::anyhow!("unexpected create outcome").into()),
+    }
+}
+
 /// Changes the instance default (admins only; the caller checks).
 pub async fn update_default(
     store: &Store,

@@ -128,6 +128,10 @@ pub async fn list(store: &Store, org: &OrgId) -> Result<Vec<TokenRecord>, Error>
 /// Revokes an org's token: it fails from the next request on (every request
 /// reads the token row; nothing caches it).
 pub async fn revoke(store: &Store, actor: &Actor, org: &OrgId, id: &str, now: Millis) -> Result<(), Error> {
+    // The audit row needs the org; an unknown one is a 404, not a fault.
+    if store.org(org).await?.is_none() {
+        return Err(Error::NotFound(Resource::Org));
+    }
     let audit = AuditEntry {
         scope: Scope::Org(org.clone()),
         actor: actor.clone(),

@@ -113,6 +113,42 @@ async fn openapi_describes_every_endpoint(app: TestApp) {
         assert!(op.is_object(), "{method} {path} missing");
         assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
     }
+    // What generated clients and fuzzers need: unique ids, described
+    // responses, and the errors every authenticated operation can answer.
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let tag = op["tags"][0].as_str().unwrap();
+            assert!(id.starts_with(&format!("{tag}_")), "{method} {path}: {id}");
+            assert!(ids.insert(id.to_owned()), "{id} is used twice");
+            for (status, response) in op["responses"].as_object().unwrap() {
+                assert!(
+                    response["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status} has no description"
+                );
+            }
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                for status in ["400", "401", "403"] {
+                    let documented = &op["responses"][status]["content"];
+                    assert!(documented.is_object(), "{method} {path} does not document {status}");
+                }
+            }
+        }
+    }
+    assert_eq!(paths["/api/v1/departments"]["post"]["operationId"], "leegality_create_department");
+    // Limits are schema keywords, not prose.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["SenderIdentityRequest"]["properties"]["Name"]["maxLength"], 80);
+    assert_eq!(schemas["SenderIdentityRequest"]["properties"]["Email"]["format"], "email");
+    assert_eq!(schemas["DepartmentBody"]["properties"]["name"]["minLength"], 2);
+    assert!(schemas["UserBody"]["properties"]["locale"]["enum"].as_array().unwrap().contains(&"ZH_TW".into()));
+    assert_eq!(schemas["EditParams"]["properties"]["smtp_port"]["maximum"], 65535);
+    assert_eq!(
+        paths["/api/v1/departments/{id}"]["put"]["responses"]["415"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/LeegalityError"
+    );
+
     // Every documented operation answers (no route without docs, no docs without a route).
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {

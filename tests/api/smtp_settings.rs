@@ -64,8 +64,11 @@ async fn leegality_seed_request_round_trips(app: TestApp) {
     assert!(data.get("password").is_none(), "write-only");
     assert_eq!(data["passwordSet"], true);
     assert!(uuid::Uuid::parse_str(data["id"].as_str().unwrap()).is_ok());
+    // As the seed shows them: UTC to the second, no zone, no fraction.
     for ts in ["createdAt", "updatedAt"] {
-        assert!(chrono::DateTime::parse_from_rfc3339(data[ts].as_str().unwrap()).is_ok());
+        let raw = data[ts].as_str().unwrap();
+        assert!(chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S").is_ok(), "{ts}: {raw}");
+        assert_eq!(raw.len(), "2025-10-10T15:42:45".len(), "{ts}: {raw}");
     }
 
     let (status, got) = le(&app, Method::GET, &org.token, None).await;

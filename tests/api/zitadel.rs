@@ -13,6 +13,7 @@ on_each_backend!(
     bad_input_is_answered_in_the_zitadel_envelope,
     org_choice_follows_the_org_header,
     effective_policy_is_what_the_api_says,
+    connect_json_calls_answer_like_rest,
 );
 
 const POLICY: &str = "/management/v1/policies/notification";
@@ -147,7 +148,17 @@ async fn instance_default_reaches_only_orgs_without_a_custom_policy(app: TestApp
     let (s, _) = call(&app, Method::GET, ADMIN, &plain.token, None).await;
     assert_eq!(s, 403);
 
+    // Admin `AddNotificationPolicy`: the default exists from the start, as on
+    // a Zitadel instance, so it is ALREADY_EXISTS (and takes no number).
+    let (s, b) = call(&app, Method::POST, ADMIN, admin, Some(json!({"passwordChange": true}))).await;
+    assert_eq!(s, 409, "{b}");
+    assert_grpc_error(&b, 6);
+    let (s, b) = call(&app, Method::POST, ADMIN, &plain.token, Some(json!({"passwordChange": true}))).await;
+    assert_eq!(s, 403);
+    assert_grpc_error(&b, 7);
+
     let log = app.get("/admin/v1/audit", admin).await;
+    assert_eq!(log.json["items"].as_array().unwrap().len(), 1, "{}", log.text);
     assert_eq!(log.json["items"][0]["action"], "default_notification_policy.changed");
 }
 
@@ -267,4 +278,63 @@ async fn effective_policy_is_what_the_api_says(app: TestApp) {
     call(&app, Method::PUT, ADMIN, &app.admin_token, Some(json!({"passwordChange": false}))).await;
     let p = policy::effective(&app.store, &id).await.unwrap();
     assert!(!p.password_change && p.is_default);
+}
+
+/// Connect unary over HTTP/1.1, as any HTTP client can send it (the official
+/// clients are run in `clients.rs`).
+async fn connect(app: &TestApp, method: &str, token: &str, content_type: &str, body: &'static str) -> (u16, Value) {
+    let req = app
+        .client
+        .post(app.url(&format!("/zitadel.management.v1.ManagementService/{method}")))
+        .header("Content-Type", content_type)
+        .header("Connect-Protocol-Version", "1")
+        .bearer_auth(token)
+        .body(body);
+    let res = app.send(req).await;
+    (res.status, res.json)
+}
+
+async fn connect_json_calls_answer_like_rest(app: TestApp) {
+    let org = app.new_org().await;
+    let t = org.token.as_str();
+    let (s, b) = connect(&app, "GetNotificationPolicy", t, "application/json", "{}").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["policy"]["isDefault"], true);
+    assert_eq!(b["policy"]["passwordChange"], true);
+    let (s, b) =
+        connect(&app, "AddCustomNotificationPolicy", t, "application/json", r#"{"passwordChange":true}"#).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["details"]["sequence"], "3", "uint64 as a string, as protobuf JSON has it: {b}");
+    assert_eq!(b["details"]["resourceOwner"], org.id.as_str());
+    let (s, b) = connect(&app, "AddCustomNotificationPolicy", t, "application/json", "{}").await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("already_exists")), "{b}");
+    let (s, b) =
+        connect(&app, "UpdateCustomNotificationPolicy", t, "application/json", r#"{"password_change":true}"#).await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("failed_precondition")), "{b}");
+    // The REST view agrees.
+    let (_, b) = call(&app, Method::GET, POLICY, t, None).await;
+    assert_eq!(b["policy"]["isDefault"], false);
+
+    // Errors: bad input never quotes the value; tokens; unknown methods.
+    let (s, b) =
+        connect(&app, "UpdateCustomNotificationPolicy", t, "application/json", r#"{"passwordChange":"canary-7"}"#)
+            .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_argument")), "{b}");
+    assert!(!b.to_string().contains("canary-7"), "{b}");
+    let (s, b) = connect(&app, "GetNotificationPolicy", "hrd_nope", "application/json", "{}").await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("unauthenticated")), "{b}");
+    let (s, b) = connect(&app, "GetMyOrg", t, "application/json", "{}").await;
+    assert_eq!((s, b["code"].as_str()), (501, Some("unimplemented")), "{b}");
+    let (s, _) = connect(&app, "GetNotificationPolicy", t, "text/plain", "{}").await;
+    assert_eq!(s, 415);
+    // Binary: an empty message is an empty body.
+    let req = app
+        .client
+        .post(app.url("/zitadel.management.v1.ManagementService/GetDefaultNotificationPolicy"))
+        .header("Content-Type", "application/proto")
+        .bearer_auth(t);
+    let res = app.client.execute(req.build().unwrap()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/proto");
+    assert!(!res.bytes().await.unwrap().is_empty());
 }

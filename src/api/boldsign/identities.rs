@@ -60,8 +60,8 @@ pub async fn update(
 /// GET /v1/senderIdentities/list?Page=&PageSize=&Search=&BrandIds=: newest
 /// first, with BoldSign's `pageDetails`.
 #[utoipa::path(get, path = "/v1/senderIdentities/list", tag = "boldsign",
-    params(("Page" = Option<u32>, Query, description = "1-based page (default 1)"),
-        ("PageSize" = Option<u32>, Query, description = "1–100 (default 10)"),
+    params(("Page" = Option<u32>, Query, minimum = 1, description = "1-based page (default 1)"),
+        ("PageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100 (default 10)"),
         ("Search" = Option<String>, Query, description = "part of the name or email, any case"),
         ("BrandIds" = Option<Vec<String>>, Query, description = "only these brands (repeat the parameter)")),
     security(("x-api-key" = []), ("bearer" = [])),

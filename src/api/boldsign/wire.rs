@@ -273,13 +273,16 @@ pub struct SenderIdentityList {
 #[derive(ToSchema)]
 #[allow(non_snake_case, dead_code)]
 pub struct SenderIdentityRequest {
-    /// Create: at most 50 characters (default: the address's local part).
+    /// At most 80 characters, one line (create default: the address's local part).
+    #[schema(max_length = 80)]
     Name: Option<String>,
     /// Create only: required, at most 250 characters, unique in the org.
+    #[schema(max_length = 250, format = Email)]
     Email: Option<String>,
     /// Create only; stored as given.
     BrandId: Option<String>,
     /// An absolute http(s) URL; `""` removes it.
+    #[schema(format = "uri")]
     RedirectUrl: Option<String>,
     /// The twelve flags; flags not sent keep their value.
     #[schema(value_type = Object)]

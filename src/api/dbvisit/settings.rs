@@ -26,13 +26,18 @@ pub struct EditParams {
     /// `Plain`, `StartTLS` or `TLS`.
     encryption: Option<String>,
     /// `""` clears it.
+    #[schema(max_length = 254)]
     from_email: Option<String>,
     /// Write-only; `""` clears it.
+    #[schema(max_length = 1024, format = Password, write_only)]
     password: Option<String>,
+    #[schema(max_length = 253)]
     smtp_host: Option<String>,
     /// 0–65535; 0 means the mode's default (25, 587, 465).
+    #[schema(minimum = 0, maximum = 65535)]
     smtp_port: Option<i64>,
     /// `""` clears it.
+    #[schema(max_length = 255)]
     username: Option<String>,
 }
 

@@ -19,15 +19,22 @@ use crate::error::{Error, FieldError, FieldErrors};
 #[serde(rename_all = "camelCase")]
 pub struct ConfigBody {
     /// Hostname or IP literal, ≤ 253 characters. Required.
+    #[schema(max_length = 253)]
     email_server_host: Option<String>,
     /// Decimal string 1–65535; absent: 587 with TLS, else 25. 465 means implicit TLS.
+    #[schema(pattern = "^[0-9]{1,5}$")]
     email_server_port: Option<String>,
+    #[schema(max_length = 255)]
     username: Option<String>,
     /// Write-only. Absent or null keeps the stored one (unless host or port
     /// change); `""` clears it.
+    #[schema(max_length = 1024, format = Password, write_only)]
     password: Option<String>,
+    #[schema(max_length = 254, format = Email)]
     from_email: Option<String>,
+    #[schema(max_length = 255)]
     from_name: Option<String>,
+    #[schema(max_length = 254, format = Email)]
     reply_to: Option<String>,
     /// TLS required: implicit on 465, STARTTLS otherwise.
     tls_enabled: Option<bool>,
@@ -114,7 +121,10 @@ pub struct NotificationConfigVo {
     tls_enabled: bool,
     enabled: bool,
     password_set: bool,
+    /// UTC, to the second, without zone (as the seed shows it).
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$", example = "2025-10-10T15:42:45")]
     created_at: String,
+    #[schema(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$", example = "2025-10-10T15:42:45")]
     updated_at: String,
 }
 
@@ -131,8 +141,9 @@ impl From<SmtpSettings> for NotificationConfigVo {
             reply_to: s.reply_to,
             enabled: s.enabled,
             password_set: s.password_set,
-            created_at: s.created_at.rfc3339(),
-            updated_at: s.updated_at.rfc3339(),
+            // The seed's form: UTC, to the second, no zone (`2025-10-10T15:42:45`).
+            created_at: s.created_at.local_seconds_utc(),
+            updated_at: s.updated_at.local_seconds_utc(),
         }
     }
 }

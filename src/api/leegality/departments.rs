@@ -16,6 +16,7 @@ use crate::error::{Error, FieldError};
 #[derive(Deserialize, ToSchema)]
 pub struct DepartmentBody {
     /// 2–255 characters after trimming; unique in the org, ignoring case.
+    #[schema(min_length = 2, max_length = 255)]
     name: Option<String>,
     /// Create: default true. Update: absent keeps the current value.
     enabled: Option<bool>,
@@ -72,8 +73,10 @@ pub struct DepartmentPageResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page (default 1).
+    #[param(minimum = 1)]
     page: Option<i64>,
     /// Page size 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     size: Option<i64>,
     /// Case-insensitive part of the name.
     search: Option<String>,

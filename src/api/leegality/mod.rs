@@ -7,6 +7,8 @@ pub mod departments;
 pub mod error;
 pub mod users;
 
+use axum::extract::Request;
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -22,6 +24,33 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::create))
         .routes(routes!(users::search))
         .routes(routes!(users::get, users::replace, users::delete))
+}
+
+/// Leegality documents its base URL as `…/api/api/v1/…` (production and
+/// sandbox, seeds 000 and 001), while its paths and error `path`s read
+/// `/api/v1/…`. A client configured with the documented base must work, so
+/// requests under `/api/api/v1` are routed as the same request under
+/// `/api/v1`: one route table, one OpenAPI entry per operation.
+pub const ALIAS_BASE: &str = "/api/api/v1";
+
+/// Rewrites a request under [`ALIAS_BASE`] to `/api/v1`, before routing.
+pub async fn base_path_alias(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let Some(rest) = path.strip_prefix(ALIAS_BASE).filter(|r| r.is_empty() || r.starts_with('/')) else {
+        return req;
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("/api/v1{rest}?{q}"),
+        None => format!("/api/v1{rest}"),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = target.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
 }
 
 /// Leegality's success envelope.

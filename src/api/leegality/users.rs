@@ -16,10 +16,13 @@ use crate::error::Error;
 #[serde(rename_all = "camelCase")]
 pub struct UserBody {
     /// Required, ≤ 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
     /// Required; unique in the org, ignoring case.
+    #[schema(max_length = 254, format = Email)]
     email: Option<String>,
     /// The org's departments. Update: absent keeps the current ones.
+    #[schema(max_items = 100)]
     department_ids: Option<Vec<String>>,
     /// One of the locales of contract §7 (default `Default`, i.e. English).
     /// Update: absent keeps the current one.
@@ -68,8 +71,10 @@ pub struct SearchBody {
     /// Only users in this department.
     department_id: Option<String>,
     /// 1-based page (default 1).
+    #[schema(minimum = 1)]
     page: Option<i64>,
     /// Page size 1–100 (default 20).
+    #[schema(minimum = 1, maximum = 100)]
     size: Option<i64>,
 }
 

@@ -17,6 +17,7 @@ pub struct AuditQuery {
     /// `nextCursor` of the previous page; absent for the first page.
     cursor: Option<String>,
     /// Rows per page, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

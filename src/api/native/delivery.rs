@@ -77,6 +77,7 @@ pub struct NotificationQuery {
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

@@ -16,6 +16,7 @@ use crate::error::{Error, Resource};
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgBody {
     /// 1–255 characters after trimming.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
 }
 
@@ -43,6 +44,7 @@ pub struct OrgList {
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenBody {
     /// A label for people: where the token is used. 1–255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
 }
 

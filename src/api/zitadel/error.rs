@@ -42,3 +42,15 @@ pub fn render(err: &Error) -> Response {
     });
     (status_of(err), Json(body)).into_response()
 }
+
+/// The same error as a gRPC status, for Zitadel's own transports (gRPC,
+/// gRPC-web, Connect): the code and message the REST envelope carries.
+pub fn status(err: &Error) -> tonic::Status {
+    if let Error::Internal(cause) = err {
+        // The transports answer without the `envelope` middleware seeing an
+        // error, so the cause is written down here, once; never sent.
+        tracing::error!(error = format!("{cause:#}"), "internal error");
+    }
+    let (code, id) = code_and_id(err);
+    tonic::Status::new(tonic::Code::from_i32(i32::from(code)), format!("{} ({id})", public_message(err)))
+}

@@ -141,6 +141,20 @@ pub async fn admin_get_default_policy(
     Ok(axum::Json(policy::instance_default(app.store()).await?.into()))
 }
 
+/// POST /admin/v1/policies/notification (`AddNotificationPolicy`): the
+/// instance default exists from the start, so this is `ALREADY_EXISTS`, as
+/// on a Zitadel instance; PUT changes it.
+#[utoipa::path(post, path = "/admin/v1/policies/notification", tag = "zitadel", request_body = PolicyBody,
+    security(("bearer" = [])), responses((status = 200, body = DetailsResponse), (status = 403), (status = 409)))]
+pub async fn admin_add_default_policy(
+    Admin(caller): Admin,
+    State(app): State<AppState>,
+    Json(body): Json<PolicyBody>,
+) -> Result<axum::Json<DetailsResponse>, Error> {
+    let details = policy::create_default(app.store(), &caller.actor, body.password_change, app.clock().now()).await?;
+    Ok(axum::Json(details.into()))
+}
+
 /// PUT /admin/v1/policies/notification: change the instance default, seen
 /// at once by every org without a custom policy.
 #[utoipa::path(put, path = "/admin/v1/policies/notification", tag = "zitadel", request_body = PolicyBody,
