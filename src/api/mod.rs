@@ -21,7 +21,7 @@ use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -82,6 +82,10 @@ pub async fn buffer_body(req: Request, next: Next) -> Response {
     next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
 }
 
+/// What a 503 asks clients to wait (`Retry-After`), in seconds: about the
+/// time a restarting database takes to accept connections again.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
+
 /// The API families, each with its own error envelope (contract §2–§7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
@@ -123,16 +127,21 @@ impl Family {
         }
     }
 
-    /// The family's error response for `err` on a request to `path`.
+    /// The family's error response for `err` on a request to `path`. A 503
+    /// says when to come back, in every family.
     pub fn render(self, err: &Error, path: &str) -> Response {
-        match self {
+        let mut res = match self {
             Family::Native => native::error::render(err, path),
             Family::Leegality => leegality::error::render(err, path),
             Family::Dbvisit => dbvisit::error::render(err),
             Family::Zitadel => zitadel::error::render(err),
             Family::BoldSign => boldsign::error::render(err),
             Family::Page => approval::render_error(err),
+        };
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        res
     }
 }
 
@@ -158,6 +167,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::InProgress(_) => StatusCode::CONFLICT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -182,6 +192,7 @@ pub fn public_message(err: &Error) -> String {
         Error::UnsupportedMediaType => "request body must be JSON (Content-Type: application/json)".into(),
         Error::RateLimited => "too many requests".into(),
         Error::Unprocessable(why) | Error::InProgress(why) => (*why).into(),
+        Error::Unavailable(_) => "the service is temporarily unavailable; retry later".into(),
         Error::Internal(_) => "internal server error".into(),
     }
 }
@@ -215,9 +226,11 @@ pub async fn envelope(req: Request, next: Next) -> Response {
         }
         None => return res,
     };
-    if let Error::Internal(cause) = &*err {
+    match &*err {
         // The one place an internal cause is written down; never in a body.
-        tracing::error!(error = format!("{cause:#}"), "internal error");
+        Error::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+        Error::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
+        _ => {}
     }
     let allow = res.headers().get(header::ALLOW).cloned();
     let mut out = Family::of_path(&path).render(&err, &path);

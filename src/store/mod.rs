@@ -128,6 +128,50 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// True when `err` (anywhere in its chain) says the database could not be
+/// reached or is not taking work just now, rather than that a statement or
+/// its data is wrong: the pool timed out or is closed, a connection broke or
+/// was refused, PostgreSQL ended the session (`FATAL`, e.g. 57P01
+/// `admin_shutdown` while it restarts, 57P03 `cannot_connect_now`, a database
+/// not accepting connections) or reported a connection or resource class
+/// error (08, 53, 57P, 58), or SQLite stayed busy or locked past its busy
+/// timeout, could not open its file or hit an I/O error or a full disk.
+/// Requests failing so are answered 503 with `Retry-After`, not 500.
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            sqlx_unavailable(e)
+        } else if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>() {
+            sqlite_code_unavailable(e.extended_code)
+        } else {
+            false
+        }
+    })
+}
+
+fn sqlx_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                use sqlx::postgres::PgSeverity;
+                let code = pg.code();
+                matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
+                    || ["08", "53", "57P", "58"].iter().any(|class| code.starts_with(class))
+            } else {
+                db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(sqlite_code_unavailable)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite's (extended) result codes that mean "not now" rather than "wrong":
+/// BUSY, LOCKED, IOERR, FULL, CANTOPEN (the primary code is the low byte).
+fn sqlite_code_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)
+}
+
 /// The database file of a SQLite URL; `None` for an in-memory database,
 /// which other connections cannot open.
 fn options_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
@@ -237,5 +281,23 @@ mod tests {
         let names = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
         assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
         assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::is_unavailable;
+
+    #[test]
+    fn outages_are_told_from_faults() {
+        let sqlite = |code| anyhow::Error::new(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        assert!(is_unavailable(&sqlite(5).context("load department")), "SQLITE_BUSY");
+        assert!(is_unavailable(&sqlite(10 | (4 << 8))), "SQLITE_IOERR_SHORT_READ");
+        assert!(!is_unavailable(&sqlite(2067)), "SQLITE_CONSTRAINT_UNIQUE is a fault, not an outage");
+        assert!(is_unavailable(&anyhow::Error::new(sqlx::Error::PoolTimedOut).context("begin")));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unavailable(&anyhow::Error::new(sqlx::Error::Io(refused))));
+        assert!(!is_unavailable(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&anyhow::anyhow!("decode a row")));
     }
 }

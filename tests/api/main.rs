@@ -19,6 +19,7 @@ mod identities;
 mod interop;
 mod native;
 mod ops;
+mod outage;
 mod processes;
 mod smtp_settings;
 mod zitadel;

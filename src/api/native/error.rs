@@ -25,6 +25,7 @@ fn slug(err: &Error) -> &'static str {
         Error::RateLimited => "rate-limited",
         Error::Unprocessable(_) => "idempotency-key-reused",
         Error::InProgress(_) => "request-in-progress",
+        Error::Unavailable(_) => "unavailable",
         Error::Internal(_) => "internal",
     }
 }

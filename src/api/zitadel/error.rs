@@ -27,6 +27,7 @@ fn code_and_id(err: &Error) -> (u8, &'static str) {
         Error::InProgress(_) => (10, "HERALD-IN-PROGRESS"),
         Error::Precondition(_) => (9, "HERALD-PRECONDITION"),
         Error::MethodNotAllowed => (12, "HERALD-METHOD"),
+        Error::Unavailable(_) => (14, "HERALD-UNAVAILABLE"),
         Error::Internal(_) => (13, "HERALD-INTERNAL"),
         Error::Unauthenticated => (16, "HERALD-AUTH"),
     }
