@@ -215,7 +215,7 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
     let (engine, _) = open(config, clock).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
-    tracing::info!(backend = ?engine.store.backend(), "herald worker running");
+    tracing::info!(database = engine.store.location(), "herald worker running");
     stop.await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(30), workers).await.is_err() {
@@ -226,11 +226,13 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
 }
 
 impl Server {
-    /// Connects to the database, applies migrations and binds the listener.
+    /// Binds the listener, then connects to the database and applies
+    /// migrations. In that order: when the address is taken, nothing (no
+    /// database file, no key file) has been created yet.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
-        let (engine, instance_id) = open(config, clock).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let (engine, instance_id) = open(config, clock).await?;
         let local = listener.local_addr()?;
         // With port 0 the real port is known only now.
         let public_url = match &config.delivery.public_url {

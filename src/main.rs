@@ -12,11 +12,11 @@ async fn main() -> ExitCode {
         eprintln!("herald: {err:#}");
         return ExitCode::FAILURE;
     }
+    let format = cli.log.format;
     match herald::cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "herald failed");
-            eprintln!("herald: {err:#}");
+            herald::telemetry::report_failure(&err, format);
             ExitCode::FAILURE
         }
     }

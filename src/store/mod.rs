@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -67,6 +68,9 @@ pub struct Store {
     /// The instance id, once read.
     instance: Arc<std::sync::OnceLock<String>>,
     sqlite_file: Option<Arc<std::path::PathBuf>>,
+    /// Where the data is, for people: the absolute SQLite path, or
+    /// PostgreSQL's host, port and database (never a password).
+    location: Arc<str>,
     /// SQLite has one writer. Busy writers wait in SQLite's busy handler,
     /// which sleeps in steps of up to 100 ms; the hot write paths queue on
     /// this lock instead, so they run back to back. (Other processes on the
@@ -187,6 +191,7 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let mut reader = None;
         let mut sqlite_file = None;
+        let location: String;
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("parse the SQLite database URL")?
@@ -195,11 +200,13 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            let path = options.get_filename();
+            location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
                 .await
-                .context("open the SQLite database")?;
+                .with_context(|| format!("open the SQLite database {location}"))?;
             let file = options_file(url)?;
             if let Some(file) = file {
                 reader = Some(Arc::new(reader::Reader::open(&file, reader_count())?));
@@ -207,17 +214,35 @@ impl Store {
             }
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("parse the PostgreSQL database URL")?;
+            location = format!(
+                "postgres://{}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or_default()
+            );
+            // One direct connection first: it fails at once with the server's
+            // own reason (connection refused, no such database, bad password),
+            // where the pool would retry a refused connection until its
+            // acquire timeout and then say only "pool timed out".
+            let first = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+                .and_then(|connected| Ok(connected?))
+                .with_context(|| format!("connect to PostgreSQL at {location}"))?;
+            let _ = first.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await
-                .context("connect to PostgreSQL")?;
+                .with_context(|| format!("connect to PostgreSQL at {location}"))?;
             Db::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { db, reader, instance: Arc::default(), sqlite_file, write_lock: Arc::default() })
+        let location = location.into();
+        Ok(Store { db, reader, instance: Arc::default(), sqlite_file, location, write_lock: Arc::default() })
     }
 
     /// On SQLite, waits for this process's turn to write; `None` on PostgreSQL.
@@ -232,6 +257,12 @@ impl Store {
     /// the key file).
     pub fn sqlite_file(&self) -> Option<&std::path::Path> {
         self.sqlite_file.as_ref().map(|p| p.as_path())
+    }
+
+    /// Where the data is: the absolute path of the SQLite file, or
+    /// `postgres://host:port/database` (no user, no password).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     pub fn backend(&self) -> Backend {

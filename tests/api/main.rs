@@ -22,4 +22,5 @@ mod ops;
 mod outage;
 mod processes;
 mod smtp_settings;
+mod startup;
 mod zitadel;
