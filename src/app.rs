@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::crypto::Cipher;
 use crate::domain::delivery::events::Committer;
 use crate::domain::delivery::mailer::{Mailer, MailerConfig};
@@ -39,6 +39,7 @@ struct Inner {
     engine: Arc<Engine>,
     committer: Committer,
     public_url: String,
+    http: HttpConfig,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -140,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
+    let body_timeout = state.0.http.body_timeout;
 
     let request_id = HeaderName::from_static("x-request-id");
     routes
@@ -151,7 +153,7 @@ pub fn router(state: AppState) -> Router {
         }))
         // The per-path limit is enforced by `buffer_body`; this is the largest.
         .layer(DefaultBodyLimit::max(api::EVENTS_BODY_LIMIT))
-        .layer(middleware::from_fn(api::buffer_body))
+        .layer(middleware::from_fn_with_state(body_timeout, api::buffer_body))
         .layer(middleware::from_fn(api::envelope))
         .layer(middleware::from_fn(crate::telemetry::track_requests))
         .layer(
@@ -249,6 +251,7 @@ impl Server {
             engine,
             committer,
             public_url,
+            http: config.http.clone(),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }
@@ -269,7 +272,7 @@ impl Server {
         let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
         let app = router(state.clone());
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = crate::serve::serve(listener, app, state.0.http.clone(), async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
         });
@@ -279,7 +282,7 @@ impl Server {
             tokio::time::sleep(Duration::from_secs(30)).await;
         };
         tokio::select! {
-            served = serve => served.context("serve HTTP")?,
+            () = serve => {}
             () = drain_limit => tracing::warn!("in-flight requests still running after 30 s; stopping anyway"),
         }
         let _ = stop_workers.send(true);

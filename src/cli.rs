@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::app::{Server, shutdown_signal};
 use crate::clock::Clock;
 use crate::config::{
-    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, LogSettings,
+    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, HttpConfig,
+    LogSettings,
 };
 use crate::domain::{Actor, OrgId, orgs, tokens};
 use crate::secret::Secret;
@@ -64,7 +65,40 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_workers: bool,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub delivery: DeliveryArgs,
+}
+
+/// Limits on slow, idle and too many HTTP connections (issue 13).
+#[derive(Debug, clap::Args)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from connecting or from its first byte.
+    #[arg(long, env = "HERALD_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub http_header_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "HERALD_HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub http_idle_timeout_seconds: u64,
+    /// Seconds a request's whole body may take to arrive (then 408).
+    #[arg(long, env = "HERALD_HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub http_body_timeout_seconds: u64,
+    /// Connections open at once (lowered to what the open-file limit
+    /// allows); more wait in the kernel's listen backlog.
+    #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
+}
+
+impl HttpArgs {
+    fn config(&self) -> HttpConfig {
+        let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+        HttpConfig {
+            header_timeout: seconds(self.http_header_timeout_seconds),
+            idle_timeout: seconds(self.http_idle_timeout_seconds),
+            body_timeout: seconds(self.http_body_timeout_seconds),
+            max_connections: self.http_max_connections.max(1),
+        }
+    }
 }
 
 /// Delivery settings (contract §8, §10).
@@ -168,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 database_url: DatabaseUrl::new(cli.database_url),
                 admin_token: admin_token_from_env(),
                 secret_key: secret_from_env("HERALD_SECRET_KEY"),
+                http: args.http.config(),
                 delivery: args.delivery.config(!args.no_workers),
             };
             serve(config, clock).await

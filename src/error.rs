@@ -89,6 +89,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request's body did not arrive within the body timeout.
+    #[error("request body too slow")]
+    RequestTimeout,
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("too many requests")]

@@ -15,6 +15,7 @@ mod directory;
 mod documents;
 mod envelopes;
 mod every_endpoint;
+mod http_limits;
 mod identities;
 mod interop;
 mod native;
