@@ -14,19 +14,26 @@
 //!
 //! A connection past its deadline is closed (nothing of it is in flight).
 //! The **body timeout** is enforced where the body is read (`api::buffer_body`,
-//! a 408 in the family's envelope). Over the **connection cap**, new
-//! connections wait in the kernel's listen backlog until one closes: the
-//! loop takes a permit before it accepts.
+//! a 408 in the family's envelope).
+//!
+//! At the **connection cap**, a new connection makes room: of the open
+//! connections with no request in flight, the one that has waited longest
+//! (for a head, or idle) is closed, as nginx reuses its keep-alive
+//! connections. Only when every connection has a request in flight does the
+//! new one wait for a connection to end, and the ones after it wait in the
+//! kernel's listen backlog. So slow clients cannot keep a quick request such
+//! as `/healthz` out, however many of them there are.
 //!
 //! Shutdown: stop accepting, ask every connection to finish (HTTP/1 closes
 //! once its current response is written, HTTP/2 sends GOAWAY), and return
 //! when all have closed; the caller bounds that wait.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -37,7 +44,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -73,17 +80,11 @@ pub fn connection_cap(configured: usize) -> usize {
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpConfig, shutdown: impl Future<Output = ()>) {
     let cap = connection_cap(limits.max_connections);
     let permits = Arc::new(Semaphore::new(cap));
+    let open = Arc::new(Open::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let builder = Arc::new(builder());
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -97,8 +98,29 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpConfig, shutd
                 }
             },
         };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => break,
+            Err(TryAcquireError::NoPermits) => {
+                // Retried while waiting: a busy connection may turn idle.
+                let mut waited = None;
+                while waited.is_none() {
+                    open.make_room();
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        permit = permits.clone().acquire_owned() => waited = Some(permit),
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+                match waited {
+                    Some(Ok(permit)) => permit,
+                    _ => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, app.clone(), builder.clone(), limits.clone(), stop_rx.clone(), permit));
+        let held = Held { _permit: permit, open: open.clone(), activity: open.add() };
+        tokio::spawn(connection(stream, app.clone(), builder.clone(), limits.clone(), stop_rx.clone(), held));
     }
     // New connections are refused from here on.
     drop(listener);
@@ -123,15 +145,58 @@ fn builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// The open connections, for [`Open::make_room`].
+#[derive(Default)]
+struct Open {
+    next: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+impl Open {
+    fn add(&self) -> (u64, Arc<Activity>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::new());
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner).insert(id, activity.clone());
+        (id, activity)
+    }
+
+    /// Closes the connection without a request in flight that has waited
+    /// longest, if there is one.
+    fn make_room(&self) {
+        let connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
+        let longest = connections
+            .values()
+            .filter(|a| a.in_flight.load(Ordering::Acquire) == 0 && !a.evicted.load(Ordering::Acquire))
+            .min_by_key(|a| a.waiting_since());
+        if let Some(activity) = longest {
+            activity.evicted.store(true, Ordering::Release);
+            activity.changed.notify_one();
+        }
+    }
+}
+
+/// What a connection's task holds: its place under the cap and in [`Open`].
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    open: Arc<Open>,
+    activity: (u64, Arc<Activity>),
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.open.connections.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.activity.0);
+    }
+}
+
 async fn connection(
     stream: TcpStream,
     app: Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: HttpConfig,
     mut stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    held: Held,
 ) {
-    let activity = Arc::new(Activity::new());
+    let activity = held.activity.1.clone();
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone(), first_read: true });
     let service = {
         let activity = activity.clone();
@@ -158,7 +223,7 @@ async fn connection(
             () = tokio::time::sleep_until(deadline) => {
                 if activity.expired(&limits) {
                     // Nothing is in flight: dropping the connection closes it.
-                    tracing::debug!("connection closed: slow or idle");
+                    tracing::debug!("connection closed: slow, idle or making room");
                     return;
                 }
             }
@@ -181,6 +246,8 @@ struct Activity {
     head_started: AtomicU64,
     /// The client spoke HTTP/2 (its frames between requests are not heads).
     http2: AtomicBool,
+    /// Chosen to make room for a new connection: close when nothing is in flight.
+    evicted: AtomicBool,
     /// Wakes the connection's task to recompute its deadline.
     changed: Notify,
 }
@@ -210,6 +277,7 @@ impl Activity {
             // A new connection is waiting for its first head from the start.
             head_started: AtomicU64::new(0),
             http2: AtomicBool::new(false),
+            evicted: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -234,11 +302,23 @@ impl Activity {
         }
     }
 
+    /// Since when the connection has waited for a head or a next request.
+    fn waiting_since(&self) -> Instant {
+        let ms = match self.head_started.load(Ordering::Acquire) {
+            NOTHING => self.idle_since.load(Ordering::Acquire),
+            started => started,
+        };
+        self.born + Duration::from_millis(ms)
+    }
+
     /// When the connection is due to close if nothing changes.
     fn deadline(&self, limits: &HttpConfig) -> Instant {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             // The handler's own bounds apply (body timeout, database timeouts).
             return Instant::now() + Duration::from_secs(3600);
+        }
+        if self.evicted.load(Ordering::Acquire) {
+            return Instant::now();
         }
         let at = |ms: u64, plus: Duration| self.born + Duration::from_millis(ms) + plus;
         match self.head_started.load(Ordering::Acquire) {
@@ -248,7 +328,8 @@ impl Activity {
     }
 
     fn expired(&self, limits: &HttpConfig) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.deadline(limits)
+        self.in_flight.load(Ordering::Acquire) == 0
+            && (self.evicted.load(Ordering::Acquire) || Instant::now() >= self.deadline(limits))
     }
 }
 

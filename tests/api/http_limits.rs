@@ -108,7 +108,7 @@ async fn a_dribbling_body_is_cut_off_with_408_in_the_family_envelope() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_the_connection_cap_new_connections_wait_until_one_closes() {
+async fn at_the_connection_cap_the_longest_waiting_idle_connection_makes_room() {
     let app = app_with(|http| http.max_connections = 2).await;
     // Two kept-alive connections, each proven accepted by an answer.
     let mut first = TcpStream::connect(app.addr).await.unwrap();
@@ -116,13 +116,45 @@ async fn over_the_connection_cap_new_connections_wait_until_one_closes() {
     let mut second = TcpStream::connect(app.addr).await.unwrap();
     healthz_on(&mut second).await;
 
-    let third = tokio::spawn(reqwest::get(app.url("/healthz")));
-    tokio::time::sleep(SHORT).await;
-    assert!(!third.is_finished(), "a third connection was served while two were open");
-    drop(first);
-    let answered = tokio::time::timeout(EVENTUALLY, third).await.expect("served once one closed");
-    assert_eq!(answered.unwrap().unwrap().status(), 200);
+    let third = tokio::time::timeout(EVENTUALLY, reqwest::get(app.url("/healthz"))).await;
+    assert_eq!(third.expect("served at the cap").unwrap().status(), 200);
+    assert_eq!(read_to_close(&mut first).await, "", "the longest idle one was closed");
     healthz_on(&mut second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_with_every_request_in_flight_new_connections_wait() {
+    let app = app_with(|http| http.max_connections = 2).await;
+    // Two requests in flight: their bodies are still coming.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /admin/v1/orgs HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{{\"name\":",
+            app.admin_token
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        busy.push(conn);
+    }
+    // Both are accepted once /healthz can no longer get in.
+    let mut third = tokio::spawn(reqwest::get(app.url("/healthz")));
+    let mut waited = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if third.is_finished() {
+            // It got in before both were accepted; try again.
+            third = tokio::spawn(reqwest::get(app.url("/healthz")));
+        } else {
+            waited = true;
+            break;
+        }
+    }
+    assert!(waited, "a third connection was always served while two requests were in flight");
+    // One request completes; its connection is then idle and makes room.
+    busy[0].write_all(b"\"abcde\"}").await.unwrap();
+    let answered = tokio::time::timeout(EVENTUALLY, third).await.expect("served once a request ended");
+    assert_eq!(answered.unwrap().unwrap().status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
