@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::crypto::Cipher;
 use crate::domain::delivery::events::Committer;
 use crate::domain::delivery::mailer::{Mailer, MailerConfig};
@@ -39,6 +39,7 @@ struct Inner {
     engine: Arc<Engine>,
     committer: Committer,
     public_url: String,
+    http: HttpConfig,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -148,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         .and_then(|doc| serde_json::to_string_pretty(&doc))
         .unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
+    let body_timeout = state.0.http.body_timeout;
 
     let request_id = HeaderName::from_static("x-request-id");
     let app = routes
@@ -159,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         }))
         // The per-path limit is enforced by `buffer_body`; this is the largest.
         .layer(DefaultBodyLimit::max(api::EVENTS_BODY_LIMIT))
-        .layer(middleware::from_fn(api::buffer_body))
+        .layer(middleware::from_fn_with_state(body_timeout, api::buffer_body))
         .layer(middleware::from_fn(api::envelope))
         .layer(middleware::from_fn(crate::telemetry::track_requests))
         .layer(
@@ -227,7 +229,7 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
     let (engine, _) = open(config, clock).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
-    tracing::info!(backend = ?engine.store.backend(), "herald worker running");
+    tracing::info!(database = engine.store.location(), "herald worker running");
     stop.await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(30), workers).await.is_err() {
@@ -238,11 +240,13 @@ pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output
 }
 
 impl Server {
-    /// Connects to the database, applies migrations and binds the listener.
+    /// Binds the listener, then connects to the database and applies
+    /// migrations. In that order: when the address is taken, nothing (no
+    /// database file, no key file) has been created yet.
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
-        let (engine, instance_id) = open(config, clock).await?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let (engine, instance_id) = open(config, clock).await?;
         let local = listener.local_addr()?;
         // With port 0 the real port is known only now.
         let public_url = match &config.delivery.public_url {
@@ -259,6 +263,7 @@ impl Server {
             engine,
             committer,
             public_url,
+            http: config.http.clone(),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }
@@ -279,7 +284,7 @@ impl Server {
         let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
         let app = router(state.clone());
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let serve = crate::serve::serve(listener, app, state.0.http.clone(), async move {
             shutdown.await;
             let _ = stopping_tx.send(true);
         });
@@ -289,7 +294,7 @@ impl Server {
             tokio::time::sleep(Duration::from_secs(30)).await;
         };
         tokio::select! {
-            served = serve => served.context("serve HTTP")?,
+            () = serve => {}
             () = drain_limit => tracing::warn!("in-flight requests still running after 30 s; stopping anyway"),
         }
         let _ = stop_workers.send(true);

@@ -10,14 +10,24 @@ use serde_json::json;
 use crate::app::{Server, shutdown_signal};
 use crate::clock::Clock;
 use crate::config::{
-    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, LogSettings,
+    Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, HttpConfig,
+    LogSettings,
 };
 use crate::domain::{Actor, OrgId, orgs, tokens};
 use crate::secret::Secret;
 use crate::store::Store;
 
+/// Shown under `--help`: the settings that have no flag.
+const ENVIRONMENT_ONLY: &str = "\
+Environment only (a flag would show in the process list):
+  HERALD_ADMIN_TOKEN  accepted as an instance admin token; when unset and no admin token
+                      exists, `serve` creates one and prints it once
+  HERALD_SECRET_KEY   32 bytes, base64 (`openssl rand -base64 32`): encrypts stored SMTP
+                      passwords; default herald.key beside the SQLite file; required with
+                      PostgreSQL";
+
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "Self-hosted notification settings and delivery")]
+#[command(name = "herald", version, about = "Self-hosted notification settings and delivery", after_help = ENVIRONMENT_ONLY)]
 pub struct Cli {
     /// `sqlite://FILE` (created if missing) or `postgres://…`.
     #[arg(long, env = "HERALD_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
@@ -31,6 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API and the delivery workers.
+    #[command(after_help = ENVIRONMENT_ONLY)]
     Serve(ServeArgs),
     /// Run only the delivery workers (no HTTP), e.g. on extra nodes sharing
     /// one PostgreSQL database.
@@ -47,14 +58,47 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "HERALD_LISTEN", default_value = DEFAULT_LISTEN)]
+    /// Address to listen on: `IP:PORT` or `HOST:PORT` (`localhost:8080`).
+    #[arg(long, env = "HERALD_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Serve the API only; leave delivery to other processes.
     #[arg(long)]
     pub no_workers: bool,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub delivery: DeliveryArgs,
+}
+
+/// Limits on slow, idle and too many HTTP connections (issue 13).
+#[derive(Debug, clap::Args)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), from connecting or from its first byte.
+    #[arg(long, env = "HERALD_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub http_header_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, env = "HERALD_HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub http_idle_timeout_seconds: u64,
+    /// Seconds a request's whole body may take to arrive (then 408).
+    #[arg(long, env = "HERALD_HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub http_body_timeout_seconds: u64,
+    /// Connections open at once (lowered to what the open-file limit
+    /// allows); more wait in the kernel's listen backlog.
+    #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
+}
+
+impl HttpArgs {
+    fn config(&self) -> HttpConfig {
+        let seconds = |s: u64| std::time::Duration::from_secs(s.max(1));
+        HttpConfig {
+            header_timeout: seconds(self.http_header_timeout_seconds),
+            idle_timeout: seconds(self.http_idle_timeout_seconds),
+            body_timeout: seconds(self.http_body_timeout_seconds),
+            max_connections: self.http_max_connections.max(1),
+        }
+    }
 }
 
 /// Delivery settings (contract §8, §10).
@@ -135,6 +179,19 @@ fn secret_from_env(name: &str) -> Option<Secret> {
     std::env::var(name).ok().filter(|t| !t.trim().is_empty()).map(Secret::new)
 }
 
+/// `IP:PORT`, or `HOST:PORT` resolved once at start. A name with several
+/// addresses (`localhost`: 127.0.0.1 and ::1) listens on the first IPv4 one,
+/// which is what clients that say `localhost` try first on most systems.
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = raw.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> =
+        raw.to_socket_addrs().map_err(|e| format!("expected IP:PORT or HOST:PORT ({e})"))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| format!("{raw} resolves to no address"))
+}
+
 async fn open_store(url: &str) -> anyhow::Result<Store> {
     let store = Store::connect(url).await?;
     store.migrate().await?;
@@ -150,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 database_url: DatabaseUrl::new(cli.database_url),
                 admin_token: admin_token_from_env(),
                 secret_key: secret_from_env("HERALD_SECRET_KEY"),
+                http: args.http.config(),
                 delivery: args.delivery.config(!args.no_workers),
             };
             serve(config, clock).await
@@ -208,6 +266,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A path as an absolute one, for start-up messages.
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
 async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
     let server = Server::build(&config, clock.clone()).await?;
     if config.admin_token.is_none() && !server.state().store().admin_token_exists().await? {
@@ -218,8 +281,34 @@ async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {
             issued.secret.expose()
         );
     }
-    tracing::info!(addr = %server.local_addr()?, backend = ?server.state().store().backend(), "herald listening");
+    let store = server.state().store();
+    let cipher_key = match (&config.secret_key, store.sqlite_file()) {
+        (Some(_), _) => "HERALD_SECRET_KEY".to_owned(),
+        (None, Some(db)) => absolute(&crate::crypto::key_file_beside(db)),
+        (None, None) => "none".to_owned(),
+    };
+    tracing::info!(
+        addr = %server.local_addr()?,
+        database = store.location(),
+        key = cipher_key,
+        outbox = absolute(&config.delivery.outbox_dir),
+        "herald listening"
+    );
     server.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_addresses_and_names() {
+        assert_eq!(parse_listen("127.0.0.1:8080"), Ok(SocketAddr::from(([127, 0, 0, 1], 8080))));
+        assert_eq!(parse_listen("[::1]:0"), Ok("[::1]:0".parse().unwrap()));
+        let local = parse_listen("localhost:8080").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 8080, "{local}");
+        assert!(parse_listen("localhost").is_err(), "a port is required");
+    }
 }

@@ -47,7 +47,34 @@ pub struct Config {
     /// `HERALD_SECRET_KEY` (base64, 32 bytes); default: `herald.key` beside
     /// the SQLite database. Required for PostgreSQL.
     pub secret_key: Option<Secret>,
+    pub http: HttpConfig,
     pub delivery: DeliveryConfig,
+}
+
+/// The HTTP server's limits on slow, idle and too many connections
+/// (`crate::serve`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// From the accept, or from the first byte of a later request, until its
+    /// head is complete.
+    pub header_timeout: Duration,
+    /// How long a connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// How long a request's whole body may take to arrive (then 408).
+    pub body_timeout: Duration,
+    /// Connections open at once; lowered to what the open-file limit allows.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// Delivery settings (contract §8, §10).
@@ -123,6 +150,7 @@ impl Config {
             database_url: DatabaseUrl::new(database_url),
             admin_token: None,
             secret_key: None,
+            http: HttpConfig::default(),
             delivery: DeliveryConfig::default(),
         }
     }

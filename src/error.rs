@@ -89,6 +89,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request's body did not arrive within the body timeout.
+    #[error("request body too slow")]
+    RequestTimeout,
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("too many requests")]
@@ -99,9 +102,22 @@ pub enum Error {
     /// The same request is still being processed by another call.
     #[error("{0}")]
     InProgress(&'static str),
+    /// A dependency (the database) is unreachable or not taking work just
+    /// now; worth retrying. Logged with its cause chain, shown as a bare 503
+    /// with `Retry-After`.
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(anyhow::Error),
     /// A fault of ours. Logged with its cause chain, shown as a bare 500.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// The one place store failures become domain errors: an outage of the
+/// database is [`Error::Unavailable`], anything else [`Error::Internal`].
+impl From<anyhow::Error> for Error {
+    fn from(err: anyhow::Error) -> Self {
+        if crate::store::is_unavailable(&err) { Error::Unavailable(err) } else { Error::Internal(err) }
+    }
 }
 
 impl Error {

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod secret;
+pub mod serve;
 pub mod store;
 pub mod telemetry;
 

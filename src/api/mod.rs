@@ -17,12 +17,13 @@ pub mod ops;
 pub mod zitadel;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Bytes, HttpBody};
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -52,7 +53,10 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 /// connection under a client that is still sending, and the client would see
 /// a reset instead of the 401 or 415. An oversized body is drained up to
 /// [`DRAIN_LIMIT`] (a bounded "lingering read", as nginx does) and answered 413.
-pub async fn buffer_body(req: Request, next: Next) -> Response {
+/// A body that takes longer than `body_timeout` (`--http-body-timeout-seconds`)
+/// to arrive is answered 408 and its connection closed: a client dribbling
+/// bytes would otherwise hold the connection and its buffer for ever.
+pub async fn buffer_body(State(body_timeout): State<Duration>, req: Request, next: Next) -> Response {
     use http_body_util::BodyExt;
 
     let (parts, mut body) = req.into_parts();
@@ -64,24 +68,36 @@ pub async fn buffer_body(req: Request, next: Next) -> Response {
     }
     let mut kept = Vec::new();
     let mut seen = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Error::MalformedJson("the body could not be read".into()).into_response();
-        };
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen <= limit {
-                kept.extend_from_slice(&data);
-            } else if seen > DRAIN_LIMIT {
-                break;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(Error::MalformedJson("the body could not be read".into()));
+            };
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen <= limit {
+                    kept.extend_from_slice(&data);
+                } else if seen > DRAIN_LIMIT {
+                    break;
+                }
             }
         }
+        Ok(())
+    };
+    match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return err.into_response(),
+        Err(_) => return Error::RequestTimeout.into_response(),
     }
     if seen > limit {
         return Error::PayloadTooLarge.into_response();
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
 }
+
+/// What a 503 asks clients to wait (`Retry-After`), in seconds: about the
+/// time a restarting database takes to accept connections again.
+pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 /// The API families, each with its own error envelope (contract §2–§7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,16 +140,25 @@ impl Family {
         }
     }
 
-    /// The family's error response for `err` on a request to `path`.
+    /// The family's error response for `err` on a request to `path`. A 503
+    /// says when to come back, in every family.
     pub fn render(self, err: &Error, path: &str) -> Response {
-        match self {
+        let mut res = match self {
             Family::Native => native::error::render(err, path),
             Family::Leegality => leegality::error::render(err, path),
             Family::Dbvisit => dbvisit::error::render(err),
             Family::Zitadel => zitadel::error::render(err),
             Family::BoldSign => boldsign::error::render(err),
             Family::Page => approval::render_error(err),
+        };
+        if res.status() == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        if let Error::RequestTimeout = err {
+            // The rest of the body may still come; the connection cannot be reused.
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        res
     }
 }
 
@@ -155,10 +180,12 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::InProgress(_) => StatusCode::CONFLICT,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -180,9 +207,11 @@ pub fn public_message(err: &Error) -> String {
         Error::Forbidden(Denial::AdminOnly) => "this endpoint needs an instance admin token".into(),
         Error::MethodNotAllowed => "method not allowed on this endpoint".into(),
         Error::PayloadTooLarge => "request body is too large".into(),
+        Error::RequestTimeout => "the request body did not arrive in time".into(),
         Error::UnsupportedMediaType => "request body must be JSON (Content-Type: application/json)".into(),
         Error::RateLimited => "too many requests".into(),
         Error::Unprocessable(why) | Error::InProgress(why) => (*why).into(),
+        Error::Unavailable(_) => "the service is temporarily unavailable; retry later".into(),
         Error::Internal(_) => "internal server error".into(),
     }
 }
@@ -216,9 +245,11 @@ pub async fn envelope(req: Request, next: Next) -> Response {
         }
         None => return res,
     };
-    if let Error::Internal(cause) = &*err {
+    match &*err {
         // The one place an internal cause is written down; never in a body.
-        tracing::error!(error = format!("{cause:#}"), "internal error");
+        Error::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+        Error::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
+        _ => {}
     }
     let allow = res.headers().get(header::ALLOW).cloned();
     let mut out = Family::of_path(&path).render(&err, &path);

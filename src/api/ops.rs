@@ -41,7 +41,8 @@ async fn readyz(State(app): State<AppState>) -> Response {
         Ok(()) => axum::Json(Readiness { status: "ready" }).into_response(),
         Err(err) => {
             tracing::warn!(error = format!("{err:#}"), "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Readiness { status: "unavailable" })).into_response()
+            let retry = [(header::RETRY_AFTER, crate::api::RETRY_AFTER_SECONDS.to_string())];
+            (StatusCode::SERVICE_UNAVAILABLE, retry, axum::Json(Readiness { status: "unavailable" })).into_response()
         }
     }
 }

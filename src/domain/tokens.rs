@@ -128,7 +128,8 @@ pub async fn list(store: &Store, org: &OrgId) -> Result<Vec<TokenRecord>, Error>
 /// Revokes an org's token: it fails from the next request on (every request
 /// reads the token row; nothing caches it).
 pub async fn revoke(store: &Store, actor: &Actor, org: &OrgId, id: &str, now: Millis) -> Result<(), Error> {
-    // The audit row needs the org; an unknown one is a 404, not a fault.
+    // The revocation's audit row goes first in its transaction, and an
+    // unknown org has no audit sequence to advance: say 404 before that.
     if store.org(org).await?.is_none() {
         return Err(Error::NotFound(Resource::Org));
     }

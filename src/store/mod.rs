@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -67,6 +68,9 @@ pub struct Store {
     /// The instance id, once read.
     instance: Arc<std::sync::OnceLock<String>>,
     sqlite_file: Option<Arc<std::path::PathBuf>>,
+    /// Where the data is, for people: the absolute SQLite path, or
+    /// PostgreSQL's host, port and database (never a password).
+    location: Arc<str>,
     /// SQLite has one writer. Busy writers wait in SQLite's busy handler,
     /// which sleeps in steps of up to 100 ms; the hot write paths queue on
     /// this lock instead, so they run back to back. (Other processes on the
@@ -128,6 +132,50 @@ pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// True when `err` (anywhere in its chain) says the database could not be
+/// reached or is not taking work just now, rather than that a statement or
+/// its data is wrong: the pool timed out or is closed, a connection broke or
+/// was refused, PostgreSQL ended the session (`FATAL`, e.g. 57P01
+/// `admin_shutdown` while it restarts, 57P03 `cannot_connect_now`, a database
+/// not accepting connections) or reported a connection or resource class
+/// error (08, 53, 57P, 58), or SQLite stayed busy or locked past its busy
+/// timeout, could not open its file or hit an I/O error or a full disk.
+/// Requests failing so are answered 503 with `Retry-After`, not 500.
+pub fn is_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(e) = cause.downcast_ref::<sqlx::Error>() {
+            sqlx_unavailable(e)
+        } else if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>() {
+            sqlite_code_unavailable(e.extended_code)
+        } else {
+            false
+        }
+    })
+}
+
+fn sqlx_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                use sqlx::postgres::PgSeverity;
+                let code = pg.code();
+                matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)
+                    || ["08", "53", "57P", "58"].iter().any(|class| code.starts_with(class))
+            } else {
+                db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(sqlite_code_unavailable)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// SQLite's (extended) result codes that mean "not now" rather than "wrong":
+/// BUSY, LOCKED, IOERR, FULL, CANTOPEN (the primary code is the low byte).
+fn sqlite_code_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)
+}
+
 /// The database file of a SQLite URL; `None` for an in-memory database,
 /// which other connections cannot open.
 fn options_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
@@ -143,6 +191,7 @@ impl Store {
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
         let mut reader = None;
         let mut sqlite_file = None;
+        let location: String;
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .context("parse the SQLite database URL")?
@@ -151,11 +200,13 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            let path = options.get_filename();
+            location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
                 .await
-                .context("open the SQLite database")?;
+                .with_context(|| format!("open the SQLite database {location}"))?;
             let file = options_file(url)?;
             if let Some(file) = file {
                 reader = Some(Arc::new(reader::Reader::open(&file, reader_count())?));
@@ -163,17 +214,35 @@ impl Store {
             }
             Db::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("parse the PostgreSQL database URL")?;
+            location = format!(
+                "postgres://{}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or_default()
+            );
+            // One direct connection first: it fails at once with the server's
+            // own reason (connection refused, no such database, bad password),
+            // where the pool would retry a refused connection until its
+            // acquire timeout and then say only "pool timed out".
+            let first = tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options))
+                .await
+                .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+                .and_then(|connected| Ok(connected?))
+                .with_context(|| format!("connect to PostgreSQL at {location}"))?;
+            let _ = first.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(url)
+                .connect_with(options)
                 .await
-                .context("connect to PostgreSQL")?;
+                .with_context(|| format!("connect to PostgreSQL at {location}"))?;
             Db::Postgres(pool)
         } else {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
-        Ok(Store { db, reader, instance: Arc::default(), sqlite_file, write_lock: Arc::default() })
+        let location = location.into();
+        Ok(Store { db, reader, instance: Arc::default(), sqlite_file, location, write_lock: Arc::default() })
     }
 
     /// On SQLite, waits for this process's turn to write; `None` on PostgreSQL.
@@ -188,6 +257,12 @@ impl Store {
     /// the key file).
     pub fn sqlite_file(&self) -> Option<&std::path::Path> {
         self.sqlite_file.as_ref().map(|p| p.as_path())
+    }
+
+    /// Where the data is: the absolute path of the SQLite file, or
+    /// `postgres://host:port/database` (no user, no password).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     pub fn backend(&self) -> Backend {
@@ -237,5 +312,23 @@ mod tests {
         let names = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
         assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
         assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use super::is_unavailable;
+
+    #[test]
+    fn outages_are_told_from_faults() {
+        let sqlite = |code| anyhow::Error::new(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        assert!(is_unavailable(&sqlite(5).context("load department")), "SQLITE_BUSY");
+        assert!(is_unavailable(&sqlite(10 | (4 << 8))), "SQLITE_IOERR_SHORT_READ");
+        assert!(!is_unavailable(&sqlite(2067)), "SQLITE_CONSTRAINT_UNIQUE is a fault, not an outage");
+        assert!(is_unavailable(&anyhow::Error::new(sqlx::Error::PoolTimedOut).context("begin")));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_unavailable(&anyhow::Error::new(sqlx::Error::Io(refused))));
+        assert!(!is_unavailable(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+        assert!(!is_unavailable(&anyhow::anyhow!("decode a row")));
     }
 }

@@ -16,6 +16,7 @@ on_each_backend!(
     foreign_org_header_is_answered_like_a_missing_org,
     admin_acts_on_an_org_through_the_org_header,
     token_endpoints_of_unknown_orgs_are_404,
+    revoking_in_an_unknown_or_foreign_org_is_404,
 );
 
 async fn admin_creates_and_lists_orgs(app: TestApp) {
@@ -206,4 +207,31 @@ async fn token_endpoints_of_unknown_orgs_are_404(app: TestApp) {
     let res = app.call(Method::DELETE, &path, Auth::Bearer(&app.admin_token), None).await;
     assert_eq!(res.status, 404);
     assert_eq!(app.get("/v1/audit", &a.token).await.status, 200, "A's token still works");
+}
+
+/// Issue 13, finding 3: these were 500s.
+async fn revoking_in_an_unknown_or_foreign_org_is_404(app: TestApp) {
+    let a = app.new_org().await;
+    let b = app.new_org().await;
+    let tokens = app.get(&format!("/admin/v1/orgs/{}/tokens", a.id), &app.admin_token).await;
+    let a_token = tokens.json["tokens"][0]["id"].as_str().unwrap().to_owned();
+    let ghost_org = uuid::Uuid::now_v7().to_string();
+    let ghost_token = uuid::Uuid::now_v7().to_string();
+    for (org, token, what) in [
+        (ghost_org.as_str(), ghost_token.as_str(), "unknown org, unknown token"),
+        (ghost_org.as_str(), a_token.as_str(), "unknown org, A's token"),
+        (b.id.as_str(), a_token.as_str(), "B's path, A's token"),
+        (b.id.as_str(), ghost_token.as_str(), "B's path, unknown token"),
+    ] {
+        let path = format!("/admin/v1/orgs/{org}/tokens/{token}");
+        let res = app.call(Method::DELETE, &path, Auth::Bearer(&app.admin_token), None).await;
+        assert_eq!(res.status, 404, "{what}: {}", res.text);
+        assert_eq!(res.content_type(), "application/problem+json", "{what}");
+        assert_eq!(res.json["type"], "urn:herald:problem:not-found", "{what}");
+        assert_eq!(res.json["instance"], path.as_str(), "{what}");
+    }
+    assert_eq!(app.get("/v1/audit", &a.token).await.status, 200, "A's token still works");
+    // Nothing was audited for the refused revocations.
+    let audit = app.get("/v1/audit", &a.token).await;
+    assert!(!audit.text.contains("token.revoked"), "{}", audit.text);
 }

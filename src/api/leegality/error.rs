@@ -47,6 +47,7 @@ pub fn render(err: &Error, path: &str) -> Response {
         }
         // The 500 says nothing about its cause (seed: path and code null).
         Error::Internal(_) => vec![entry("Internal Server Error", Value::Null, Value::Null)],
+        Error::Unavailable(_) => vec![entry("Service Unavailable", Value::Null, Value::Null)],
         other => vec![entry(public_message(other), path.into(), Value::Null)],
     };
     let body = json!({ "code": format!("LE_ERR_SS_{}", status.as_u16()), "errors": errors });

@@ -21,10 +21,12 @@ fn slug(err: &Error) -> &'static str {
         Error::Forbidden(_) => "forbidden",
         Error::MethodNotAllowed => "method-not-allowed",
         Error::PayloadTooLarge => "payload-too-large",
+        Error::RequestTimeout => "request-timeout",
         Error::UnsupportedMediaType => "unsupported-media-type",
         Error::RateLimited => "rate-limited",
         Error::Unprocessable(_) => "idempotency-key-reused",
         Error::InProgress(_) => "request-in-progress",
+        Error::Unavailable(_) => "unavailable",
         Error::Internal(_) => "internal",
     }
 }

@@ -17,6 +17,8 @@ fn code_and_id(err: &Error) -> (u8, &'static str) {
         Error::Invalid(_) => (3, "HERALD-INVALID"),
         Error::MalformedJson(_) => (3, "HERALD-JSON"),
         Error::PayloadTooLarge => (3, "HERALD-TOOLARGE"),
+        // DEADLINE_EXCEEDED; the status stays 408, which says the client was slow.
+        Error::RequestTimeout => (4, "HERALD-TIMEOUT"),
         Error::UnsupportedMediaType => (3, "HERALD-MEDIATYPE"),
         Error::NotFound(Resource::Route) => (5, "HERALD-ROUTE"),
         Error::NotFound(_) => (5, "HERALD-NOTFOUND"),
@@ -27,6 +29,7 @@ fn code_and_id(err: &Error) -> (u8, &'static str) {
         Error::InProgress(_) => (10, "HERALD-IN-PROGRESS"),
         Error::Precondition(_) => (9, "HERALD-PRECONDITION"),
         Error::MethodNotAllowed => (12, "HERALD-METHOD"),
+        Error::Unavailable(_) => (14, "HERALD-UNAVAILABLE"),
         Error::Internal(_) => (13, "HERALD-INTERNAL"),
         Error::Unauthenticated => (16, "HERALD-AUTH"),
     }

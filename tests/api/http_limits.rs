@@ -1,0 +1,177 @@
+//! Slow, idle and too many connections (issue 13, finding 2), over raw TCP
+//! sockets against the real server with short, test-sized limits; and
+//! cleartext HTTP/2 with prior knowledge on the same listener.
+//!
+//! "Eventually closed" waits are generous upper bounds, never measurements.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Backend, TestApp, TestDb};
+
+const SHORT: Duration = Duration::from_millis(300);
+const LONG: Duration = Duration::from_secs(3600);
+/// How long a test waits for something that is due after [`SHORT`].
+const EVENTUALLY: Duration = Duration::from_secs(20);
+
+async fn app_with(change: impl FnOnce(&mut herald::config::HttpConfig)) -> TestApp {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    TestApp::spawn_with(Backend::Sqlite, db, |config| {
+        config.delivery.workers = false;
+        config.http.header_timeout = LONG;
+        config.http.idle_timeout = LONG;
+        config.http.body_timeout = LONG;
+        change(&mut config.http);
+    })
+    .await
+}
+
+/// Reads until the peer closes; what it sent before.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(EVENTUALLY, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server did not close the connection; it sent {:?}", String::from_utf8_lossy(&got));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Sends a whole `GET /healthz` and reads its whole answer, keeping the
+/// connection open.
+async fn healthz_on(stream: &mut TcpStream) {
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n").await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"ok") {
+        let n = tokio::time::timeout(EVENTUALLY, stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_a_request_line_is_closed_after_the_header_timeout() {
+    let app = app_with(|http| http.header_timeout = SHORT).await;
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /heal").await.unwrap();
+    let answer = read_to_close(&mut slow).await;
+    assert!(!answer.contains("200"), "{answer}");
+    // Silence from the start counts too.
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    read_to_close(&mut silent).await;
+    // The server is fine.
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let app = app_with(|http| http.idle_timeout = SHORT).await;
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    healthz_on(&mut conn).await;
+    healthz_on(&mut conn).await;
+    assert_eq!(read_to_close(&mut conn).await, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dribbling_body_is_cut_off_with_408_in_the_family_envelope() {
+    let app = app_with(|http| http.body_timeout = SHORT).await;
+    for (path, check) in [
+        (
+            "/admin/v1/orgs",
+            &(|body: &str| body.contains("urn:herald:problem:request-timeout")) as &dyn Fn(&str) -> bool,
+        ),
+        ("/api/v1/departments", &|body: &str| body.contains("LE_ERR_SS_408")),
+        ("/management/v1/policies/notification", &|body: &str| body.contains("\"code\":4")),
+    ] {
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na",
+            app.admin_token
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let answer = read_to_close(&mut conn).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{path}: {answer}");
+        assert!(check(&answer), "{path}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_the_longest_waiting_idle_connection_makes_room() {
+    let app = app_with(|http| http.max_connections = 2).await;
+    // Two kept-alive connections, each proven accepted by an answer.
+    let mut first = TcpStream::connect(app.addr).await.unwrap();
+    healthz_on(&mut first).await;
+    let mut second = TcpStream::connect(app.addr).await.unwrap();
+    healthz_on(&mut second).await;
+
+    let third = tokio::time::timeout(EVENTUALLY, reqwest::get(app.url("/healthz"))).await;
+    assert_eq!(third.expect("served at the cap").unwrap().status(), 200);
+    assert_eq!(read_to_close(&mut first).await, "", "the longest idle one was closed");
+    healthz_on(&mut second).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_connection_cap_with_every_request_in_flight_new_connections_wait() {
+    let app = app_with(|http| http.max_connections = 2).await;
+    // Two requests in flight: their bodies are still coming.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /admin/v1/orgs HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 15\r\n\r\n{{\"name\":",
+            app.admin_token
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        busy.push(conn);
+    }
+    // Both are accepted once /healthz can no longer get in.
+    let mut third = tokio::spawn(reqwest::get(app.url("/healthz")));
+    let mut waited = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if third.is_finished() {
+            // It got in before both were accepted; try again.
+            third = tokio::spawn(reqwest::get(app.url("/healthz")));
+        } else {
+            waited = true;
+            break;
+        }
+    }
+    assert!(waited, "a third connection was always served while two requests were in flight");
+    // One request completes; its connection is then idle and makes room.
+    busy[0].write_all(b"\"abcde\"}").await.unwrap();
+    let answered = tokio::time::timeout(EVENTUALLY, third).await.expect("served once a request ended");
+    assert_eq!(answered.unwrap().unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleartext_http2_with_prior_knowledge_is_served() {
+    let app = app_with(|_| {}).await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    for _ in 0..3 {
+        let res = h2.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.version(), reqwest::Version::HTTP_2);
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "ok");
+    }
+    // An error comes in its envelope over HTTP/2 as well.
+    let res = h2.get(app.url("/v1/audit")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    // HTTP/1.1 on the same port.
+    let res = reqwest::get(app.url("/healthz")).await.unwrap();
+    assert_eq!(res.version(), reqwest::Version::HTTP_11);
+}
