@@ -39,6 +39,7 @@ struct Inner {
     engine: Arc<Engine>,
     committer: Committer,
     public_url: String,
+    sign_in_limiter: crate::domain::console::SignInLimiter,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -78,6 +79,10 @@ impl AppState {
     /// The base of links in mails (`HERALD_PUBLIC_URL`).
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+    /// Console sign-in attempts per client address (this process's count).
+    pub fn sign_in_limiter(&self) -> &crate::domain::console::SignInLimiter {
+        &self.0.sign_in_limiter
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {
@@ -138,6 +143,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api::boldsign::router())
         .routes(utoipa_axum::routes!(api::approval::show, api::approval::act))
         .split_for_parts();
+    // The console is HTML for people, not API: it is not in the OpenAPI document.
+    let routes = routes.merge(crate::console::router());
     let json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
     let _ = state.0.openapi_json.set(json);
 
@@ -247,6 +254,7 @@ impl Server {
             engine,
             committer,
             public_url,
+            sign_in_limiter: Default::default(),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }
@@ -267,6 +275,8 @@ impl Server {
         let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
         let app = router(state.clone());
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        // The client's address: console sign-in attempts are limited per address.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stopping_tx.send(true);

@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod browser;
 mod cli;
+mod console;
 mod delivery;
 mod directory;
 mod documents;
