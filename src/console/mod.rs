@@ -81,6 +81,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/log/{id}/retry", post(log::retry))
         .route("/console/orgs/{org}/audit", get(pages::org_audit))
         .route("/console/audit", get(pages::instance_audit))
+        .route("/console/smtp", get(smtp::instance_page).post(smtp::instance_save))
 }
 
 /// A signed-in console user. Without a live session a request is sent to

@@ -6,15 +6,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::{Value, context};
+use serde::Deserialize;
 
 use super::{Form, Signed, field_errors, read_form, render, see_other};
-use crate::api::Path;
+use crate::api::{Path, Query};
 use crate::app::AppState;
 use crate::domain::delivery::mailer::Step;
 use crate::domain::delivery::{self, TestOutcome};
 use crate::domain::orgs::Org;
 use crate::domain::smtp::{
-    self, PasswordChange, Security, SmtpDraft, SmtpSettings, parse_address, parse_host, parse_password, parse_text,
+    self, PasswordChange, Security, SmtpDraft, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password,
+    parse_text,
 };
 use crate::error::{Error, FieldErrors, Resource};
 use crate::secret::Secret;
@@ -136,15 +138,91 @@ async fn show(
     Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
 }
 
+#[derive(Deserialize)]
+pub struct SavedQuery {
+    saved: Option<String>,
+}
+
 /// GET /console/orgs/{org}/smtp
 pub async fn page(
     user: Signed,
     State(app): State<AppState>,
     Path(org): Path<String>,
+    Query(query): Query<SavedQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let org = user.org(&app, &org).await?;
-    show(&app, &headers, &user, &org, StatusCode::OK, context! {}).await
+    show(&app, &headers, &user, &org, StatusCode::OK, context! { saved => query.saved.is_some() }).await
+}
+
+async fn show_instance(
+    app: &AppState,
+    headers: &HeaderMap,
+    user: &Signed,
+    status: StatusCode,
+    extra: Value,
+) -> Result<Response, Error> {
+    let settings = smtp::instance_settings(app.store()).await?;
+    let form = match extra.get_attr("posted") {
+        Ok(posted) if !posted.is_undefined() => posted,
+        _ => settings.as_ref().map(settings_view).unwrap_or_else(|| context! { security => "starttls" }),
+    };
+    let ctx = context! { exists => settings.is_some(), form, ..extra };
+    Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
+}
+
+/// GET /console/smtp (instance admins): the instance's SMTP server.
+pub async fn instance_page(
+    user: Signed,
+    State(app): State<AppState>,
+    Query(query): Query<SavedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    user.instance_admin()?;
+    show_instance(&app, &headers, &user, StatusCode::OK, context! { saved => query.saved.is_some() }).await
+}
+
+/// POST /console/smtp: edit (as Dbvisit's `edit`, every field given) or clear.
+pub async fn instance_save(
+    user: Signed,
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    user.instance_admin()?;
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(res) => return Ok(*res),
+    };
+    let (actor, now) = (user.0.actor(), app.clock().now());
+    if form.get("action") == "delete" {
+        smtp::clear_instance_settings(app.store(), &actor, now).await?;
+        return Ok(see_other("/console/smtp"));
+    }
+    let saved = match draft_of(&form) {
+        Ok(d) => {
+            let patch = SmtpPatch {
+                host: Some(d.host),
+                port: Some(d.port),
+                security: Some(d.security),
+                accept_invalid_certs: Some(d.accept_invalid_certs),
+                username: Some(d.username.unwrap_or_default()),
+                password: Some(d.password),
+                from_email: Some(d.from_email.unwrap_or_default()),
+            };
+            smtp::edit_instance_settings(app.store(), app.cipher(), &actor, patch, now).await
+        }
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(_) => Ok(see_other("/console/smtp?saved=1")),
+        Err(Error::Invalid(errors)) => {
+            let password_set = smtp::instance_settings(app.store()).await?.is_some_and(|s| s.password_set);
+            let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
+            show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// POST /console/orgs/{org}/smtp: save (create or replace), or remove.

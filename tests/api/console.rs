@@ -23,6 +23,7 @@ on_each_backend!(
     configure_test_watch_and_retry_delivery,
     the_first_admin_comes_from_the_bootstrap_token,
     passwords_never_reach_a_page_a_log_or_the_database,
+    instance_smtp_settings_keep_the_password_write_only,
 );
 
 async fn sign_in_session_and_sign_out(app: TestApp) {
@@ -133,6 +134,7 @@ async fn every_console_page_sends_csp_and_refuses_framing(app: TestApp) {
         format!("/console/orgs/{}/log/{}", org.id, uuid::Uuid::now_v7()),
         format!("/console/orgs/{}/audit", org.id),
         "/console/audit".into(),
+        "/console/smtp".into(),
         "/console/no-such-page".into(),
         format!("/console/orgs/{}", uuid::Uuid::now_v7()),
     ];
@@ -166,7 +168,7 @@ async fn org_admins_see_only_their_org(app: TestApp) {
         assert_eq!(res.status, 404, "{page}");
         assert!(res.content_type().starts_with("text/html") && res.text.contains("does not exist"));
     }
-    for page in ["/console/orgs", "/console/audit"] {
+    for page in ["/console/orgs", "/console/audit", "/console/smtp"] {
         assert_eq!(v.get(page).await.status, 404, "{page}: instance admins only");
     }
     let res = v.post(&format!("/console/orgs/{}/smtp", other.id), &[("host", "smtp.example.com")]).await;
@@ -473,4 +475,41 @@ async fn console_user_create_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_user_create_on_postgres() {
     console_user_create_from_the_command_line(crate::support::Backend::Postgres).await;
+}
+
+async fn instance_smtp_settings_keep_the_password_write_only(app: TestApp) {
+    let admin = user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let mut v = Visitor::signed_in(&app, "ops@example.com").await;
+    let canary = "canary-instance-smtp-3e9a";
+    let form = |action: &'static str, password: &'static str| {
+        vec![
+            ("host", "relay.example.com"),
+            ("port", ""),
+            ("security", "tls"),
+            ("username", "relay"),
+            ("password_action", action),
+            ("password", password),
+            ("from_email", "herald@example.com"),
+        ]
+    };
+    let res = v.post("/console/smtp", &form("set", canary)).await;
+    assert_eq!((res.status, location(&res)), (303, "/console/smtp?saved=1"), "{}", res.text);
+    let shown = app.get("/email-settings/show", &app.admin_token).await;
+    assert_eq!(shown.json["result"]["smtp_host"], "relay.example.com", "{}", shown.text);
+    assert_eq!(shown.json["result"]["encryption"], "TLS");
+    assert_eq!(shown.json["result"]["password_set"], true);
+    let page = v.get("/console/smtp?saved=1").await;
+    assert!(page.text.contains("Saved.") && page.text.contains("A password is set."), "{}", page.text);
+    assert!(!page.text.contains(canary));
+    // Keep keeps it, clear clears it.
+    assert_eq!(v.post("/console/smtp", &form("keep", "")).await.status, 303);
+    assert_eq!(app.get("/email-settings/show", &app.admin_token).await.json["result"]["password_set"], true);
+    assert_eq!(v.post("/console/smtp", &form("clear", "")).await.status, 303);
+    assert_eq!(app.get("/email-settings/show", &app.admin_token).await.json["result"]["password_set"], false);
+    let res = v.post("/console/smtp", &[("host", ""), ("security", "tls")]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text.contains("Host is required"), "{}", res.text);
+    let audit = v.get("/console/audit").await;
+    assert!(audit.text.contains("instance_smtp.edited") && audit.text.contains(&format!("console:{}", admin.id)));
+    assert!(!audit.text.contains(canary) && !logs().contains(canary));
 }

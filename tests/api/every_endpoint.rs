@@ -115,6 +115,8 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
         ("POST", "/console/orgs/{org}/log/{id}/retry"),
         ("GET", "/console/orgs/{org}/audit"),
         ("GET", "/console/audit"),
+        ("GET", "/console/smtp"),
+        ("POST", "/console/smtp"),
         ("DELETE", "/console/orgs/{org}"),
         ("GET", "/console/orgs/%00%ff/log/..%2f..%2f"),
         // Last: it ends the session.
