@@ -11,6 +11,7 @@ mod audit;
 mod browser;
 mod cli;
 mod console;
+mod console_browser;
 mod delivery;
 mod directory;
 mod documents;
