@@ -15,6 +15,7 @@
 mod auth;
 mod log;
 mod pages;
+mod settings;
 mod smtp;
 
 use std::collections::HashMap;
@@ -44,7 +45,7 @@ const CSRF_COOKIE: &str = "herald_console_csrf";
 
 const FILES: &[(&str, &str)] = template_files!["console":
     "layout.html", "error.html", "login.html", "setup.html", "dashboard.html", "orgs.html", "org.html",
-    "smtp.html", "log.html", "notification.html", "audit.html",
+    "smtp.html", "log.html", "notification.html", "audit.html", "policy.html", "people.html", "identities.html",
 ];
 
 /// The page texts, English (one file, so more languages can follow).
@@ -80,6 +81,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/log/{id}", get(log::show))
         .route("/console/orgs/{org}/log/{id}/retry", post(log::retry))
         .route("/console/orgs/{org}/audit", get(pages::org_audit))
+        .route("/console/orgs/{org}/policy", get(settings::policy_page).post(settings::policy_save))
+        .route("/console/orgs/{org}/people", get(settings::people))
+        .route("/console/orgs/{org}/departments", post(settings::department))
+        .route("/console/orgs/{org}/users", post(settings::user_change))
+        .route("/console/orgs/{org}/identities", get(settings::identities_page).post(settings::identity_change))
         .route("/console/audit", get(pages::instance_audit))
         .route("/console/smtp", get(smtp::instance_page).post(smtp::instance_save))
 }

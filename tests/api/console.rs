@@ -24,6 +24,7 @@ on_each_backend!(
     the_first_admin_comes_from_the_bootstrap_token,
     passwords_never_reach_a_page_a_log_or_the_database,
     instance_smtp_settings_keep_the_password_write_only,
+    policy_people_and_identities_change_through_the_domain,
 );
 
 async fn sign_in_session_and_sign_out(app: TestApp) {
@@ -133,6 +134,9 @@ async fn every_console_page_sends_csp_and_refuses_framing(app: TestApp) {
         format!("/console/orgs/{}/log?status=bogus", org.id),
         format!("/console/orgs/{}/log/{}", org.id, uuid::Uuid::now_v7()),
         format!("/console/orgs/{}/audit", org.id),
+        format!("/console/orgs/{}/policy", org.id),
+        format!("/console/orgs/{}/people?q=%25&page=x", org.id),
+        format!("/console/orgs/{}/identities", org.id),
         "/console/audit".into(),
         "/console/smtp".into(),
         "/console/no-such-page".into(),
@@ -162,7 +166,7 @@ async fn org_admins_see_only_their_org(app: TestApp) {
     let board = v.get("/console/").await;
     assert_eq!(board.status, 200);
     assert!(board.text.contains(&own.id) && !board.text.contains(&other.id), "the dashboard shows its org only");
-    for page in ["", "/smtp", "/log", "/audit"] {
+    for page in ["", "/smtp", "/log", "/audit", "/policy", "/people", "/identities"] {
         assert_eq!(v.get(&format!("/console/orgs/{}{page}", own.id)).await.status, 200, "{page}");
         let res = v.get(&format!("/console/orgs/{}{page}", other.id)).await;
         assert_eq!(res.status, 404, "{page}");
@@ -512,4 +516,86 @@ async fn instance_smtp_settings_keep_the_password_write_only(app: TestApp) {
     let audit = v.get("/console/audit").await;
     assert!(audit.text.contains("instance_smtp.edited") && audit.text.contains(&format!("console:{}", admin.id)));
     assert!(!audit.text.contains(canary) && !logs().contains(canary));
+}
+
+async fn policy_people_and_identities_change_through_the_domain(app: TestApp) {
+    let admin = user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let org = app.new_org().await;
+    let mut v = Visitor::signed_in(&app, "ops@example.com").await;
+    let base = format!("/console/orgs/{}", org.id);
+
+    // Policy: the org's own, then back to the default.
+    let page = v.get(&format!("{base}/policy")).await;
+    assert!(page.text.contains("follows the instance default") && page.text.contains(" checked"), "{}", page.text);
+    assert_eq!(v.post(&format!("{base}/policy"), &[("action", "save")]).await.status, 303);
+    let p = zitadel(&app, &org.id).await;
+    assert_eq!(
+        (p.json["policy"]["passwordChange"].as_bool(), p.json["policy"]["isDefault"].as_bool()),
+        (Some(false), Some(false)),
+        "{}",
+        p.text
+    );
+    assert_eq!(v.post(&format!("{base}/policy"), &[("action", "save")]).await.status, 303, "unchanged is no error");
+    assert_eq!(v.post(&format!("{base}/policy"), &[("action", "reset")]).await.status, 303);
+    assert_eq!(zitadel(&app, &org.id).await.json["policy"]["isDefault"], true);
+
+    // Departments and users.
+    assert_eq!(v.post(&format!("{base}/departments"), &[("name", "Sales")]).await.status, 303);
+    let dup = v.post(&format!("{base}/departments"), &[("name", "SALES")]).await;
+    assert_eq!(dup.status, 400);
+    assert!(dup.text.contains("a department with this name exists"), "{}", dup.text);
+    let depts = app.call(reqwest::Method::GET, "/api/v1/departments", Auth::XAuthToken(&org.token), None).await;
+    let dept_id = depts.text.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let bad = v.post(&format!("{base}/users"), &[("name", ""), ("email", "nope"), ("department", &dept_id)]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("Name is required") && bad.text.contains("Email must be a valid email"), "{}", bad.text);
+    let res = v
+        .post(
+            &format!("{base}/users"),
+            &[("name", "Ada Lovelace"), ("email", "ada@example.com"), ("locale", "DE"), ("department", &dept_id)],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text);
+    let page = v.get(&format!("{base}/people?q=ADA")).await;
+    assert!(page.text.contains("Ada Lovelace") && page.text.contains("<td>Sales</td>"), "{}", page.text);
+    let user_id = page.text.split("name=\"delete\" value=\"").nth(2).unwrap().split('"').next().unwrap().to_owned();
+    assert_eq!(v.post(&format!("{base}/users"), &[("delete", &user_id)]).await.status, 303);
+    assert!(!v.get(&format!("{base}/people")).await.text.contains("Ada Lovelace"));
+
+    // Sender identities: create (its owner is mailed), resend.
+    let bad = v.post(&format!("{base}/identities"), &[("name", "Luther"), ("email", "not an address")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    let res =
+        v.post(&format!("{base}/identities"), &[("name", "Luther Cooper"), ("email", "luther@example.com")]).await;
+    assert_eq!(res.status, 303, "{}", res.text);
+    let page = v.get(&format!("{base}/identities")).await;
+    assert!(page.text.contains("data-status=\"Pending\"") && page.text.contains("name=\"resend\""), "{}", page.text);
+    assert_eq!(v.post(&format!("{base}/identities"), &[("resend", "luther@example.com")]).await.status, 303);
+    let res = v.post(&format!("{base}/identities"), &[("rerequest", "luther@example.com")]).await;
+    assert_eq!(res.status, 400, "a Pending identity cannot be requested again");
+    assert!(res.text.contains("Only a Denied or Revoked"), "{}", res.text);
+
+    let audit = app.get("/v1/audit?limit=500", &org.token).await;
+    let actor = format!("console:{}", admin.id);
+    for action in [
+        "notification_policy.added",
+        "notification_policy.removed",
+        "department.created",
+        "user.created",
+        "user.deleted",
+        "senderIdentity.created",
+        "senderIdentity.invitationResent",
+    ] {
+        let row = audit.json["items"].as_array().unwrap().iter().find(|i| i["action"] == action);
+        assert_eq!(row.map(|r| r["actor"].as_str().unwrap()), Some(actor.as_str()), "{action}: {}", audit.text);
+    }
+}
+
+async fn zitadel(app: &TestApp, org: &str) -> crate::support::TestResponse {
+    let req = app
+        .client
+        .get(app.url("/management/v1/policies/notification"))
+        .bearer_auth(&app.admin_token)
+        .header("x-zitadel-orgid", org);
+    app.send(req).await
 }
