@@ -25,6 +25,7 @@ on_each_backend!(
     passwords_never_reach_a_page_a_log_or_the_database,
     instance_smtp_settings_keep_the_password_write_only,
     policy_people_and_identities_change_through_the_domain,
+    one_address_may_try_only_so_often,
 );
 
 async fn sign_in_session_and_sign_out(app: TestApp) {
@@ -598,4 +599,34 @@ async fn zitadel(app: &TestApp, org: &str) -> crate::support::TestResponse {
         .bearer_auth(&app.admin_token)
         .header("x-zitadel-orgid", org);
     app.send(req).await
+}
+
+async fn one_address_may_try_only_so_often(app: TestApp) {
+    user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let mut v = Visitor::new(&app);
+    // Fifty attempts from one address, each on another (unknown) account.
+    for i in 0..50 {
+        assert_eq!(v.sign_in(&format!("guess{i}@example.com"), "guess").await.status, 401, "attempt {i}");
+    }
+    let res = v.sign_in("ops@example.com", PASSWORD).await;
+    assert_eq!(res.status, 429, "the address is over its limit, whatever the account");
+    app.clock.advance(Duration::from_secs(5 * 60));
+    assert_eq!(v.sign_in("ops@example.com", PASSWORD).await.status, 303, "the window has passed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookies_are_secure_when_the_public_url_is_https() {
+    let db = crate::support::TestDb::new(crate::support::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(crate::support::Backend::Sqlite, db, |c| {
+        c.delivery.public_url = Some("https://herald.example".into());
+    })
+    .await;
+    user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let mut v = Visitor::new(&app);
+    let page = v.get("/console/login").await;
+    let csrf = page.headers["set-cookie"].to_str().unwrap();
+    assert!(csrf.starts_with("herald_console_csrf=") && csrf.ends_with("; Secure"), "{csrf}");
+    let res = v.sign_in("ops@example.com", PASSWORD).await;
+    let session = res.headers["set-cookie"].to_str().unwrap();
+    assert!(session.contains("HttpOnly; SameSite=Strict; Secure"), "{session}");
 }

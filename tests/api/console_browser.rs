@@ -149,6 +149,24 @@ async fn an_operator_configures_tests_watches_and_repairs_delivery_in_a_browser(
         let png = browser.screenshot().await.unwrap();
         std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/console.png"), png).unwrap();
     }
+    // On a phone-sized screen no page is wider than the screen (tables scroll
+    // inside their own box).
+    browser.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/console/".to_owned(),
+        format!("/console/orgs/{org_id}"),
+        format!("/console/orgs/{org_id}/smtp"),
+        format!("/console/orgs/{org_id}/log"),
+        format!("/console/orgs/{org_id}/log/{dead}"),
+        format!("/console/orgs/{org_id}/audit"),
+    ] {
+        browser.goto(&app.url(&path)).await.unwrap();
+        wait_for_text(&browser, "Signed in as", None).await;
+        let fits =
+            browser.execute("return document.documentElement.scrollWidth <= window.innerWidth;", vec![]).await.unwrap();
+        assert_eq!(fits, json!(true), "{path} is wider than a phone's screen");
+    }
+    browser.set_window_size(1100, 1300).await.unwrap();
     click(&browser, "#logout").await;
     wait_for_text(&browser, "id=\"sign-in\"", None).await;
     browser.goto(&dashboard).await.unwrap();
