@@ -45,7 +45,7 @@ const CSRF_COOKIE: &str = "herald_console_csrf";
 
 const FILES: &[(&str, &str)] = template_files!["console":
     "layout.html", "error.html", "login.html", "setup.html", "dashboard.html", "orgs.html", "org.html",
-    "smtp.html", "log.html", "notification.html", "audit.html", "policy.html", "people.html", "identities.html",
+    "smtp.html", "log.html", "notification.html", "audit.html", "policy.html", "people.html", "identities.html", "users.html",
 ];
 
 /// The page texts, English (one file, so more languages can follow).
@@ -88,6 +88,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/identities", get(settings::identities_page).post(settings::identity_change))
         .route("/console/audit", get(pages::instance_audit))
         .route("/console/smtp", get(smtp::instance_page).post(smtp::instance_save))
+        .route("/console/users", get(pages::users).post(pages::create_user))
 }
 
 /// A signed-in console user. Without a live session a request is sent to

@@ -11,6 +11,7 @@ use super::{Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
 use crate::app::AppState;
 use crate::domain::audit::{self, AuditRecord, Scope};
+use crate::domain::console::{self, Role};
 use crate::domain::delivery::overview::{self, HourCounts};
 use crate::domain::orgs::{self, Org};
 use crate::domain::tokens;
@@ -263,4 +264,72 @@ pub async fn instance_audit(
 ) -> Result<Response, Error> {
     user.instance_admin()?;
     audit_page(&app, &headers, &user, Scope::Instance, None, query).await
+}
+
+async fn users_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    user: &Signed,
+    status: StatusCode,
+    extra: Value,
+) -> Result<Response, Error> {
+    let all = orgs::list(app.store()).await?;
+    let name_of = |id: &crate::domain::OrgId| all.iter().find(|o| &o.id == id).map(|o| o.name.clone());
+    let rows: Vec<Value> = console::list_users(app.store())
+        .await?
+        .iter()
+        .map(|u| {
+            context! {
+                email => &u.email, org => u.org.as_ref().and_then(name_of), created => u.created_at.display_utc(),
+            }
+        })
+        .collect();
+    let org_list: Vec<Value> = all.iter().map(org_view).collect();
+    let ctx = context! { users => rows, orgs => org_list, ..extra };
+    Ok(render(app, headers, Some(&user.0), "users.html", status, ctx))
+}
+
+/// GET /console/users (instance admins): console accounts.
+pub async fn users(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    user.instance_admin()?;
+    users_page(&app, &headers, &user, StatusCode::OK, context! {}).await
+}
+
+/// POST /console/users: a new account, an instance admin or an org's admin.
+pub async fn create_user(
+    user: Signed,
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    user.instance_admin()?;
+    let form = match read_form(&headers, &body) {
+        Ok(f) => f,
+        Err(res) => return Ok(*res),
+    };
+    let role = match form.get("role") {
+        "instance" => Some(Role::InstanceAdmin),
+        raw => crate::domain::OrgId::parse(raw).map(Role::OrgAdmin),
+    };
+    let created = match role {
+        Some(role) => {
+            let (email, password) = (form.get("email"), form.get("password"));
+            console::create_user(app.store(), &user.0.actor(), email, password, role, app.clock().now()).await
+        }
+        None => Err(Error::field("role", "must be the instance or an organisation")),
+    };
+    match created {
+        Ok(_) => Ok(see_other("/console/users")),
+        Err(Error::Invalid(errors)) => {
+            let extra =
+                context! { errors => field_errors(&errors), email => form.get("email"), role => form.get("role") };
+            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
+        }
+        Err(Error::NotFound(_)) => {
+            let errors = [crate::error::FieldError::new("role", "no such organisation")];
+            let extra = context! { errors => field_errors(&errors), email => form.get("email") };
+            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -189,6 +189,11 @@ async fn insert_user(
     }
 }
 
+/// Every console account (for instance admins), by email.
+pub async fn list_users(store: &Store) -> Result<Vec<ConsoleUser>, Error> {
+    Ok(store.console_users().await?)
+}
+
 /// Whether any console account exists (else the console offers the
 /// bootstrap-token form).
 pub async fn any_user(store: &Store) -> Result<bool, Error> {

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use super::audit::append_audit;
-use super::{BeginWrite, Store, is_unique_violation, read_optional, with_pool};
+use super::{BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -30,6 +30,7 @@ const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $
 const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
     JOIN console_users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
 const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
+const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
 
 /// A console account as sign-in needs it.
 #[derive(Clone)]
@@ -170,6 +171,12 @@ impl Store {
     pub async fn console_session_user(&self, digest: &str, now: Millis) -> anyhow::Result<Option<ConsoleUser>> {
         let row: Option<UserRow> = read_optional!(self, SESSION_USER, digest, now.0).context("load session")?;
         Ok(row.map(user_from))
+    }
+
+    /// Every console account, by email.
+    pub async fn console_users(&self) -> anyhow::Result<Vec<ConsoleUser>> {
+        let rows: Vec<UserRow> = read_all!(self, USERS).context("list console users")?;
+        Ok(rows.into_iter().map(user_from).collect())
     }
 
     pub async fn delete_console_session(&self, digest: &str) -> anyhow::Result<()> {

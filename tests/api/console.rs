@@ -26,6 +26,7 @@ on_each_backend!(
     instance_smtp_settings_keep_the_password_write_only,
     policy_people_and_identities_change_through_the_domain,
     one_address_may_try_only_so_often,
+    instance_admins_create_console_accounts,
 );
 
 async fn sign_in_session_and_sign_out(app: TestApp) {
@@ -140,6 +141,7 @@ async fn every_console_page_sends_csp_and_refuses_framing(app: TestApp) {
         format!("/console/orgs/{}/identities", org.id),
         "/console/audit".into(),
         "/console/smtp".into(),
+        "/console/users".into(),
         "/console/no-such-page".into(),
         format!("/console/orgs/{}", uuid::Uuid::now_v7()),
     ];
@@ -173,7 +175,7 @@ async fn org_admins_see_only_their_org(app: TestApp) {
         assert_eq!(res.status, 404, "{page}");
         assert!(res.content_type().starts_with("text/html") && res.text.contains("does not exist"));
     }
-    for page in ["/console/orgs", "/console/audit", "/console/smtp"] {
+    for page in ["/console/orgs", "/console/audit", "/console/smtp", "/console/users"] {
         assert_eq!(v.get(page).await.status, 404, "{page}: instance admins only");
     }
     let res = v.post(&format!("/console/orgs/{}/smtp", other.id), &[("host", "smtp.example.com")]).await;
@@ -629,4 +631,36 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
     let res = v.sign_in("ops@example.com", PASSWORD).await;
     let session = res.headers["set-cookie"].to_str().unwrap();
     assert!(session.contains("HttpOnly; SameSite=Strict; Secure"), "{session}");
+}
+
+async fn instance_admins_create_console_accounts(app: TestApp) {
+    let admin = user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let org = app.new_org().await;
+    let mut v = Visitor::signed_in(&app, "ops@example.com").await;
+    let res =
+        v.post("/console/users", &[("email", "acme@example.com"), ("password", "short"), ("role", &org.id)]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text.contains("at least 12 characters"), "{}", res.text);
+    let res =
+        v.post("/console/users", &[("email", "acme@example.com"), ("password", PASSWORD), ("role", "nope")]).await;
+    assert_eq!(res.status, 400);
+    let missing = uuid::Uuid::now_v7().to_string();
+    let res =
+        v.post("/console/users", &[("email", "acme@example.com"), ("password", PASSWORD), ("role", &missing)]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text.contains("no such organisation"));
+    let res =
+        v.post("/console/users", &[("email", "acme@example.com"), ("password", PASSWORD), ("role", &org.id)]).await;
+    assert_eq!((res.status, location(&res)), (303, "/console/users"), "{}", res.text);
+    let res =
+        v.post("/console/users", &[("email", "ACME@example.com"), ("password", PASSWORD), ("role", "instance")]).await;
+    assert_eq!(res.status, 400, "the email is taken, in any case");
+    let page = v.get("/console/users").await;
+    assert!(page.text.contains("acme@example.com") && !page.text.contains(PASSWORD), "{}", page.text);
+    // The new org admin signs in and sees that org.
+    let mut acme = Visitor::signed_in(&app, "acme@example.com").await;
+    assert_eq!(acme.get(&format!("/console/orgs/{}", org.id)).await.status, 200);
+    let audit = app.get("/v1/audit?limit=500", &org.token).await;
+    let row = audit.json["items"].as_array().unwrap().iter().find(|i| i["action"] == "console_user.created").cloned();
+    assert_eq!(row.map(|r| r["actor"].clone()), Some(json!(format!("console:{}", admin.id))), "{}", audit.text);
 }

@@ -116,6 +116,8 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
         ("GET", "/console/orgs/{org}/audit"),
         ("GET", "/console/audit"),
         ("GET", "/console/smtp"),
+        ("GET", "/console/users"),
+        ("POST", "/console/users"),
         ("GET", "/console/orgs/{org}/policy"),
         ("POST", "/console/orgs/{org}/policy"),
         ("GET", "/console/orgs/{org}/people"),
