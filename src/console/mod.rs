@@ -1,16 +1,19 @@
 //! The operator console (issue 14): server-rendered HTML at `/console/`, on
 //! the API's port. Sign-in with console accounts ([`crate::domain::console`]),
-//! then the dashboard, orgs and tokens, SMTP settings with the test send, the
-//! delivery log with Retry, and the audit log.
+//! then the dashboard, orgs and their API tokens, console accounts, SMTP
+//! settings (an org's and the instance's) with the test send, the delivery
+//! log with Retry, the notification policy, departments and users, sender
+//! identities, and the audit logs.
 //!
 //! Pages only translate: every change goes through the same domain function
 //! the APIs call, with the console user as the audit actor. The HTML has no
 //! scripts and loads nothing from anywhere: one stylesheet inline, allowed
 //! by the response's CSP nonce; `frame-ancestors 'none'`. Every form works
 //! as a plain POST with a CSRF value (double-submit cookie, and the browser's
-//! `Sec-Fetch-Site`/`Origin` must not say cross-site), then redirects.
-//! An org admin asking for another org's page gets the same 404 as for an
-//! org that does not exist. The page texts are in `templates/console/en.json`.
+//! `Sec-Fetch-Site`/`Origin` must not say cross-site), then redirects or
+//! shows its field errors. An org admin asking for another org's page gets
+//! the same 404 as for an org that does not exist. The page texts are in
+//! `templates/console/en.json`.
 
 mod auth;
 mod log;
