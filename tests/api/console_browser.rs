@@ -6,8 +6,9 @@
 //! log, check that an org admin cannot reach another org's pages, sign out,
 //! and find a session past its expiry refused.
 //!
-//! With `HERALD_UPDATE_SCREENSHOT=1` the SQLite run writes the dashboard's
-//! screenshot to `docs/console.png` (committed; the README shows it).
+//! With `HERALD_UPDATE_SCREENSHOT=1` the SQLite run writes screenshots of
+//! the dashboard and of a test send to `docs/console.png` and
+//! `docs/console-smtp-test.png` (committed; the README shows them).
 
 use std::time::Duration;
 
@@ -38,6 +39,14 @@ async fn wait_for_text(browser: &Client, text: &str, reload: Option<&str>) -> St
         }
     }
     panic!("the page never showed {text:?}: {source}");
+}
+
+/// With `HERALD_UPDATE_SCREENSHOT` set, the SQLite run writes the page to `docs/<name>`.
+async fn screenshot(browser: &Client, app: &TestApp, name: &str) {
+    if app.backend == Backend::Sqlite && std::env::var_os("HERALD_UPDATE_SCREENSHOT").is_some() {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(format!("{}/docs/{name}", env!("CARGO_MANIFEST_DIR")), png).unwrap();
+    }
 }
 
 async fn fill(browser: &Client, css: &str, value: &str) {
@@ -105,6 +114,7 @@ async fn an_operator_configures_tests_watches_and_repairs_delivery_in_a_browser(
     }
     let outcome = browser.find(Locator::Id("test-outcome")).await.unwrap().text().await.unwrap();
     assert_eq!(outcome, "The server accepted the test mail.");
+    screenshot(&browser, &app, "console-smtp-test.png").await;
     server.wait_for(1).await;
 
     // Events through the API: on the dashboard and in the log.
@@ -145,10 +155,7 @@ async fn an_operator_configures_tests_watches_and_repairs_delivery_in_a_browser(
     browser.goto(&dashboard).await.unwrap();
     let page = wait_for_text(&browser, "4 sent", Some(&dashboard)).await;
     assert!(!page.contains("has dead mail"), "the banner is gone once the mail is sent");
-    if app.backend == Backend::Sqlite && std::env::var_os("HERALD_UPDATE_SCREENSHOT").is_some() {
-        let png = browser.screenshot().await.unwrap();
-        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/console.png"), png).unwrap();
-    }
+    screenshot(&browser, &app, "console.png").await;
     // On a phone-sized screen no page is wider than the screen (tables scroll
     // inside their own box).
     browser.set_window_size(390, 844).await.unwrap();
