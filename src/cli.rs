@@ -229,10 +229,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The new account's password: `HERALD_CONSOLE_PASSWORD`, else stdin's first line.
+/// The new account's password: `HERALD_CONSOLE_PASSWORD`, else stdin's first
+/// line (asked for without echo when stdin is a terminal).
 fn console_password() -> anyhow::Result<Secret> {
     if let Some(p) = std::env::var("HERALD_CONSOLE_PASSWORD").ok().filter(|p| !p.is_empty()) {
         return Ok(Secret::new(p));
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        // Typed at a terminal: not echoed.
+        let typed = rpassword::prompt_password("Password of the new console account: ")
+            .context("read the password from the terminal")?;
+        anyhow::ensure!(!typed.is_empty(), "no password given");
+        return Ok(Secret::new(typed));
     }
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
