@@ -40,6 +40,7 @@ struct Inner {
     committer: Committer,
     public_url: String,
     http: HttpConfig,
+    sign_in_limiter: crate::domain::console::SignInLimiter,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -79,6 +80,10 @@ impl AppState {
     /// The base of links in mails (`HERALD_PUBLIC_URL`).
     pub fn public_url(&self) -> &str {
         &self.0.public_url
+    }
+    /// Console sign-in attempts per client address (this process's count).
+    pub fn sign_in_limiter(&self) -> &crate::domain::console::SignInLimiter {
+        &self.0.sign_in_limiter
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {
@@ -139,8 +144,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api::boldsign::router())
         .routes(utoipa_axum::routes!(api::approval::show, api::approval::act))
         .split_for_parts();
-    // Zitadel's gRPC, gRPC-web and Connect transports (not in the OpenAPI document).
-    let routes = routes.merge(api::zitadel::rpc::router(state.clone()));
+    // Zitadel's gRPC, gRPC-web and Connect transports, and the console (HTML
+    // for people): neither is in the OpenAPI document.
+    let routes = routes.merge(api::zitadel::rpc::router(state.clone())).merge(crate::console::router());
     let json = serde_json::to_value(&openapi)
         .map(|mut doc| {
             api::openapi::finish(&mut doc);
@@ -264,6 +270,7 @@ impl Server {
             committer,
             public_url,
             http: config.http.clone(),
+            sign_in_limiter: Default::default(),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }

@@ -1,9 +1,10 @@
 //! The `herald` command line (contract §1, §10): `serve`, `migrate`,
-//! `org create|list`, `token create`. Every command opens the database and
+//! `org create|list`, `token create`, `console-user create`. Every command opens the database and
 //! applies pending migrations first.
 
 use std::net::SocketAddr;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -13,6 +14,7 @@ use crate::config::{
     Config, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, DEFAULT_OUTBOX_DIR, DatabaseUrl, DeliveryConfig, HttpConfig,
     LogSettings,
 };
+use crate::domain::console::{self, Role};
 use crate::domain::{Actor, OrgId, orgs, tokens};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -54,6 +56,27 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage operator console accounts.
+    #[command(subcommand)]
+    ConsoleUser(ConsoleUserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleUserCommand {
+    /// Create a console account. The password is read from
+    /// `HERALD_CONSOLE_PASSWORD`, else from the first line of stdin (never a
+    /// flag: it would show in the process list).
+    Create {
+        /// Sign-in email of the account.
+        #[arg(long)]
+        email: String,
+        /// An instance admin (sees and changes every org).
+        #[arg(long, required_unless_present = "org", conflicts_with = "org")]
+        admin: bool,
+        /// An admin of this org only.
+        #[arg(long)]
+        org: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -242,6 +265,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::ConsoleUser(ConsoleUserCommand::Create { email, admin: _, org }) => {
+            create_console_user(&cli.database_url, &clock, email, org).await
+        }
         Command::Token(TokenCommand::Create { org, admin, name }) => {
             let store = open_store(&cli.database_url).await?;
             store.ensure_instance(clock.now()).await?;
@@ -269,6 +295,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A path as an absolute one, for start-up messages.
 fn absolute(path: &std::path::Path) -> String {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}
+
+/// The new account's password: `HERALD_CONSOLE_PASSWORD`, else stdin's first
+/// line (asked for without echo when stdin is a terminal).
+fn console_password() -> anyhow::Result<Secret> {
+    if let Some(p) = std::env::var("HERALD_CONSOLE_PASSWORD").ok().filter(|p| !p.is_empty()) {
+        return Ok(Secret::new(p));
+    }
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        // Typed at a terminal: not echoed.
+        let typed = rpassword::prompt_password("Password of the new console account: ")
+            .context("read the password from the terminal")?;
+        anyhow::ensure!(!typed.is_empty(), "no password given");
+        return Ok(Secret::new(typed));
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
+    let line = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!line.is_empty(), "no password: set HERALD_CONSOLE_PASSWORD or write it to stdin");
+    Ok(Secret::new(line))
+}
+
+async fn create_console_user(url: &str, clock: &Clock, email: String, org: Option<String>) -> anyhow::Result<()> {
+    let password = console_password()?;
+    let store = open_store(url).await?;
+    store.ensure_instance(clock.now()).await?;
+    let role = match org {
+        None => Role::InstanceAdmin,
+        Some(raw) => {
+            Role::OrgAdmin(OrgId::parse(&raw).ok_or_else(|| anyhow::anyhow!("no organisation with id {raw:?}"))?)
+        }
+    };
+    let user = console::create_user(&store, &Actor::cli(), &email, password.expose(), role, clock.now())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", crate::api::public_message(&e)))?;
+    println!(
+        "{}",
+        json!({ "id": user.id, "email": user.email, "org": user.org.as_ref().map(OrgId::as_str),
+                "instanceAdmin": user.is_instance_admin() })
+    );
+    Ok(())
 }
 
 async fn serve(config: Config, clock: Clock) -> anyhow::Result<()> {

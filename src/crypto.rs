@@ -166,6 +166,19 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// 32 random bytes, base64url without padding (43 characters): CSRF
+/// values and console session cookies.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `value` has the form of a value [`random_token`] makes.
+pub fn is_token_value(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// `herald.key` in the directory of the database file.
 pub fn key_file_beside(db: &Path) -> PathBuf {
     db.parent().map(|d| d.join("herald.key")).unwrap_or_else(|| PathBuf::from("herald.key"))

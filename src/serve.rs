@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -85,10 +86,10 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpConfig, shutd
     let builder = Arc::new(builder());
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of files or memory: pause instead of spinning; open
                     // connections close by their deadlines meanwhile.
@@ -120,7 +121,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: HttpConfig, shutd
         };
         let _ = stream.set_nodelay(true);
         let held = Held { _permit: permit, open: open.clone(), activity: open.add() };
-        tokio::spawn(connection(stream, app.clone(), builder.clone(), limits.clone(), stop_rx.clone(), held));
+        tokio::spawn(connection(stream, peer, app.clone(), builder.clone(), limits.clone(), stop_rx.clone(), held));
     }
     // New connections are refused from here on.
     drop(listener);
@@ -190,6 +191,7 @@ impl Drop for Held {
 
 async fn connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: Router,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: HttpConfig,
@@ -200,8 +202,11 @@ async fn connection(
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone(), first_read: true });
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let busy = activity.begin();
+            // The client's address, as axum's `ConnectInfo` (console sign-in
+            // attempts are limited per address).
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let response = app.clone().oneshot(req);
             // The request stays in flight until its body is written out.
             async move { response.await.map(|res| res.map(|body| Tracked { body, _busy: busy })) }

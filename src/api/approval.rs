@@ -19,13 +19,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::Environment;
-use rand::RngCore;
-use subtle::ConstantTimeEq;
 
 use crate::api::Path;
+use crate::api::forms::{self, is_form, is_token_value, random_token};
 use crate::app::AppState;
 use crate::domain::delivery::templates::{self, language, template_files};
 use crate::domain::identities::{self, LinkAction, LinkPurpose, LinkResult, LinkStage, LinkView};
@@ -116,12 +113,6 @@ struct Page<'a> {
     csrf: Option<String>,
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The origin of a redirect target, for the CSP's `form-action` (browsers
 /// check a form's redirects against it).
 fn origin_of(url: &str) -> Option<String> {
@@ -174,11 +165,8 @@ fn render(page: Page<'_>, secure: bool) -> Response {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     if let Some(csrf) = csrf
-        && let Ok(cookie) = HeaderValue::from_str(&format!(
-            "{CSRF_COOKIE}={csrf}; Path={}; Max-Age=3600; HttpOnly; SameSite=Strict{}",
-            identities::LINK_PATH.trim_end_matches('/'),
-            if secure { "; Secure" } else { "" }
-        ))
+        && let Some(cookie) =
+            forms::set_cookie(CSRF_COOKIE, &csrf, identities::LINK_PATH.trim_end_matches('/'), 3600, secure)
     {
         headers.append(header::SET_COOKIE, cookie);
     }
@@ -189,13 +177,10 @@ fn render(page: Page<'_>, secure: bool) -> Response {
 /// already holds (so pages open in other tabs stay valid), else gets a new one.
 fn page_of<'a>(view: Option<&'a LinkView>, headers: &HeaderMap) -> Page<'a> {
     let state = view.map_or(PageState::Unknown, PageState::of_view);
-    let csrf = state.has_form().then(|| csrf_cookie(headers).filter(|c| is_csrf_value(c)).unwrap_or_else(random_token));
+    let csrf = state
+        .has_form()
+        .then(|| forms::cookie(headers, CSRF_COOKIE).filter(|c| is_token_value(c)).unwrap_or_else(random_token));
     Page { state, view, status: state.status(), csrf }
-}
-
-/// Whether `value` has the form of a value [`random_token`] makes.
-fn is_csrf_value(value: &str) -> bool {
-    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// An error of a request to a page path (no route, wrong method, a body
@@ -239,42 +224,6 @@ pub struct ActionForm {
     action: String,
 }
 
-/// True when the browser says the request came from another site: the
-/// Fetch Metadata header where the browser sends it, else `Origin` against
-/// the `Host` the request was sent to.
-fn cross_site(headers: &HeaderMap) -> bool {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site") {
-        return !matches!(site, "same-origin" | "none");
-    }
-    match (text("origin"), text("host")) {
-        (Some("null"), _) => true,
-        (Some(origin), Some(host)) => origin.split_once("://").map(|(_, authority)| authority) != Some(host),
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
-}
-
-/// The CSRF cookie's value, if the request has one.
-fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-}
-
 /// POST /sender-identity/{token}: approve, deny, revoke, or renew an
 /// expired link; then a redirect to the identity's RedirectUrl when set.
 #[utoipa::path(post, path = "/sender-identity/{token}", tag = "approval",
@@ -298,12 +247,7 @@ pub async fn act(
         return Err(Error::PayloadTooLarge);
     }
     let form: Option<ActionForm> = serde_urlencoded::from_bytes(&body).ok();
-    let cookie = csrf_cookie(&headers);
-    let csrf_ok = match (&form, &cookie) {
-        (Some(form), Some(cookie)) => !cookie.is_empty() && bool::from(form.csrf.as_bytes().ct_eq(cookie.as_bytes())),
-        _ => false,
-    };
-    if cross_site(&headers) || !csrf_ok {
+    if !forms::csrf_ok(&headers, CSRF_COOKIE, form.as_ref().map(|f| f.csrf.as_str())) {
         let page = Page { state: PageState::Forbidden, view: None, status: StatusCode::FORBIDDEN, csrf: None };
         return Ok(render(page, secure(&app)));
     }
@@ -410,33 +354,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn cross_site_requests_are_recognised() {
-        let mut h = HeaderMap::new();
-        assert!(!cross_site(&h), "no header: a client without fetch metadata");
-        h.insert("host", "herald.example:8080".parse().unwrap());
-        h.insert("origin", "http://herald.example:8080".parse().unwrap());
-        assert!(!cross_site(&h));
-        h.insert("origin", "https://evil.example".parse().unwrap());
-        assert!(cross_site(&h));
-        h.insert("origin", "null".parse().unwrap());
-        assert!(cross_site(&h));
-        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
-        assert!(!cross_site(&h), "fetch metadata decides where the browser sends it");
-        h.insert("sec-fetch-site", "cross-site".parse().unwrap());
-        assert!(cross_site(&h));
-        h.insert("sec-fetch-site", "same-site".parse().unwrap());
-        assert!(cross_site(&h), "a sibling subdomain is another origin");
-    }
-
-    #[test]
-    fn the_csrf_cookie_is_found_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; herald_csrf=xyz; b=2".parse().unwrap());
-        assert_eq!(csrf_cookie(&h).as_deref(), Some("xyz"));
-        assert_eq!(csrf_cookie(&HeaderMap::new()), None);
-        assert!(is_csrf_value(&random_token()) && !is_csrf_value("xyz"));
     }
 }

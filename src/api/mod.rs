@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod boldsign;
 pub mod dbvisit;
+pub mod forms;
 pub mod leegality;
 pub mod native;
 pub mod openapi;
@@ -114,6 +115,8 @@ pub enum Family {
     BoldSign,
     /// The approval pages of mailed links, `/sender-identity/…`: HTML.
     Page,
+    /// The operator console, `/console/…`: HTML pages.
+    Console,
 }
 
 /// True when `path` is `prefix` or lies below it (segment-wise).
@@ -135,6 +138,8 @@ impl Family {
             Family::BoldSign
         } else if under(path, identities::LINK_PATH.trim_end_matches('/')) {
             Family::Page
+        } else if under(path, crate::console::PREFIX) {
+            Family::Console
         } else {
             Family::Native
         }
@@ -150,6 +155,7 @@ impl Family {
             Family::Zitadel => zitadel::error::render(err),
             Family::BoldSign => boldsign::error::render(err),
             Family::Page => approval::render_error(err),
+            Family::Console => crate::console::render_error(err),
         };
         if res.status() == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
@@ -422,6 +428,9 @@ mod tests {
         assert_eq!(Family::of_path("/admin/v1/orgs"), Family::Native);
         assert_eq!(Family::of_path("/v1/senderIdentities/list"), Family::BoldSign);
         assert_eq!(Family::of_path("/sender-identity/abc.def"), Family::Page);
+        assert_eq!(Family::of_path("/console/orgs/x"), Family::Console);
+        assert_eq!(Family::of_path("/console"), Family::Console);
+        assert_eq!(Family::of_path("/consoles"), Family::Native);
         assert_eq!(loggable_path("/sender-identity/0193.c2VjcmV0"), "/sender-identity/{token}");
         assert_eq!(loggable_path("/v1/events"), "/v1/events");
         assert_eq!(Family::of_path("/v1/events"), Family::Native);

@@ -3,6 +3,7 @@
 //! here, so rules (who may do what, what is valid) are decided once.
 
 pub mod audit;
+pub mod console;
 pub mod delivery;
 pub mod departments;
 pub mod identities;
@@ -68,6 +69,10 @@ impl Actor {
     /// contract §7): the link's id, never its token.
     pub fn link(id: &str) -> Self {
         Actor(format!("link:{id}"))
+    }
+    /// A console account (issue 14), by its id.
+    pub fn console(id: &str) -> Self {
+        Actor(format!("console:{id}"))
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -8,10 +8,12 @@
 
 use anyhow::Context;
 
+use super::audit::append_audit;
 use super::reader::Tx;
 use super::{BeginWrite, Store, read_all, read_optional, with_pool};
 use crate::clock::Millis;
 use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{
     Attempt, Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status,
 };
@@ -124,7 +126,7 @@ const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE
 const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
 const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
 
-type NotificationRow = (
+pub(super) type NotificationRow = (
     String,
     String,
     String,
@@ -143,7 +145,7 @@ type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
 type ClaimedRow =
     (String, String, String, String, Option<String>, String, String, Option<String>, Option<String>, i64, i64);
 
-fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
+pub(super) fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
     let (id, event_id, kind, to, subject, locale, status, attempts, last_error, smtp_response, created, updated, sent) =
         row;
     Ok(Notification {
@@ -691,10 +693,12 @@ impl Store {
             .collect())
     }
 
-    /// Puts a dead notification back in the outbox, due now.
-    pub async fn requeue(&self, org: &OrgId, id: &str, now: Millis) -> anyhow::Result<Requeue> {
+    /// Puts a dead notification back in the outbox, due now, with its audit row.
+    pub async fn requeue(&self, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<Requeue> {
         with_pool!(self, |p| {
             let mut tx = p.begin_write().await.context("begin")?;
+            // First, as every audited change: it orders the org's changes.
+            append_audit!(tx, audit);
             let status: Option<(String,)> =
                 sqlx::query_as(STATUS_OF).bind(org.as_str()).bind(id).fetch_optional(&mut *tx).await.context("read")?;
             match status {

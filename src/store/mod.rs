@@ -14,10 +14,12 @@
 //! through sqlx's pool; on PostgreSQL everything goes through sqlx.
 
 mod audit;
+mod console;
 mod delivery;
 mod directory;
 mod identities;
 mod orgs;
+mod overview;
 mod policy;
 mod reader;
 mod smtp;
@@ -36,9 +38,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use audit::AuditPage;
+pub use console::{ConsoleLogin, UserInsert};
 pub use delivery::EventWrite;
 pub use directory::{DepartmentWrite, UserWrite};
 pub use identities::{IdentityWrite, LinkUse};
+pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;

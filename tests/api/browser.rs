@@ -23,7 +23,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
     _profile: tempfile::TempDir,
@@ -38,7 +38,7 @@ impl Drop for Driver {
 
 impl Driver {
     /// `None` (said loudly) when Chromium or chromedriver is missing.
-    async fn start() -> Option<Driver> {
+    pub(crate) async fn start() -> Option<Driver> {
         if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists() {
             assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver");
             use std::io::Write;
@@ -68,7 +68,7 @@ impl Driver {
 
     /// A headless Chromium session with a fresh profile; flags as this
     /// machine's closed network wants them (no background connections).
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),

@@ -11,6 +11,8 @@ mod audit;
 mod browser;
 mod cli;
 mod clients;
+mod console;
+mod console_browser;
 mod delivery;
 mod directory;
 mod documents;

@@ -224,7 +224,7 @@ pub async fn retry_notification(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<NotificationView>), Error> {
-    delivery::retry(app.store(), &scope.org, &id, app.clock().now()).await?;
+    delivery::retry(app.store(), &scope.actor, &scope.org, &id, app.clock().now()).await?;
     app.engine().wake.notify_waiters();
     let (n, _) = delivery::get(app.store(), &scope.org, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(n.into())))

@@ -12,6 +12,7 @@
 pub mod documents;
 pub mod events;
 pub mod mailer;
+pub mod overview;
 pub mod templates;
 pub mod worker;
 
@@ -19,9 +20,9 @@ use std::time::Duration;
 
 use crate::clock::Millis;
 use crate::crypto::Cipher;
-use crate::domain::OrgId;
-use crate::domain::audit::Scope;
+use crate::domain::audit::{AuditEntry, Scope};
 use crate::domain::smtp::{self, SecretUse, Security, SmtpServer};
+use crate::domain::{Actor, OrgId};
 use crate::error::{Error, Resource};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -333,9 +334,18 @@ pub async fn page(
     Ok(store.notifications(org, status, before.unwrap_or("~"), limit).await?)
 }
 
-/// Requeues a dead notification.
-pub async fn retry(store: &Store, org: &OrgId, id: &str, now: Millis) -> Result<(), Error> {
-    match store.requeue(org, id, now).await? {
+/// Requeues a dead notification (audited: an operator decided to send it again).
+pub async fn retry(store: &Store, actor: &Actor, org: &OrgId, id: &str, now: Millis) -> Result<(), Error> {
+    let audit = AuditEntry {
+        scope: Scope::Org(org.clone()),
+        actor: actor.clone(),
+        at: now,
+        action: "notification.retried",
+        resource_type: "notification",
+        resource_id: id.to_owned(),
+        detail: serde_json::json!({}),
+    };
+    match store.requeue(org, id, now, &audit).await? {
         Requeue::Done => {
             metrics::counter!("herald_notifications_total", "status" => "queued").increment(1);
             Ok(())

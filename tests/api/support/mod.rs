@@ -1,5 +1,6 @@
 //! `TestApp`: the real server on `127.0.0.1:0` over a fresh database.
 
+pub mod console;
 pub mod identity;
 pub mod smtp;
 

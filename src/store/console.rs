@@ -1,0 +1,186 @@
+//! Console accounts and their sessions (issue 14). Passwords are stored as
+//! argon2id PHC strings, sessions by the digest of their cookie value.
+
+use anyhow::Context;
+
+use super::audit::append_audit;
+use super::{BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::console::ConsoleUser;
+
+const INSERT_USER: &str = "INSERT INTO console_users
+    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
+    VALUES ($1, $2, $3, $4, $5, 0, 0, $6)";
+// The first account, made from the bootstrap admin token: only while there is none.
+const INSERT_FIRST_USER: &str = "INSERT INTO console_users
+    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
+    SELECT $1, NULL, $2, $3, $4, 0, 0, $5 WHERE NOT EXISTS (SELECT 1 FROM console_users)";
+const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
+const USER_BY_EMAIL: &str = "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
+    FROM console_users WHERE email_key = $1";
+const FAILED_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1
+    RETURNING failed_logins";
+const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
+const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
+const INSERT_SESSION: &str =
+    "INSERT INTO console_sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $1";
+const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
+    JOIN console_users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
+const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
+const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
+
+/// A console account as sign-in needs it.
+#[derive(Clone)]
+pub struct ConsoleLogin {
+    pub user: ConsoleUser,
+    pub password_hash: String,
+    pub failed_logins: i64,
+    pub locked_until: Millis,
+}
+
+impl std::fmt::Debug for ConsoleLogin {
+    // The hash is no secret in itself, but has no business in a log either.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleLogin").field("user", &self.user).finish_non_exhaustive()
+    }
+}
+
+/// `id, org_id, email, created_at`
+type UserRow = (String, Option<String>, String, i64);
+
+fn user_from((id, org_id, email, created_at): UserRow) -> ConsoleUser {
+    ConsoleUser { id, org: org_id.map(OrgId::from_db), email, created_at: Millis(created_at) }
+}
+
+/// `id, org_id, email, created_at, password_hash, failed_logins, locked_until`
+type LoginRow = (String, Option<String>, String, i64, String, i64, i64);
+
+/// What inserting an account found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserInsert {
+    Done,
+    /// An account with this email exists.
+    Duplicate,
+    /// The first-account insert found an account already there.
+    NotFirst,
+}
+
+impl Store {
+    /// Inserts an account with its audit row. `first`: only if none exists yet.
+    pub async fn insert_console_user(
+        &self,
+        user: &ConsoleUser,
+        email_key: &str,
+        password_hash: &str,
+        first: bool,
+        audit: &AuditEntry,
+    ) -> anyhow::Result<UserInsert> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            append_audit!(tx, audit);
+            let inserted = if first {
+                sqlx::query(INSERT_FIRST_USER)
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(email_key)
+                    .bind(password_hash)
+                    .bind(user.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+            } else {
+                sqlx::query(INSERT_USER)
+                    .bind(&user.id)
+                    .bind(user.org.as_ref().map(OrgId::as_str))
+                    .bind(&user.email)
+                    .bind(email_key)
+                    .bind(password_hash)
+                    .bind(user.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+            };
+            match inserted {
+                Ok(done) if done.rows_affected() == 0 => return Ok(UserInsert::NotFirst),
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Ok(UserInsert::Duplicate),
+                Err(e) => return Err(anyhow::Error::new(e).context("insert console user")),
+            }
+            tx.commit().await.context("commit console user")?;
+            Ok(UserInsert::Done)
+        })
+    }
+
+    pub async fn console_user_exists(&self) -> anyhow::Result<bool> {
+        let row: Option<(bool,)> = read_optional!(self, ANY_USER).context("look for console users")?;
+        Ok(row.is_some_and(|(any,)| any))
+    }
+
+    pub async fn console_login(&self, email_key: &str) -> anyhow::Result<Option<ConsoleLogin>> {
+        let row: Option<LoginRow> = read_optional!(self, USER_BY_EMAIL, email_key).context("load console user")?;
+        Ok(row.map(|(id, org_id, email, created_at, password_hash, failed_logins, locked_until)| ConsoleLogin {
+            user: user_from((id, org_id, email, created_at)),
+            password_hash,
+            failed_logins,
+            locked_until: Millis(locked_until),
+        }))
+    }
+
+    /// Counts a wrong password; at `limit` in a row, locks sign-in until
+    /// `lock_until` and starts counting again. True when it locked.
+    pub async fn console_login_failed(&self, id: &str, limit: i64, lock_until: Millis) -> anyhow::Result<bool> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            let (count,): (i64,) =
+                sqlx::query_as(FAILED_LOGIN).bind(id).fetch_one(&mut *tx).await.context("count failed sign-in")?;
+            let locked = count >= limit;
+            if locked {
+                sqlx::query(LOCK).bind(id).bind(lock_until.0).execute(&mut *tx).await.context("lock sign-in")?;
+            }
+            tx.commit().await.context("commit failed sign-in")?;
+            Ok(locked)
+        })
+    }
+
+    /// Starts a session (and drops expired ones, of anyone).
+    pub async fn insert_console_session(
+        &self,
+        digest: &str,
+        user_id: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> anyhow::Result<()> {
+        with_pool!(self, |p| {
+            let mut tx = p.begin_write().await.context("begin")?;
+            sqlx::query(GOOD_LOGIN).bind(user_id).execute(&mut *tx).await.context("reset failed sign-ins")?;
+            sqlx::query(PURGE_SESSIONS).bind(now.0).execute(&mut *tx).await.context("purge sessions")?;
+            sqlx::query(INSERT_SESSION)
+                .bind(digest)
+                .bind(user_id)
+                .bind(now.0)
+                .bind(expires_at.0)
+                .execute(&mut *tx)
+                .await
+                .context("insert session")?;
+            tx.commit().await.context("commit session")
+        })
+    }
+
+    /// The account of a live session.
+    pub async fn console_session_user(&self, digest: &str, now: Millis) -> anyhow::Result<Option<ConsoleUser>> {
+        let row: Option<UserRow> = read_optional!(self, SESSION_USER, digest, now.0).context("load session")?;
+        Ok(row.map(user_from))
+    }
+
+    /// Every console account, by email.
+    pub async fn console_users(&self) -> anyhow::Result<Vec<ConsoleUser>> {
+        let rows: Vec<UserRow> = read_all!(self, USERS).context("list console users")?;
+        Ok(rows.into_iter().map(user_from).collect())
+    }
+
+    pub async fn delete_console_session(&self, digest: &str) -> anyhow::Result<()> {
+        with_pool!(self, |p| sqlx::query(DELETE_SESSION).bind(digest).execute(p).await.map(drop))
+            .context("delete session")
+    }
+}
