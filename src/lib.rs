@@ -17,6 +17,7 @@ pub mod domain;
 pub mod error;
 pub mod secret;
 pub mod serve;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

@@ -9,7 +9,6 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::OrgScope;
 use crate::domain::delivery::events::{self, EventBody};
 use crate::domain::delivery::mailer::Step;
@@ -17,6 +16,7 @@ use crate::domain::delivery::{self, Attempt, Notification, Status, TestOutcome, 
 use crate::domain::smtp::{Security, parse_address, parse_host, parse_password, parse_text};
 use crate::error::{Error, FieldErrors};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const DEFAULT_PAGE: u32 = 50;
