@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod crypto;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod secret;

@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use crate::clock::Clock;
 use crate::config::HttpConfig;
 use crate::crypto::Cipher;
-use crate::domain::delivery::events::Committer;
-use crate::domain::delivery::worker::Engine;
+use crate::delivery::committer::Committer;
+use crate::delivery::worker::Engine;
 use crate::store::Store;
 
 pub(crate) struct Inner {

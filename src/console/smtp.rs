@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::{Form, Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
-use crate::domain::delivery::mailer::Step;
-use crate::domain::delivery::{self, TestOutcome};
+use crate::delivery::mailer::Step;
+use crate::delivery::{self, TestOutcome};
 use crate::domain::orgs::Org;
 use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpDraft, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password,
