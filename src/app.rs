@@ -1,5 +1,6 @@
-//! The running service: shared state, the router of every family, the
-//! middleware stack, and graceful shutdown.
+//! The running service: the router of every family, the middleware stack,
+//! start-up and graceful shutdown. The state handlers share is in
+//! [`crate::state`].
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,74 +23,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::api;
 use crate::clock::Clock;
-use crate::config::{Config, HttpConfig};
+use crate::config::Config;
 use crate::crypto::Cipher;
-use crate::domain::delivery::events::Committer;
-use crate::domain::delivery::mailer::{Mailer, MailerConfig};
-use crate::domain::delivery::worker::{self, Engine, WorkerConfig};
+use crate::delivery::committer::Committer;
+use crate::delivery::mailer::{Mailer, MailerConfig};
+use crate::delivery::worker::{self, Engine, WorkerConfig};
 use crate::domain::tokens;
+use crate::state::{AppState, Inner};
 use crate::store::Store;
-
-struct Inner {
-    store: Store,
-    clock: Clock,
-    instance_id: String,
-    admin_token_digest: Option<String>,
-    openapi_json: OnceLock<String>,
-    engine: Arc<Engine>,
-    committer: Committer,
-    public_url: String,
-    http: HttpConfig,
-    sign_in_limiter: crate::domain::console::SignInLimiter,
-}
-
-/// What every handler shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-impl AppState {
-    pub fn store(&self) -> &Store {
-        &self.0.store
-    }
-    /// Encrypts and decrypts stored secrets (SMTP passwords).
-    pub fn cipher(&self) -> &Cipher {
-        &self.0.engine.cipher
-    }
-    pub fn clock(&self) -> &Clock {
-        &self.0.clock
-    }
-    /// The id of this Herald instance (Zitadel's `resourceOwner` for
-    /// instance-level settings).
-    pub fn instance_id(&self) -> &str {
-        &self.0.instance_id
-    }
-    pub(crate) fn admin_token_digest(&self) -> Option<&str> {
-        self.0.admin_token_digest.as_deref()
-    }
-    pub(crate) fn openapi_json(&self) -> &str {
-        self.0.openapi_json.get().map(String::as_str).unwrap_or("{}")
-    }
-    /// Writes accepted events (group commit) and wakes the workers.
-    pub fn committer(&self) -> &Committer {
-        &self.0.committer
-    }
-    /// The delivery engine: mailer, workers' settings.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.0.engine
-    }
-    /// The base of links in mails (`HERALD_PUBLIC_URL`).
-    pub fn public_url(&self) -> &str {
-        &self.0.public_url
-    }
-    /// Console sign-in attempts per client address (this process's count).
-    pub fn sign_in_limiter(&self) -> &crate::domain::console::SignInLimiter {
-        &self.0.sign_in_limiter
-    }
-    /// Tells this process's workers that mail was queued (they also poll).
-    pub fn wake_workers(&self) {
-        self.0.engine.wake.notify_waiters();
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -11,10 +11,10 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::domain::tokens::{self, digests_match};
 use crate::domain::{Actor, OrgId};
 use crate::error::{Denial, Error};
+use crate::state::AppState;
 
 pub const ORG_HEADER: &str = "x-zitadel-orgid";
 

@@ -108,7 +108,7 @@ impl Default for DeliveryConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             concurrency: 32,
-            smtp_timeout: crate::domain::delivery::mailer::DEFAULT_SMTP_TIMEOUT,
+            smtp_timeout: crate::delivery::mailer::DEFAULT_SMTP_TIMEOUT,
         }
     }
 }

@@ -13,10 +13,12 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod crypto;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod secret;
 pub mod serve;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 

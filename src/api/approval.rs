@@ -23,10 +23,10 @@ use minijinja::Environment;
 
 use crate::api::Path;
 use crate::api::forms::{self, is_form, is_token_value, random_token};
-use crate::app::AppState;
 use crate::domain::delivery::templates::{self, language, template_files};
 use crate::domain::identities::{self, LinkAction, LinkPurpose, LinkResult, LinkStage, LinkView};
 use crate::error::{Error, Resource};
+use crate::state::AppState;
 
 const FILES: &[(&str, &str)] = template_files!["pages": "page.html", "en/messages.html", "de/messages.html", "fr/messages.html", "es/messages.html"];
 

@@ -10,10 +10,10 @@ use minijinja::context;
 
 use super::{CSRF_COOKIE, PREFIX, SESSION_COOKIE, field_errors, read_form, render, secure, see_other};
 use crate::api::forms;
-use crate::app::AppState;
 use crate::auth::authenticate;
 use crate::domain::console::{self, SESSION_MS, SignIn};
 use crate::error::{Error, FieldError};
+use crate::state::AppState;
 
 /// The client's address (all clients share one count if it is unknown).
 fn client_addr(ext: &Extensions) -> IpAddr {

@@ -11,11 +11,11 @@ use serde::Deserialize;
 
 use super::{Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
-use crate::app::AppState;
 use crate::clock::Millis;
 use crate::domain::delivery::overview::{self, LogFilter};
 use crate::domain::delivery::{self, Notification, Status};
 use crate::error::{Error, FieldError, FieldErrors};
+use crate::state::AppState;
 
 const PAGE: u32 = 50;
 

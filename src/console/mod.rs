@@ -34,12 +34,12 @@ use axum::routing::{get, post};
 use minijinja::{Environment, Value, context};
 
 use crate::api::forms::{self, random_token};
-use crate::app::AppState;
 use crate::domain::OrgId;
 use crate::domain::console::{self as accounts, ConsoleUser};
 use crate::domain::delivery::templates::{self, template_files};
 use crate::domain::orgs::{self, Org};
 use crate::error::{Error, FieldError, Resource};
+use crate::state::AppState;
 
 /// Where the console lives.
 pub const PREFIX: &str = "/console";

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
-use crate::app::AppState;
 use crate::domain::audit::{self, AuditRecord, Scope};
 use crate::domain::console::{self, Role};
 use crate::domain::delivery::overview::{self, HourCounts};
 use crate::domain::orgs::{self, Org};
 use crate::domain::tokens;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// One bar of the dashboard's chart, laid out here so the template only draws.
 #[derive(Serialize)]

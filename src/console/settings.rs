@@ -10,11 +10,11 @@ use serde::Deserialize;
 
 use super::{Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
-use crate::app::AppState;
 use crate::domain::identities::{self, IdentityInput, Reissue, Status};
 use crate::domain::orgs::Org;
 use crate::domain::{PageRequest, departments, policy, users};
 use crate::error::{Error, Resource};
+use crate::state::AppState;
 
 fn org_view(org: &Org) -> Value {
     context! { id => org.id.as_str(), name => &org.name }

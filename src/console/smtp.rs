@@ -10,9 +10,8 @@ use serde::Deserialize;
 
 use super::{Form, Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
-use crate::app::AppState;
-use crate::domain::delivery::mailer::Step;
-use crate::domain::delivery::{self, TestOutcome};
+use crate::delivery::mailer::Step;
+use crate::delivery::{self, TestOutcome};
 use crate::domain::orgs::Org;
 use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpDraft, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password,
@@ -20,6 +19,7 @@ use crate::domain::smtp::{
 };
 use crate::error::{Error, FieldErrors, Resource};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 fn security_name(s: Security) -> &'static str {
     match s {

@@ -1,6 +1,10 @@
-//! The domain: plain Rust that parses, decides and returns. No axum, no SQL;
-//! storage goes through [`crate::store::Store`]. Every API family calls into
-//! here, so rules (who may do what, what is valid) are decided once.
+//! The domain: plain Rust that parses, decides and returns. No axum, no SQL,
+//! no sockets, no loops of its own: storage goes through
+//! [`crate::store::Store`], and an accepted event's commit through the
+//! [`Committer`](crate::delivery::committer::Committer) it is handed, as a
+//! handle like the store. Sending mail, the worker loops and the group
+//! commit are [`crate::delivery`]. Every API family calls into here, so
+//! rules (who may do what, what is valid) are decided once.
 
 pub mod audit;
 pub mod console;

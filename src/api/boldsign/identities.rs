@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 
 use super::wire::{BsQuery, PageDetails, SenderIdentityCreated, SenderIdentityList, SenderIdentityViewModel};
 use crate::api::Json;
-use crate::app::AppState;
 use crate::auth::OrgScope;
 use crate::domain::identities::{self, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, Reissue};
 use crate::error::{Error, FieldErrors};
+use crate::state::AppState;
 
 /// The identity's address from `?email=`: required and well-formed.
 fn email_param(query: &BsQuery) -> Result<String, Error> {

@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::Json;
-use crate::app::AppState;
 use crate::auth::Admin;
 use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password, parse_text,
 };
 use crate::error::{Error, FieldError, FieldErrors};
+use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct EditRequest {

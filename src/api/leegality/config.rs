@@ -6,12 +6,12 @@ use utoipa::ToSchema;
 
 use super::LeOk;
 use crate::api::Json;
-use crate::app::AppState;
 use crate::auth::OrgScope;
 use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpDraft, SmtpSettings, parse_address, parse_host, parse_password, parse_text,
 };
 use crate::error::{Error, FieldError, FieldErrors};
+use crate::state::AppState;
 
 /// `NotificationConfigRequest`. Unknown properties are ignored, as the
 /// original does, so a UI can send back what it read (`id`, `passwordSet` …).

@@ -6,11 +6,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{LeDeleted, LeOk};
 use crate::api::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::OrgScope;
 use crate::domain::PageRequest;
 use crate::domain::departments::{self, Department};
 use crate::error::{Error, FieldError};
+use crate::state::AppState;
 
 /// `{name, enabled?}`; unknown properties are ignored, as the original does.
 #[derive(Deserialize, ToSchema)]

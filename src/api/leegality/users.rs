@@ -6,11 +6,11 @@ use utoipa::ToSchema;
 
 use super::{LeDeleted, LeOk};
 use crate::api::{Json, Path};
-use crate::app::AppState;
 use crate::auth::OrgScope;
 use crate::domain::PageRequest;
 use crate::domain::users::{self, User, UserDraft};
 use crate::error::Error;
+use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -6,10 +6,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::Query;
-use crate::app::AppState;
 use crate::auth::{Admin, OrgScope};
 use crate::domain::audit::{self, AuditRecord, Scope};
 use crate::error::{Error, FieldErrors};
+use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -9,14 +9,15 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::OrgScope;
+use crate::delivery::mailer::Step;
+use crate::delivery::{TestOutcome, TestServer};
 use crate::domain::delivery::events::{self, EventBody};
-use crate::domain::delivery::mailer::Step;
-use crate::domain::delivery::{self, Attempt, Notification, Status, TestOutcome, TestServer};
+use crate::domain::delivery::{self, Attempt, Notification, Status};
 use crate::domain::smtp::{Security, parse_address, parse_host, parse_password, parse_text};
 use crate::error::{Error, FieldErrors};
 use crate::secret::Secret;
+use crate::state::AppState;
 
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const DEFAULT_PAGE: u32 = 50;
@@ -321,7 +322,7 @@ pub async fn smtp_test(
     errors.finish()?;
     let to = to.unwrap_or_default();
     let engine = app.engine();
-    let outcome = delivery::test_send(app.store(), app.cipher(), &engine.mailer, &scope.org, &to, draft).await?;
+    let outcome = crate::delivery::test_send(app.store(), app.cipher(), &engine.mailer, &scope.org, &to, draft).await?;
     Ok(axum::Json(match outcome {
         TestOutcome::File { written: true, detail } => SmtpTestResult {
             success: true,

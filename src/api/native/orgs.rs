@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{Json, Path};
-use crate::app::AppState;
 use crate::auth::Admin;
 use crate::domain::tokens::TokenRecord;
 use crate::domain::{OrgId, orgs, tokens};
 use crate::error::{Error, Resource};
+use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

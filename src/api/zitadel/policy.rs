@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::Json;
-use crate::app::AppState;
 use crate::auth::{Admin, Caller, OrgScope};
 use crate::domain::policy::{self, Details, Policy};
 use crate::error::Error;
+use crate::state::AppState;
 
 /// `AddNotificationPolicyRequest` / `UpdateNotificationPolicyRequest`. As in
 /// proto3 JSON, an absent `passwordChange` is `false`, and the proto field

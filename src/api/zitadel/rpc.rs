@@ -27,11 +27,11 @@ use tonic::{Code, Status};
 use tower::{Layer, ServiceExt};
 
 use super::error::status;
-use crate::app::AppState;
 use crate::auth::{Admin, Caller, OrgScope};
 use crate::clock::Millis;
 use crate::domain::policy::{self, Details, Policy};
 use crate::error::Error;
+use crate::state::AppState;
 
 /// The code `build.rs` generates from `proto/zitadel/*.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::NewNotification;
-use super::mailer::MailAttachment;
 use super::templates;
 use crate::domain::OrgId;
 use crate::domain::identities::{self, Flag, Status};
@@ -256,6 +255,14 @@ pub async fn route(
         locale: identity.locale,
         attachments: stored,
     }))
+}
+
+/// A file sent with a mail (checked when its event was accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailAttachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 /// The files of a claimed notification, ready for the mailer.

@@ -1,32 +1,29 @@
-//! The delivery engine (contract §8): events become notifications, which
+//! What delivery decides (contract §8): events become notifications, which
 //! wait in a durable outbox until a worker sends them through the org's
-//! effective SMTP server (or writes them to the outbox directory).
+//! effective SMTP server (or writes them to the outbox directory). This
+//! module holds the rules and the types; the machinery that sends, loops
+//! and batches commits is [`crate::delivery`].
 //!
 //! - [`events`]: `POST /v1/events`, idempotency, recipients and policy.
 //! - [`documents`]: document events for sender identities, attachments.
-//! - [`templates`]: subjects and bodies from the files in `templates/`.
-//! - [`mailer`]: building messages, SMTP and file transports, the outbound
-//!   host policy, and the step-by-step test send.
-//! - [`worker`]: claiming, sending, retrying and recording results.
+//! - [`templates`]: subjects and bodies from the files in `templates/`
+//!   (pure rendering of files compiled into the binary, so it stays here).
+//! - [`overview`]: the delivery log and dashboard numbers of the console.
+//! - Here: the notification's life ([`Status`]), the retry policy's
+//!   arithmetic ([`RetryPolicy`]), and the log's reads and retry.
 
 pub mod documents;
 pub mod events;
-pub mod mailer;
 pub mod overview;
 pub mod templates;
-pub mod worker;
 
 use std::time::Duration;
 
 use crate::clock::Millis;
-use crate::crypto::Cipher;
 use crate::domain::audit::{AuditEntry, Scope};
-use crate::domain::smtp::{self, SecretUse, Security, SmtpServer};
 use crate::domain::{Actor, OrgId};
 use crate::error::{Error, Resource};
-use crate::secret::Secret;
 use crate::store::Store;
-use mailer::{Delivery, MailParts, Mailer, TestReport};
 
 /// How long an idempotency key is remembered: 24 hours.
 pub const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -213,105 +210,6 @@ impl RetryPolicy {
             };
         }
         Outcome::Retry { error, response, at }
-    }
-}
-
-/// An unsaved server for a test send (`POST /v1/smtp/test` `config`).
-#[derive(Debug, Clone)]
-pub struct TestServer {
-    pub host: String,
-    pub port: Option<u16>,
-    pub security: Security,
-    pub accept_invalid_certs: bool,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    pub from_email: Option<String>,
-    pub from_name: Option<String>,
-}
-
-/// The outcome of a test send.
-#[derive(Debug, Clone)]
-pub enum TestOutcome {
-    /// No server is configured: the mail went to the outbox directory
-    /// (`written`), or could not be written there (`detail` says why,
-    /// without the server's paths).
-    File {
-        written: bool,
-        detail: String,
-    },
-    Smtp(TestReport),
-}
-
-/// Sends one test mail to `to` now, through `draft` or the org's effective
-/// server. An unsaved config borrows the stored password only where
-/// [`smtp::may_lend`] allows it (exactly the stored server, account and
-/// transport), and only the org's own: the instance's secret belongs to its
-/// administrators, so an unsaved config never gets it.
-pub async fn test_send(
-    store: &Store,
-    cipher: &Cipher,
-    mailer: &Mailer,
-    org: &OrgId,
-    to: &str,
-    draft: Option<TestServer>,
-) -> Result<TestOutcome, Error> {
-    let stored = smtp::effective_server(store, cipher, org).await?;
-    let server = match draft {
-        None => stored,
-        Some(d) => {
-            let port = d.port.unwrap_or(d.security.default_port());
-            let target = SecretUse {
-                host: &d.host,
-                port,
-                security: d.security,
-                accept_invalid_certs: d.accept_invalid_certs,
-                username: d.username.as_deref(),
-            };
-            let borrowed = match (&d.password, &stored) {
-                (None, Some(s)) if s.scope == Scope::Org(org.clone()) && smtp::may_lend(&s.secret_use(), &target) => {
-                    s.password.clone()
-                }
-                _ => None,
-            };
-            Some(SmtpServer {
-                scope: Scope::Org(org.clone()),
-                config_id: format!("test-{}", uuid::Uuid::now_v7()),
-                version: 0,
-                host: d.host,
-                port,
-                security: d.security,
-                accept_invalid_certs: d.accept_invalid_certs,
-                username: d.username,
-                password: d.password.or(borrowed),
-                from_email: d.from_email,
-                from_name: d.from_name,
-                reply_to: None,
-            })
-        }
-    };
-    let org_name = store.org_name(org).await?.unwrap_or_default();
-    let id = uuid::Uuid::now_v7().to_string();
-    let text = format!(
-        "This is a test message from Herald for the organisation {org_name}.\n\nIf you can read it, these SMTP settings work."
-    );
-    let parts = MailParts {
-        id: &id,
-        to_addr: to,
-        to_name: None,
-        subject: "Herald test message",
-        text: &text,
-        html: None,
-        attachments: &[],
-    };
-    match server {
-        Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),
-        // A failed write is a failed test send, not an HTTP error.
-        None => Ok(match mailer.deliver(None, &parts).await {
-            Delivery::Accepted { response } => TestOutcome::File { written: true, detail: response },
-            Delivery::Transient { error, .. } | Delivery::Permanent { error, .. } => {
-                TestOutcome::File { written: false, detail: error }
-            }
-        }),
     }
 }
 

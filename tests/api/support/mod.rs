@@ -206,7 +206,7 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub state: herald::app::AppState,
+    pub state: herald::state::AppState,
     /// The file transport's directory (`HERALD_OUTBOX_DIR`).
     pub outbox_dir: PathBuf,
     _outbox: tempfile::TempDir,

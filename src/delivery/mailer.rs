@@ -22,6 +22,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
+use crate::domain::delivery::documents::MailAttachment;
 use crate::domain::smtp::{Security, SmtpServer};
 
 /// The default of `HERALD_SMTP_TIMEOUT_SECONDS`: how long one SMTP step
@@ -94,14 +95,6 @@ pub struct MailParts<'a> {
     pub text: &'a str,
     pub html: Option<&'a str>,
     pub attachments: &'a [MailAttachment],
-}
-
-/// A file sent with a mail (checked when its event was accepted).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailAttachment {
-    pub file_name: String,
-    pub content_type: String,
-    pub bytes: Vec<u8>,
 }
 
 pub struct Mailer {

@@ -17,11 +17,10 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::documents;
 use super::mailer::{Delivery, MailParts, Mailer};
-use super::{Claimed, Outcome, RetryPolicy};
 use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
+use crate::domain::delivery::{self, Claimed, Outcome, RetryPolicy, documents};
 use crate::domain::smtp::{SmtpServer, effective_server};
 use crate::domain::{OrgId, identities};
 use crate::store::Store;
@@ -245,7 +244,7 @@ async fn housekeeping(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
         }
         if now.0 - purged_at.0 > 3_600_000 {
             purged_at = now;
-            let before = Millis(now.0 - super::IDEMPOTENCY_WINDOW_MS);
+            let before = Millis(now.0 - delivery::IDEMPOTENCY_WINDOW_MS);
             if let Err(e) = engine.store.purge_idempotency_keys(before).await {
                 tracing::warn!(error = format!("{e:#}"), "could not purge idempotency keys");
             }
