@@ -62,6 +62,9 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// How long a request's whole body may take to arrive (then 408).
     pub body_timeout: Duration,
+    /// How long writing a response may go without progress (a client that
+    /// stops reading) before the connection is closed.
+    pub write_timeout: Duration,
     /// Connections open at once; lowered to what the open-file limit allows.
     pub max_connections: usize,
 }
@@ -72,6 +75,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
         }
     }
