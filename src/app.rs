@@ -41,6 +41,7 @@ struct Inner {
     public_url: String,
     http: HttpConfig,
     sign_in_limiter: crate::domain::console::SignInLimiter,
+    hash_gate: crate::domain::console::HashGate,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -84,6 +85,10 @@ impl AppState {
     /// Console sign-in attempts per client address (this process's count).
     pub fn sign_in_limiter(&self) -> &crate::domain::console::SignInLimiter {
         &self.0.sign_in_limiter
+    }
+    /// The argon2 work running at once (console sign-in, setup, accounts).
+    pub fn hash_gate(&self) -> &crate::domain::console::HashGate {
+        &self.0.hash_gate
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {
@@ -271,6 +276,7 @@ impl Server {
             public_url,
             http: config.http.clone(),
             sign_in_limiter: Default::default(),
+            hash_gate: crate::domain::console::HashGate::new(config.console.hash_permits, config.console.hash_wait),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }

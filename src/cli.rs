@@ -237,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 secret_key: secret_from_env("HERALD_SECRET_KEY"),
                 http: args.http.config(),
                 delivery: args.delivery.config(!args.no_workers),
+                console: Default::default(),
             };
             serve(config, clock).await
         }
@@ -333,7 +334,8 @@ async fn create_console_user(url: &str, clock: &Clock, email: String, org: Optio
             Role::OrgAdmin(OrgId::parse(&raw).ok_or_else(|| anyhow::anyhow!("no organisation with id {raw:?}"))?)
         }
     };
-    let user = console::create_user(&store, &Actor::cli(), &email, password.expose(), role, clock.now())
+    let gate = console::HashGate::default();
+    let user = console::create_user(&store, &gate, &Actor::cli(), &email, password.expose(), role, clock.now())
         .await
         .map_err(|e| anyhow::anyhow!("{}", crate::api::public_message(&e)))?;
     println!(

@@ -49,6 +49,24 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     pub http: HttpConfig,
     pub delivery: DeliveryConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The operator console's limits (no flags: the defaults fit; tests change
+/// them).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// argon2 hashes computed at once (sign-in, setup, account creation).
+    pub hash_permits: usize,
+    /// How long a sign-in waits for its turn to hash before it is turned away.
+    pub hash_wait: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        ConsoleConfig { hash_permits: 2 * cores, hash_wait: crate::domain::console::HASH_WAIT }
+    }
 }
 
 /// The HTTP server's limits on slow, idle and too many connections
@@ -156,6 +174,7 @@ impl Config {
             secret_key: None,
             http: HttpConfig::default(),
             delivery: DeliveryConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
