@@ -212,6 +212,7 @@ impl Server {
             public_url,
             http: config.http.clone(),
             sign_in_limiter: Default::default(),
+            hash_gate: crate::domain::console::HashGate::new(config.console.hash_permits, config.console.hash_wait),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }

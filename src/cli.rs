@@ -106,6 +106,10 @@ pub struct HttpArgs {
     /// Seconds a request's whole body may take to arrive (then 408).
     #[arg(long, env = "HERALD_HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 30)]
     pub http_body_timeout_seconds: u64,
+    /// Seconds writing a response may go without progress (a client that
+    /// stops reading) before its connection is closed.
+    #[arg(long, env = "HERALD_HTTP_WRITE_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub http_write_timeout_seconds: u64,
     /// Connections open at once (lowered to what the open-file limit
     /// allows); more wait in the kernel's listen backlog.
     #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
@@ -119,6 +123,7 @@ impl HttpArgs {
             header_timeout: seconds(self.http_header_timeout_seconds),
             idle_timeout: seconds(self.http_idle_timeout_seconds),
             body_timeout: seconds(self.http_body_timeout_seconds),
+            write_timeout: seconds(self.http_write_timeout_seconds),
             max_connections: self.http_max_connections.max(1),
         }
     }
@@ -232,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 secret_key: secret_from_env("HERALD_SECRET_KEY"),
                 http: args.http.config(),
                 delivery: args.delivery.config(!args.no_workers),
+                console: Default::default(),
             };
             serve(config, clock).await
         }
@@ -328,7 +334,8 @@ async fn create_console_user(url: &str, clock: &Clock, email: String, org: Optio
             Role::OrgAdmin(OrgId::parse(&raw).ok_or_else(|| anyhow::anyhow!("no organisation with id {raw:?}"))?)
         }
     };
-    let user = console::create_user(&store, &Actor::cli(), &email, password.expose(), role, clock.now())
+    let gate = console::HashGate::default();
+    let user = console::create_user(&store, &gate, &Actor::cli(), &email, password.expose(), role, clock.now())
         .await
         .map_err(|e| anyhow::anyhow!("{}", crate::api::public_message(&e)))?;
     println!(

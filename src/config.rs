@@ -49,6 +49,24 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     pub http: HttpConfig,
     pub delivery: DeliveryConfig,
+    pub console: ConsoleConfig,
+}
+
+/// The operator console's limits (no flags: the defaults fit; tests change
+/// them).
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// argon2 hashes computed at once (sign-in, setup, account creation).
+    pub hash_permits: usize,
+    /// How long a sign-in waits for its turn to hash before it is turned away.
+    pub hash_wait: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        ConsoleConfig { hash_permits: 2 * cores, hash_wait: crate::domain::console::HASH_WAIT }
+    }
 }
 
 /// The HTTP server's limits on slow, idle and too many connections
@@ -62,6 +80,9 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// How long a request's whole body may take to arrive (then 408).
     pub body_timeout: Duration,
+    /// How long writing a response may go without progress (a client that
+    /// stops reading) before the connection is closed.
+    pub write_timeout: Duration,
     /// Connections open at once; lowered to what the open-file limit allows.
     pub max_connections: usize,
 }
@@ -72,6 +93,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
         }
     }
@@ -152,6 +174,7 @@ impl Config {
             secret_key: None,
             http: HttpConfig::default(),
             delivery: DeliveryConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -16,10 +16,21 @@
 //! The **body timeout** is enforced where the body is read (`api::buffer_body`,
 //! a 408 in the family's envelope).
 //!
-//! At the **connection cap**, a new connection makes room: of the open
-//! connections with no request in flight, the one that has waited longest
-//! (for a head, or idle) is closed, as nginx reuses its keep-alive
-//! connections. Only when every connection has a request in flight does the
+//! A handler's own time is not bounded here, but writing is: the **write
+//! timeout** closes a connection, whatever is in flight on it, when
+//!
+//! - a write has waited that long for the socket to take a byte (a client
+//!   that stopped reading; HTTP/1 and HTTP/2), or
+//! - on HTTP/2, a response has started and hyper has not asked its body for
+//!   anything for that long (a client that keeps its flow-control window
+//!   shut while answering pings, so the socket itself never blocks). Herald's
+//!   response bodies are ready at once, so hyper not asking means the
+//!   client's window is shut.
+//!
+//! At the **connection cap**, a new connection makes room: a connection
+//! past its write timeout, else, of the open connections with no request in
+//! flight, the one that has waited longest (for a head, or idle) is closed,
+//! as nginx reuses its keep-alive connections. Only when every connection has a request in flight does the
 //! new one wait for a connection to end, and the ones after it wait in the
 //! kernel's listen backlog. So slow clients cannot keep a quick request such
 //! as `/healthz` out, however many of them there are.
@@ -81,7 +92,7 @@ pub fn connection_cap(configured: usize) -> usize {
 pub async fn serve(listener: TcpListener, app: Router, limits: HttpConfig, shutdown: impl Future<Output = ()>) {
     let cap = connection_cap(limits.max_connections);
     let permits = Arc::new(Semaphore::new(cap));
-    let open = Arc::new(Open::default());
+    let open = Arc::new(Open { write_timeout: limits.write_timeout, ..Open::default() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let builder = Arc::new(builder());
     tokio::pin!(shutdown);
@@ -149,6 +160,7 @@ fn builder() -> auto::Builder<TokioExecutor> {
 /// The open connections, for [`Open::make_room`].
 #[derive(Default)]
 struct Open {
+    write_timeout: Duration,
     next: AtomicU64,
     connections: Mutex<HashMap<u64, Arc<Activity>>>,
 }
@@ -161,14 +173,18 @@ impl Open {
         (id, activity)
     }
 
-    /// Closes the connection without a request in flight that has waited
-    /// longest, if there is one.
+    /// Closes a connection past its write timeout, else the connection
+    /// without a request in flight that has waited longest, if there is one.
     fn make_room(&self) {
         let connections = self.connections.lock().unwrap_or_else(PoisonError::into_inner);
         let longest = connections
             .values()
-            .filter(|a| a.in_flight.load(Ordering::Acquire) == 0 && !a.evicted.load(Ordering::Acquire))
-            .min_by_key(|a| a.waiting_since());
+            .map(|a| (a, a.write_stalled(self.write_timeout)))
+            .filter(|(a, stalled)| {
+                !a.evicted.load(Ordering::Acquire) && (*stalled || a.in_flight.load(Ordering::Acquire) == 0)
+            })
+            .min_by_key(|(a, stalled)| (!stalled, a.waiting_since()))
+            .map(|(a, _)| a);
         if let Some(activity) = longest {
             activity.evicted.store(true, Ordering::Release);
             activity.changed.notify_one();
@@ -209,7 +225,7 @@ async fn connection(
             req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             let response = app.clone().oneshot(req);
             // The request stays in flight until its body is written out.
-            async move { response.await.map(|res| res.map(|body| Tracked { body, _busy: busy })) }
+            async move { response.await.map(|res| res.map(|body| Tracked::new(body, busy))) }
         })
     };
     let conn = builder.serve_connection(io, service);
@@ -227,8 +243,9 @@ async fn connection(
             () = activity.changed.notified() => {}
             () = tokio::time::sleep_until(deadline) => {
                 if activity.expired(&limits) {
-                    // Nothing is in flight: dropping the connection closes it.
-                    tracing::debug!("connection closed: slow, idle or making room");
+                    // Nothing is in flight, or writing has stalled: dropping
+                    // the connection closes it.
+                    tracing::debug!("connection closed: slow, idle, not reading, or making room");
                     return;
                 }
             }
@@ -249,6 +266,13 @@ struct Activity {
     idle_since: AtomicU64,
     /// When the first byte arrived since then ([`NOTHING`]: none yet).
     head_started: AtomicU64,
+    /// Since when a write has waited for the socket ([`NOTHING`]: none waits).
+    write_blocked_since: AtomicU64,
+    /// Responses started and not yet written out.
+    writing: AtomicUsize,
+    /// When hyper last asked a response body for a frame, or the first of
+    /// the responses being written started.
+    body_asked_at: AtomicU64,
     /// The client spoke HTTP/2 (its frames between requests are not heads).
     http2: AtomicBool,
     /// Chosen to make room for a new connection: close when nothing is in flight.
@@ -281,6 +305,9 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             // A new connection is waiting for its first head from the start.
             head_started: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(NOTHING),
+            writing: AtomicUsize::new(0),
+            body_asked_at: AtomicU64::new(0),
             http2: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             changed: Notify::new(),
@@ -307,6 +334,35 @@ impl Activity {
         }
     }
 
+    /// The socket took bytes.
+    fn wrote_some(&self) {
+        self.write_blocked_since.store(NOTHING, Ordering::Release);
+    }
+
+    /// A write has to wait for the socket.
+    fn write_blocked(&self) {
+        if self.write_blocked_since.compare_exchange(NOTHING, self.now(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.changed.notify_one();
+        }
+    }
+
+    /// When writing is to be given up if nothing moves (see the module's
+    /// write timeout), if anything waits to be written.
+    fn write_deadline(&self, timeout: Duration) -> Option<Instant> {
+        let at = |ms: u64| self.born + Duration::from_millis(ms) + timeout;
+        let blocked = match self.write_blocked_since.load(Ordering::Acquire) {
+            NOTHING => None,
+            since => Some(at(since)),
+        };
+        let unasked = (self.http2.load(Ordering::Relaxed) && self.writing.load(Ordering::Acquire) > 0)
+            .then(|| at(self.body_asked_at.load(Ordering::Acquire)));
+        blocked.into_iter().chain(unasked).min()
+    }
+
+    fn write_stalled(&self, timeout: Duration) -> bool {
+        self.write_deadline(timeout).is_some_and(|due| Instant::now() >= due)
+    }
+
     /// Since when the connection has waited for a head or a next request.
     fn waiting_since(&self) -> Instant {
         let ms = match self.head_started.load(Ordering::Acquire) {
@@ -318,6 +374,12 @@ impl Activity {
 
     /// When the connection is due to close if nothing changes.
     fn deadline(&self, limits: &HttpConfig) -> Instant {
+        let waiting = self.wait_deadline(limits);
+        self.write_deadline(limits.write_timeout).map_or(waiting, |writing| writing.min(waiting))
+    }
+
+    /// The header or idle deadline (far off while a request is in flight).
+    fn wait_deadline(&self, limits: &HttpConfig) -> Instant {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             // The handler's own bounds apply (body timeout, database timeouts).
             return Instant::now() + Duration::from_secs(3600);
@@ -333,16 +395,35 @@ impl Activity {
     }
 
     fn expired(&self, limits: &HttpConfig) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && (self.evicted.load(Ordering::Acquire) || Instant::now() >= self.deadline(limits))
+        self.write_stalled(limits.write_timeout)
+            || (self.in_flight.load(Ordering::Acquire) == 0
+                && (self.evicted.load(Ordering::Acquire) || Instant::now() >= self.wait_deadline(limits)))
     }
 }
 
 /// A response body that holds its request's [`Busy`] until hyper drops it
-/// (written out, or the connection ended).
+/// (written out, or the connection ended), and tells [`Activity`] when
+/// hyper asks it for a frame.
 struct Tracked {
     body: axum::body::Body,
-    _busy: Busy,
+    busy: Busy,
+}
+
+impl Tracked {
+    fn new(body: axum::body::Body, busy: Busy) -> Self {
+        let a = &busy.0;
+        if a.writing.fetch_add(1, Ordering::AcqRel) == 0 {
+            a.body_asked_at.store(a.now(), Ordering::Release);
+            a.changed.notify_one();
+        }
+        Tracked { body, busy }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.busy.0.writing.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl HttpBody for Tracked {
@@ -350,6 +431,8 @@ impl HttpBody for Tracked {
     type Error = axum::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let a = &self.busy.0;
+        a.body_asked_at.store(a.now(), Ordering::Release);
         Pin::new(&mut self.body).poll_frame(cx)
     }
     fn is_end_stream(&self) -> bool {
@@ -387,16 +470,31 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Tells [`Activity`] whether the socket took bytes or made a write wait.
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.wrote_some(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
+        }
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&polled);
+        polled
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&polled);
+        polled
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -23,6 +23,7 @@ pub(crate) struct Inner {
     pub(crate) public_url: String,
     pub(crate) http: HttpConfig,
     pub(crate) sign_in_limiter: crate::domain::console::SignInLimiter,
+    pub(crate) hash_gate: crate::domain::console::HashGate,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -66,6 +67,10 @@ impl AppState {
     /// Console sign-in attempts per client address (this process's count).
     pub fn sign_in_limiter(&self) -> &crate::domain::console::SignInLimiter {
         &self.0.sign_in_limiter
+    }
+    /// The argon2 work running at once (console sign-in, setup, accounts).
+    pub fn hash_gate(&self) -> &crate::domain::console::HashGate {
+        &self.0.hash_gate
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {

@@ -75,12 +75,29 @@ pub fn metrics() -> &'static PrometheusHandle {
     })
 }
 
+/// The method as a metrics label: the standard ones by name, any other
+/// `"other"` (a client may send any token as a method, and each would make
+/// new series).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Counts requests and times them by route template (never the raw path,
 /// which would grow the label set without bound) and status.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let res = next.run(req).await;
     let labels = [("method", method), ("route", route), ("status", res.status().as_u16().to_string())];

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use minijinja::context;
 
@@ -16,6 +16,8 @@ use crate::error::{Error, FieldError};
 use crate::state::AppState;
 
 /// The client's address (all clients share one count if it is unknown).
+/// Behind a reverse proxy this is the proxy's: forwarding headers are not
+/// trusted.
 fn client_addr(ext: &Extensions) -> IpAddr {
     ext.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
@@ -43,6 +45,7 @@ pub async fn login(
     let outcome = console::sign_in(
         app.store(),
         app.sign_in_limiter(),
+        app.hash_gate(),
         client_addr(&ext),
         email,
         form.get("password"),
@@ -62,6 +65,18 @@ pub async fn login(
         }
         SignIn::Refused => (StatusCode::UNAUTHORIZED, "refused"),
         SignIn::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
+        SignIn::Busy => {
+            let mut res = render(
+                &app,
+                &headers,
+                None,
+                "login.html",
+                StatusCode::TOO_MANY_REQUESTS,
+                context! { error => "busy", email },
+            );
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
+            return Ok(res);
+        }
     };
     Ok(render(&app, &headers, None, "login.html", status, context! { error, email }))
 }
@@ -108,15 +123,16 @@ pub async fn setup(
     let again = |errors: Vec<FieldError>, status| {
         render(&app, &headers, None, "setup.html", status, context! { errors => field_errors(&errors), email })
     };
-    if !app.sign_in_limiter().allow(client_addr(&ext), now) {
+    let Some(attempt) = app.sign_in_limiter().attempt(client_addr(&ext), now) else {
         return Ok(again(
             vec![FieldError::new("token", "too many attempts; wait a few minutes")],
             StatusCode::TOO_MANY_REQUESTS,
         ));
-    }
+    };
     let caller = match authenticate(&app, form.get("token").trim()).await {
         Ok(c) if c.is_admin() => c,
         Ok(_) | Err(Error::Unauthenticated) => {
+            attempt.failed();
             return Ok(again(
                 vec![FieldError::new("token", "is not an instance admin token")],
                 StatusCode::UNAUTHORIZED,
@@ -124,7 +140,9 @@ pub async fn setup(
         }
         Err(e) => return Err(e),
     };
-    match console::create_first_admin(app.store(), &caller.actor, email, form.get("password"), now).await {
+    match console::create_first_admin(app.store(), app.hash_gate(), &caller.actor, email, form.get("password"), now)
+        .await
+    {
         Ok(_) => Ok(see_other("/console/login")),
         Err(Error::Invalid(errors)) => Ok(again(errors, StatusCode::BAD_REQUEST)),
         Err(Error::Precondition(_)) => Ok(see_other("/console/login")),

@@ -256,7 +256,11 @@ pub fn render_error(err: &Error) -> Response {
         Error::Precondition(why) => Some(*why),
         _ => None,
     };
-    render_status_with(status, kind, detail)
+    let mut res = render_status_with(status, kind, detail);
+    if matches!(err, Error::RateLimited) {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
+    }
+    res
 }
 
 #[cfg(test)]

@@ -314,7 +314,8 @@ pub async fn create_user(
     let created = match role {
         Some(role) => {
             let (email, password) = (form.get("email"), form.get("password"));
-            console::create_user(app.store(), &user.0.actor(), email, password, role, app.clock().now()).await
+            let gate = app.hash_gate();
+            console::create_user(app.store(), gate, &user.0.actor(), email, password, role, app.clock().now()).await
         }
         None => Err(Error::field("role", "must be the instance or an organisation")),
     };

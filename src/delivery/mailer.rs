@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -177,6 +177,7 @@ fn is_internal(ip: IpAddr) -> bool {
                 let first = v6.segments()[0];
                 v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()
                     || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                    || v6.segments()[..3] == [0x64, 0xff9b, 1] // local-use NAT64 64:ff9b:1::/48
                     || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                     || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed internally)
             }
@@ -191,11 +192,14 @@ fn is_internal_v4(v4: Ipv4Addr) -> bool {
         || a == 0 // 0.0.0.0/8, "this network"
         || a >= 240 // 240.0.0.0/4, reserved
         || (a == 100 && (b & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+        || (a == 192 && b == 0 && v4.octets()[2] == 0) // 192.0.0.0/24, IETF protocol assignments
+        || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15, benchmarking
 }
 
 /// The IPv4 address an IPv6 address carries, for the forms that deliver to
-/// it: IPv4-mapped, IPv4-compatible (deprecated), NAT64 (64:ff9b::/96) and
-/// 6to4 (2002::/16, the address in bits 16–48).
+/// it: IPv4-mapped, IPv4-translated (`::ffff:0:a.b.c.d`, SIIT),
+/// IPv4-compatible (deprecated), NAT64 (64:ff9b::/96) and 6to4 (2002::/16,
+/// the address in bits 16–48).
 fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
@@ -205,6 +209,7 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     match s {
         // ::a.b.c.d, but not :: and ::1 (unspecified, loopback: IPv6's own).
         [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(low(hi, lo)),
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
         [0x2002, hi, lo, ..] => Some(low(hi, lo)),
         _ => None,
@@ -269,15 +274,20 @@ impl Mailer {
     /// refused unless listed. The refusal does not say which address a name
     /// resolved to (it would tell any org about internal DNS); the log does.
     pub async fn check_host(&self, host: &str, port: u16) -> Result<(), Delivery> {
+        self.resolve_allowed(host, port).await.map(drop)
+    }
+
+    /// Resolves `host` once and applies the outbound host policy to every
+    /// address it resolves to; the caller connects to exactly these
+    /// addresses, so a DNS answer that changes between the check and the
+    /// connect (DNS rebinding) cannot slip an internal address in.
+    async fn resolve_allowed(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Delivery> {
         let bare = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        if self.config.allow_hosts.contains(&bare) {
-            return Ok(());
-        }
         let literal = bare.parse::<IpAddr>().ok();
-        let addrs: Vec<IpAddr> = match literal {
-            Some(ip) => vec![ip],
+        let addrs: Vec<SocketAddr> = match literal {
+            Some(ip) => vec![SocketAddr::new(ip, port)],
             None => match tokio::net::lookup_host((bare.as_str(), port)).await {
-                Ok(found) => found.map(|a| a.ip()).collect(),
+                Ok(found) => found.collect(),
                 Err(e) => {
                     return Err(Delivery::Transient {
                         class: "network",
@@ -287,7 +297,17 @@ impl Mailer {
                 }
             },
         };
-        if let Some(ip) = addrs.iter().find(|ip| is_internal(**ip)) {
+        if addrs.is_empty() {
+            return Err(Delivery::Transient {
+                class: "network",
+                error: format!("could not resolve SMTP host {bare}: no addresses"),
+                response: None,
+            });
+        }
+        if self.config.allow_hosts.contains(&bare) {
+            return Ok(addrs);
+        }
+        if let Some(ip) = addrs.iter().map(SocketAddr::ip).find(|ip| is_internal(*ip)) {
             tracing::warn!(host = %bare, %ip, "SMTP host refused by the outbound host policy");
             let what = if literal.is_some() { "is an internal address" } else { "resolves to an internal address" };
             return Err(Delivery::Permanent {
@@ -298,7 +318,7 @@ impl Mailer {
                 response: None,
             });
         }
-        Ok(())
+        Ok(addrs)
     }
 
     /// Start-up check of the file transport's directory: created if
@@ -328,8 +348,9 @@ impl Mailer {
         }
     }
 
-    /// The connection pool of `server`: made (after the host policy check)
-    /// when first needed or when its settings changed.
+    /// The connection pool of `server`: made when first needed or when its
+    /// settings changed. (The host policy is applied by [`Mailer::open`], on
+    /// every connect.)
     async fn pool(&self, server: &SmtpServer) -> Result<Arc<Pool>, Delivery> {
         {
             let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
@@ -339,7 +360,6 @@ impl Mailer {
                 return Ok(pool.clone());
             }
         }
-        self.check_host(&server.host, server.port).await?;
         let pool = Arc::new(Pool { version: server.version, idle: Mutex::new(Vec::new()) });
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         // The replaced pool's connections close when their last user drops it.
@@ -347,7 +367,10 @@ impl Mailer {
         Ok(pool)
     }
 
-    /// Opens a connection to `server`: TCP (with `TCP_NODELAY`: lettre writes
+    /// Opens a connection to `server`: resolves its host once and applies the
+    /// outbound host policy to the answer, then connects to those addresses
+    /// only (TLS still checks the certificate against the host name): TCP
+    /// (with `TCP_NODELAY`: lettre writes
     /// the end of DATA separately, which Nagle's algorithm would hold back
     /// for a delayed ACK) or implicit TLS, then STARTTLS if required (never
     /// falling back to clear text), then AUTH. A failure names its step;
@@ -366,22 +389,21 @@ impl Mailer {
                 Some(tls_parameters(server).map_err(|e| Failure::config(format!("TLS settings unusable: {e}")))?)
             }
         };
+        let addrs = match tokio::time::timeout(timeout, self.resolve_allowed(&server.host, server.port)).await {
+            Err(_) => return Err(Failure::timeout(Step::Connect, "resolving the host", timeout)),
+            Ok(Err(refused)) => return Err(Failure::refused(refused)),
+            Ok(Ok(addrs)) => addrs,
+        };
         let mut conn = if server.security == Security::Tls {
-            let connecting = AsyncSmtpConnection::connect_tokio1(
-                (server.host.as_str(), server.port),
-                Some(timeout),
-                &hello,
-                params.clone(),
-                None,
-            );
+            let connecting =
+                AsyncSmtpConnection::connect_tokio1(addrs.as_slice(), Some(timeout), &hello, params.clone(), None);
             match tokio::time::timeout(timeout, connecting).await {
                 Err(_) => return Err(Failure::timeout(Step::Connect, "the TLS handshake, greeting and EHLO", timeout)),
                 Ok(Err(e)) => return Err(Failure::smtp(if e.is_tls() { Step::Tls } else { Step::Connect }, e)),
                 Ok(Ok(c)) => c,
             }
         } else {
-            let tcp = match tokio::time::timeout(timeout, TcpStream::connect((server.host.as_str(), server.port))).await
-            {
+            let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addrs.as_slice())).await {
                 Err(_) => return Err(Failure::timeout(Step::Connect, "connecting", timeout)),
                 Ok(Err(e)) => return Err(Failure::network(Step::Connect, format!("could not connect: {e}"))),
                 Ok(Ok(tcp)) => tcp,
@@ -665,6 +687,8 @@ enum FailureKind {
     Timeout,
     /// Settings Herald cannot send with: retrying will not help.
     Config,
+    /// Refused by the outbound host policy.
+    Policy,
 }
 
 impl Failure {
@@ -684,6 +708,15 @@ impl Failure {
     fn config(message: impl Into<String>) -> Failure {
         Failure { step: Step::Tls, message: message.into(), reply: None, kind: FailureKind::Config }
     }
+    /// A host that does not resolve, or that the outbound host policy refuses.
+    fn refused(refused: Delivery) -> Failure {
+        match refused {
+            Delivery::Permanent { class: "policy", error, .. } => {
+                Failure { step: Step::Policy, message: error, reply: None, kind: FailureKind::Policy }
+            }
+            other => Failure::network(Step::Connect, other.error_text()),
+        }
+    }
 
     fn timed_out(&self) -> bool {
         matches!(self.kind, FailureKind::Timeout)
@@ -694,6 +727,7 @@ impl Failure {
         match self.kind {
             FailureKind::Smtp(e) => classify(&e),
             FailureKind::Config => Delivery::Permanent { class: "config", error, response },
+            FailureKind::Policy => Delivery::Permanent { class: "policy", error, response },
             FailureKind::Network => Delivery::Transient { class: "network", error, response },
             FailureKind::Tls => Delivery::Transient { class: "tls", error, response },
             FailureKind::Timeout => Delivery::Transient { class: "timeout", error, response },
@@ -736,6 +770,14 @@ mod tests {
             "2002:7f00:1::1",   // 6to4 of 127.0.0.1
             "2002:c0a8:101::1", // 6to4 of 192.168.1.1
             "2002::1",          // 6to4 of 0.0.0.0
+            "192.0.0.1",        // IETF protocol assignments
+            "192.0.0.170",
+            "198.18.0.1", // benchmarking
+            "198.19.255.254",
+            "64:ff9b:1::1",            // local-use NAT64
+            "64:ff9b:1:ffff::808:808", // local-use NAT64, whatever it carries
+            "::ffff:0:127.0.0.1",      // IPv4-translated
+            "::ffff:0:10.0.0.1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }
@@ -748,6 +790,11 @@ mod tests {
             "::8.8.8.8",
             "64:ff9b::808:808", // NAT64 of 8.8.8.8
             "2002:808:808::1",  // 6to4 of 8.8.8.8
+            "192.0.1.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "::ffff:0:8.8.8.8", // IPv4-translated 8.8.8.8
+            "64:ff9b:2::1",
         ] {
             assert!(!is_internal(public.parse().unwrap()), "{public}");
         }
@@ -775,6 +822,67 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn every_connect_applies_the_host_policy_even_when_a_pool_exists() {
+        // An SMTP port on loopback, reached by the name `localhost`, which is
+        // not listed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mailer = Mailer::new(MailerConfig {
+            allow_hosts: Vec::new(),
+            smtp_timeout: Duration::from_secs(2),
+            ..mailer(PathBuf::from("unused")).config
+        });
+        let server = SmtpServer {
+            scope: crate::domain::audit::Scope::Instance,
+            config_id: "settings".into(),
+            version: 1,
+            host: "localhost".into(),
+            port,
+            security: Security::Plain,
+            accept_invalid_certs: false,
+            username: None,
+            password: None,
+            from_email: None,
+            from_name: None,
+            reply_to: None,
+        };
+        // The pool was made while the name still resolved to a public
+        // address; the name now resolves to loopback (DNS rebinding).
+        mailer
+            .pools
+            .lock()
+            .unwrap()
+            .insert(server.config_id.clone(), Arc::new(Pool { version: server.version, idle: Mutex::new(Vec::new()) }));
+        let parts = MailParts {
+            id: "0193-rebind",
+            to_addr: "ada@example.com",
+            to_name: None,
+            subject: "Hi",
+            text: "hello",
+            html: None,
+            attachments: &[],
+        };
+        match mailer.deliver(Some(&server), &parts).await {
+            Delivery::Permanent { class: "policy", error, .. } => {
+                assert!(error.contains("localhost resolves to an internal address"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut passed = Vec::new();
+        match mailer.open(&server, &mut passed).await {
+            Err(f) => assert!(f.step == Step::Policy && matches!(f.kind, FailureKind::Policy), "{}", f.message),
+            Ok(_) => panic!("connected to a loopback address"),
+        }
+        assert!(passed.is_empty());
+        let accepted = listener.accept().map(|(_, peer)| peer);
+        assert!(
+            matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "nothing connected: {accepted:?}"
+        );
     }
 
     #[test]

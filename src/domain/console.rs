@@ -4,18 +4,22 @@
 //! instance admin (no org) or an admin of one org. Sign-in is limited twice:
 //! [`LOCK_AFTER`] wrong passwords in a row lock the account for
 //! [`LOCK_FOR_MS`] (stored, so it holds on every node), and a
-//! [`SignInLimiter`] bounds the attempts per client address (in memory, per
-//! process). A session is a random cookie value whose SHA-256 digest is
+//! [`SignInLimiter`] bounds the failed attempts per client address (in
+//! memory, per process). A [`HashGate`] bounds the argon2 work running at
+//! once (each hash takes 19 MiB), so a burst of sign-ins cannot exhaust
+//! memory. A session is a random cookie value whose SHA-256 digest is
 //! stored with its expiry; nothing else about it is kept in the browser.
 //! What a console user may then do is decided by the same domain functions
 //! the APIs call, with [`Actor::console`] as the actor.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{LazyLock, Mutex, PoisonError};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::audit::{AuditEntry, Scope};
 use super::tokens::digest;
@@ -31,10 +35,14 @@ pub const LOCK_AFTER: i64 = 20;
 pub const LOCK_FOR_MS: i64 = 15 * 60 * 1000;
 /// How long a session lasts from sign-in: 12 hours.
 pub const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
-/// Sign-in attempts one client address may make per window.
+/// Failed sign-in attempts one client address (an IPv6 /64) may make per
+/// window.
 pub const ATTEMPTS_PER_ADDRESS: u32 = 50;
 /// The window of [`ATTEMPTS_PER_ADDRESS`]: 5 minutes.
 pub const ADDRESS_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// How long a sign-in waits for its turn to hash before it is turned away.
+pub const HASH_WAIT: Duration = Duration::from_secs(5);
 
 const MIN_PASSWORD: usize = 12;
 const MAX_PASSWORD: usize = 1024;
@@ -80,10 +88,44 @@ fn parse_password(raw: &str) -> Result<Secret, FieldError> {
     Ok(Secret::new(raw))
 }
 
+/// Bounds the argon2 hashes computed at once (by default two per core, so
+/// at most that many times 19 MiB). One per server, shared by sign-in,
+/// setup and account creation. A caller that gets no turn within the wait
+/// is turned away ([`Error::RateLimited`], [`SignIn::Busy`]).
+#[derive(Debug)]
+pub struct HashGate {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl HashGate {
+    pub fn new(permits: usize, wait: Duration) -> Self {
+        HashGate { permits: Arc::new(Semaphore::new(permits.clamp(1, Semaphore::MAX_PERMITS))), wait }
+    }
+
+    /// A turn to hash: held until the hashing thread is done (also when the
+    /// request that asked for it is gone).
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Error> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(Error::RateLimited),
+        }
+    }
+}
+
+impl Default for HashGate {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        HashGate::new(2 * cores, HASH_WAIT)
+    }
+}
+
 /// argon2id with the crate's defaults (OWASP's minimum: 19 MiB, 2 passes),
-/// off the async threads.
-async fn hash_password(password: Secret) -> Result<String, Error> {
+/// off the async threads, in turn.
+async fn hash_password(gate: &HashGate, password: Secret) -> Result<String, Error> {
+    let turn = gate.enter().await?;
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
         Argon2::default()
             .hash_password(password.expose().as_bytes(), &salt)
@@ -106,13 +148,17 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-async fn verify_password(password: Secret, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// Whether `password` matches `hash`; `None` when no turn to hash came.
+async fn verify_password(gate: &HashGate, password: Secret, hash: String) -> Option<bool> {
+    let turn = gate.enter().await.ok()?;
+    let verified = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false);
+    Some(verified)
 }
 
 /// Who an account is for.
@@ -125,29 +171,33 @@ pub enum Role {
 /// Creates an account (`herald console-user create`, or an admin in the console).
 pub async fn create_user(
     store: &Store,
+    gate: &HashGate,
     actor: &Actor,
     email: &str,
     password: &str,
     role: Role,
     now: Millis,
 ) -> Result<ConsoleUser, Error> {
-    insert_user(store, actor, email, password, role, false, now).await
+    insert_user(store, gate, actor, email, password, role, false, now).await
 }
 
 /// Creates the first instance admin, from the bootstrap admin token on the
 /// console's first visit. Refused once any account exists.
 pub async fn create_first_admin(
     store: &Store,
+    gate: &HashGate,
     actor: &Actor,
     email: &str,
     password: &str,
     now: Millis,
 ) -> Result<ConsoleUser, Error> {
-    insert_user(store, actor, email, password, Role::InstanceAdmin, true, now).await
+    insert_user(store, gate, actor, email, password, Role::InstanceAdmin, true, now).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn insert_user(
     store: &Store,
+    gate: &HashGate,
     actor: &Actor,
     email: &str,
     password: &str,
@@ -171,7 +221,7 @@ async fn insert_user(
             Some(org)
         }
     };
-    let hash = hash_password(password).await?;
+    let hash = hash_password(gate, password).await?;
     let user = ConsoleUser { id: uuid::Uuid::now_v7().to_string(), org, email, created_at: now };
     let audit = AuditEntry {
         scope: user.org.clone().map_or(Scope::Instance, Scope::Org),
@@ -200,26 +250,80 @@ pub async fn any_user(store: &Store) -> Result<bool, Error> {
     Ok(store.console_user_exists().await?)
 }
 
-/// Counts sign-in attempts per client address in fixed windows. Per
-/// process: behind a load balancer each node counts its own share.
+/// Counts failed sign-in attempts per client address in fixed windows: an
+/// IPv4 address, or an IPv6 /64 (one host usually has a whole /64 to pick
+/// addresses from). Per process: behind a load balancer each node counts
+/// its own share.
 #[derive(Debug, Default)]
 pub struct SignInLimiter {
     windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
 }
 
+/// The key an address is counted under.
+fn address_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 impl SignInLimiter {
-    /// Records an attempt from `addr`; false when it is over the limit.
-    pub fn allow(&self, addr: IpAddr, now: Millis) -> bool {
+    /// Starts an attempt from `addr`, or `None` when the address has used up
+    /// its failures for this window. The attempt counts until it ends; only
+    /// [`Attempt::failed`] keeps it counted (so concurrent attempts cannot
+    /// overshoot the limit, and successes cost nothing).
+    pub fn attempt(&self, addr: IpAddr, now: Millis) -> Option<Attempt<'_>> {
+        let key = address_key(addr);
         let mut windows = self.windows.lock().unwrap_or_else(PoisonError::into_inner);
         if windows.len() > 10_000 {
             windows.retain(|_, (start, _)| now.0 - *start < ADDRESS_WINDOW_MS);
         }
-        let entry = windows.entry(addr).or_insert((now.0, 0));
+        let entry = windows.entry(key).or_insert((now.0, 0));
         if now.0 - entry.0 >= ADDRESS_WINDOW_MS {
             *entry = (now.0, 0);
         }
-        entry.1 = entry.1.saturating_add(1);
-        entry.1 <= ATTEMPTS_PER_ADDRESS
+        if entry.1 >= ATTEMPTS_PER_ADDRESS {
+            return None;
+        }
+        entry.1 += 1;
+        Some(Attempt { limiter: self, key, window: entry.0, failed: false })
+    }
+}
+
+/// A sign-in attempt under way; dropped without [`Attempt::failed`], it no
+/// longer counts.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    limiter: &'a SignInLimiter,
+    key: IpAddr,
+    window: i64,
+    failed: bool,
+}
+
+impl Attempt<'_> {
+    /// The attempt failed (a wrong password or token): it keeps counting.
+    pub fn failed(mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
+        let mut windows = self.limiter.windows.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = windows.get_mut(&self.key)
+            && entry.0 == self.window
+        {
+            entry.1 = entry.1.saturating_sub(1);
+        }
     }
 }
 
@@ -232,29 +336,42 @@ pub enum SignIn {
     Refused,
     /// Too many wrong passwords for this account, or attempts from this address.
     Locked,
+    /// Too many sign-ins are being checked at once ([`HashGate`]); nothing
+    /// was checked or counted.
+    Busy,
 }
 
 /// Checks an email and password and starts a session.
+#[allow(clippy::too_many_arguments)]
 pub async fn sign_in(
     store: &Store,
     limiter: &SignInLimiter,
+    gate: &HashGate,
     addr: IpAddr,
     email: &str,
     password: &str,
     now: Millis,
 ) -> Result<SignIn, Error> {
-    if !limiter.allow(addr, now) {
+    let Some(attempt) = limiter.attempt(addr, now) else {
         return Ok(SignIn::Locked);
-    }
+    };
     let password = Secret::new(password);
     let Some(login) = store.console_login(&email_key(email)).await? else {
-        verify_password(password, DECOY_HASH.clone()).await;
+        if verify_password(gate, password, DECOY_HASH.clone()).await.is_none() {
+            return Ok(SignIn::Busy);
+        }
+        attempt.failed();
         return Ok(SignIn::Refused);
     };
     if login.locked_until > now {
+        attempt.failed();
         return Ok(SignIn::Locked);
     }
-    if !verify_password(password, login.password_hash).await {
+    let Some(verified) = verify_password(gate, password, login.password_hash).await else {
+        return Ok(SignIn::Busy);
+    };
+    if !verified {
+        attempt.failed();
         let locked = store.console_login_failed(&login.user.id, LOCK_AFTER, Millis(now.0 + LOCK_FOR_MS)).await?;
         if locked {
             tracing::warn!(user = %login.user.id, "console sign-in locked after {LOCK_AFTER} wrong passwords");
@@ -284,17 +401,60 @@ pub async fn sign_out(store: &Store, token: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    fn fail(limiter: &SignInLimiter, addr: &str, now: i64) -> bool {
+        limiter.attempt(addr.parse().unwrap(), Millis(now)).map(Attempt::failed).is_some()
+    }
+
     #[test]
     fn the_address_limit_resets_with_its_window() {
         let limiter = SignInLimiter::default();
-        let addr: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
         for _ in 0..ATTEMPTS_PER_ADDRESS {
-            assert!(limiter.allow(addr, Millis(0)));
+            assert!(fail(&limiter, "192.0.2.1", 0));
         }
-        assert!(!limiter.allow(addr, Millis(1)));
-        assert!(limiter.allow(other, Millis(1)), "another address has its own count");
-        assert!(limiter.allow(addr, Millis(ADDRESS_WINDOW_MS)));
+        assert!(!fail(&limiter, "192.0.2.1", 1));
+        assert!(fail(&limiter, "192.0.2.2", 1), "another address has its own count");
+        assert!(fail(&limiter, "192.0.2.1", ADDRESS_WINDOW_MS));
+    }
+
+    #[test]
+    fn only_failed_attempts_count() {
+        let limiter = SignInLimiter::default();
+        let addr: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..(3 * ATTEMPTS_PER_ADDRESS) {
+            // A success: the attempt ends without failing.
+            assert!(limiter.attempt(addr, Millis(0)).is_some(), "success {i} was refused");
+        }
+        // Attempts under way count, so a burst cannot overshoot the limit.
+        let under_way: Vec<_> = (0..ATTEMPTS_PER_ADDRESS).map(|_| limiter.attempt(addr, Millis(0)).unwrap()).collect();
+        assert!(limiter.attempt(addr, Millis(0)).is_none());
+        drop(under_way);
+        assert!(limiter.attempt(addr, Millis(0)).is_some());
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let limiter = SignInLimiter::default();
+        for i in 0..ATTEMPTS_PER_ADDRESS {
+            // Every failure from another address of one /64.
+            assert!(fail(&limiter, &format!("2001:db8:1:2::{:x}", i + 1), 0));
+        }
+        assert!(!fail(&limiter, "2001:db8:1:2:ffff:ffff:ffff:ffff", 0), "the same /64");
+        assert!(fail(&limiter, "2001:db8:1:3::1", 0), "the next /64 has its own count");
+        // An IPv4-mapped address counts as its IPv4 address.
+        for _ in 0..ATTEMPTS_PER_ADDRESS {
+            assert!(fail(&limiter, "192.0.2.9", 0));
+        }
+        assert!(!fail(&limiter, "::ffff:192.0.2.9", 0));
+    }
+
+    #[tokio::test]
+    async fn hashing_waits_for_a_turn_and_then_gives_up() {
+        let gate = HashGate::new(1, Duration::ZERO);
+        let turn = gate.enter().await.unwrap();
+        assert!(matches!(hash_password(&gate, Secret::new("correct horse battery")).await, Err(Error::RateLimited)));
+        assert_eq!(verify_password(&gate, Secret::new("x"), "not a hash".into()).await, None);
+        drop(turn);
+        assert!(hash_password(&gate, Secret::new("correct horse battery")).await.is_ok());
     }
 
     #[test]
@@ -308,11 +468,12 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_and_verify() {
-        let hash = hash_password(Secret::new("correct horse battery")).await.unwrap();
+        let gate = HashGate::default();
+        let hash = hash_password(&gate, Secret::new("correct horse battery")).await.unwrap();
         assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(verify_password(Secret::new("correct horse battery"), hash.clone()).await);
-        assert!(!verify_password(Secret::new("wrong horse battery"), hash).await);
-        assert!(!verify_password(Secret::new("x"), "not a hash".into()).await);
+        assert_eq!(verify_password(&gate, Secret::new("correct horse battery"), hash.clone()).await, Some(true));
+        assert_eq!(verify_password(&gate, Secret::new("wrong horse battery"), hash).await, Some(false));
+        assert_eq!(verify_password(&gate, Secret::new("x"), "not a hash".into()).await, Some(false));
     }
 
     #[test]

@@ -26,6 +26,7 @@ on_each_backend!(
     instance_smtp_settings_keep_the_password_write_only,
     policy_people_and_identities_change_through_the_domain,
     one_address_may_try_only_so_often,
+    successful_sign_ins_do_not_count_against_the_address,
     instance_admins_create_console_accounts,
 );
 
@@ -382,6 +383,7 @@ async fn passwords_never_reach_a_page_a_log_or_the_database(app: TestApp) {
     let canary = "canary-console-5d1f9e";
     herald::domain::console::create_user(
         &app.store,
+        app.state.hash_gate(),
         &herald::domain::Actor::cli(),
         "ops@example.com",
         canary,
@@ -614,6 +616,49 @@ async fn one_address_may_try_only_so_often(app: TestApp) {
     assert_eq!(res.status, 429, "the address is over its limit, whatever the account");
     app.clock.advance(Duration::from_secs(5 * 60));
     assert_eq!(v.sign_in("ops@example.com", PASSWORD).await.status, 303, "the window has passed");
+}
+
+async fn successful_sign_ins_do_not_count_against_the_address(app: TestApp) {
+    user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    // More than the address's limit, all from 127.0.0.1: never refused.
+    for i in 0..60 {
+        let res = Visitor::new(&app).sign_in("ops@example.com", PASSWORD).await;
+        assert_eq!(res.status, 303, "sign-in {i}: {}", res.text);
+    }
+    // Failures still count (each on another, unknown, account).
+    let mut v = Visitor::new(&app);
+    for i in 0..50 {
+        assert_eq!(v.sign_in(&format!("guess{i}@example.com"), "guess").await.status, 401, "attempt {i}");
+    }
+    assert_eq!(v.sign_in("ops@example.com", PASSWORD).await.status, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_beyond_the_hashing_limit_are_turned_away() {
+    let db = crate::support::TestDb::new(crate::support::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(crate::support::Backend::Sqlite, db, |c| {
+        c.console.hash_permits = 1;
+        c.console.hash_wait = Duration::ZERO;
+    })
+    .await;
+    user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    // Another sign-in holds the one turn to hash.
+    let turn = app.state.hash_gate().enter().await.unwrap();
+    let mut v = Visitor::new(&app);
+    let res = v.sign_in("ops@example.com", PASSWORD).await;
+    assert_eq!(res.status, 429, "{}", res.text);
+    assert_eq!(res.headers["retry-after"], "5");
+    assert!(res.content_type().starts_with("text/html"), "{}", res.content_type());
+    assert!(res.text.contains("Too many sign-ins at once"), "{}", res.text);
+    // Once the turn is free, the same sign-in goes through.
+    drop(turn);
+    assert_eq!(v.sign_in("ops@example.com", PASSWORD).await.status, 303);
+    // Creating an account is turned away the same way.
+    let _turn = app.state.hash_gate().enter().await.unwrap();
+    let res =
+        v.post("/console/users", &[("role", "instance"), ("email", "b@example.com"), ("password", PASSWORD)]).await;
+    assert_eq!(res.status, 429, "{}", res.text);
+    assert_eq!(res.headers["retry-after"], "5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -174,4 +176,81 @@ async fn cleartext_http2_with_prior_knowledge_is_served() {
     // HTTP/1.1 on the same port.
     let res = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(res.version(), reqwest::Version::HTTP_11);
+}
+
+/// How many `/openapi.json` a stalled reader asks for: more than the
+/// kernel's socket buffers (up to 4 MiB on the server's side) and hyper's
+/// write buffer can take, so the server's writes stop.
+const PIPELINED: usize = 48;
+
+/// A client with a small receive buffer that asks for `/openapi.json`
+/// (about 160 KB) [`PIPELINED`] times in one go and then never reads.
+async fn stalled_reader(app: &TestApp) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut conn = socket.connect(app.addr).await.unwrap();
+    let request = "GET /openapi.json HTTP/1.1\r\nHost: herald\r\n\r\n".repeat(PIPELINED);
+    conn.write_all(request.as_bytes()).await.unwrap();
+    conn
+}
+
+/// Reads until the peer closes; how many bytes it sent before.
+async fn count_to_close(stream: &mut TcpStream) -> usize {
+    let mut total = 0;
+    let read = tokio::time::timeout(EVENTUALLY, async {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server did not close the connection; it sent {total} bytes");
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
+    let app = app_with(|http| http.write_timeout = SHORT).await;
+    let one = reqwest::get(app.url("/openapi.json")).await.unwrap().bytes().await.unwrap().len();
+    let mut stalled = stalled_reader(&app).await;
+    // Time for the server to fill every buffer and give up; reading sooner
+    // would let its writes go on.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = count_to_close(&mut stalled).await;
+    assert!(got < one * PIPELINED, "cut off, not finished: {got} bytes");
+    // The server is fine.
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+}
+
+/// An HTTP/2 client that asks for `/healthz` with its stream window at 0,
+/// so the body can never be sent, while its connection task answers pings.
+/// The response is kept: dropping it would cancel the stream.
+async fn shut_window_client(app: &TestApp) -> (h2::client::SendRequest<Bytes>, h2::RecvStream) {
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
+    let (mut client, connection) =
+        h2::client::Builder::new().initial_window_size(0).handshake::<_, Bytes>(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let request = axum::http::Request::get(app.url("/healthz")).body(()).unwrap();
+    let (response, _) = client.send_request(request, true).unwrap();
+    // The head is not flow-controlled and arrives; the body stays behind.
+    let response = tokio::time::timeout(EVENTUALLY, response).await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    (client, response.into_body())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_with_a_shut_window_cannot_hold_the_cap() {
+    let app = app_with(|http| {
+        http.max_connections = 2;
+        http.write_timeout = SHORT;
+    })
+    .await;
+    let _held = [shut_window_client(&app).await, shut_window_client(&app).await];
+    // Both have a response in flight that cannot move; a new connection
+    // gets in once the write timeout closes one.
+    let healthz = tokio::time::timeout(EVENTUALLY, reqwest::get(app.url("/healthz"))).await;
+    assert_eq!(healthz.expect("served at the cap").unwrap().status(), 200);
 }

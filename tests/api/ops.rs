@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::TestApp;
+use crate::support::{Backend, TestApp};
 
 on_each_backend!(
     health_and_readiness,
@@ -167,4 +167,18 @@ async fn request_ids_are_assigned_and_kept(app: TestApp) {
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     let res = app.send(app.client.get(app.url("/healthz")).header("x-request-id", "abc-123")).await;
     assert_eq!(res.headers.get("x-request-id").unwrap(), "abc-123");
+}
+
+#[tokio::test]
+async fn unknown_methods_share_one_metrics_label() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let method = reqwest::Method::from_bytes(b"XYZ1").unwrap();
+    let res = app.send(app.client.request(method, app.url("/healthz"))).await;
+    assert_eq!(res.status, 405);
+    let text = app.send(app.client.get(app.url("/metrics"))).await.text;
+    assert!(!text.contains("XYZ1"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("herald_http_requests_total{") && l.contains(r#"method="other""#)),
+        "{text}"
+    );
 }

@@ -13,7 +13,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Creates a console account directly through the domain (as the CLI does).
 pub async fn user(app: &TestApp, email: &str, role: Role) -> ConsoleUser {
-    console::create_user(&app.store, &Actor::cli(), email, PASSWORD, role, app.clock.now()).await.unwrap()
+    let gate = app.state.hash_gate();
+    console::create_user(&app.store, gate, &Actor::cli(), email, PASSWORD, role, app.clock.now()).await.unwrap()
 }
 
 pub struct Visitor<'a> {
