@@ -266,9 +266,6 @@ pub async fn save(
     }
 }
 
-const STEPS: [Step; 7] =
-    [Step::Policy, Step::Connect, Step::Tls, Step::Auth, Step::Sender, Step::Recipient, Step::Data];
-
 fn step_name(step: Step) -> &'static str {
     match step {
         Step::Policy => "policy",
@@ -310,14 +307,13 @@ pub async fn test(
             context! { success => written, file => detail, steps => Vec::<Value>::new() }
         }
         TestOutcome::Smtp(report) => {
-            let steps: Vec<Value> = STEPS
-                .iter()
-                .filter(|s| report.passed.contains(s) || report.failed_step == Some(**s))
-                .map(|s| {
-                    let failed = report.failed_step == Some(*s);
-                    context! { name => step_name(*s), ok => !failed }
-                })
-                .collect();
+            // Each step that passed with the server's reply to it, then the
+            // one that failed with its reply.
+            let mut steps: Vec<Value> =
+                report.passed.iter().map(|(s, reply)| context! { name => step_name(*s), ok => true, reply }).collect();
+            if let Some(failed) = report.failed_step {
+                steps.push(context! { name => step_name(failed), ok => false, reply => &report.reply });
+            }
             context! {
                 success => report.failed_step.is_none(), steps, message => report.message,
                 reply => report.reply, failed => report.failed_step.map(step_name),

@@ -375,7 +375,7 @@ impl Mailer {
     /// for a delayed ACK) or implicit TLS, then STARTTLS if required (never
     /// falling back to clear text), then AUTH. A failure names its step;
     /// each step has [`MailerConfig::smtp_timeout`].
-    async fn open(&self, server: &SmtpServer, passed: &mut Vec<Step>) -> Result<AsyncSmtpConnection, Failure> {
+    async fn open(&self, server: &SmtpServer, passed: &mut Vec<Passed>) -> Result<AsyncSmtpConnection, Failure> {
         let hello = self.hello();
         let timeout = self.config.smtp_timeout;
         let params = match server.security {
@@ -416,7 +416,8 @@ impl Mailer {
             )
             .await?
         };
-        passed.push(Step::Connect);
+        // lettre keeps the greeting to itself; the EHLO reply names the server.
+        passed.push((Step::Connect, Some(format!("250 {}", conn.server_info().name()))));
         if server.security == Security::StartTls {
             if !conn.can_starttls() {
                 close(&mut conn, timeout).await;
@@ -428,18 +429,18 @@ impl Mailer {
             self.step(Step::Tls, "STARTTLS", conn.starttls(params, &hello)).await?;
         }
         if server.security != Security::Plain {
-            passed.push(Step::Tls);
+            passed.push((Step::Tls, None));
         }
         if let Some(creds) = credentials(server) {
-            if let Err(f) =
-                self.step(Step::Auth, "AUTH", conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)).await
-            {
-                if !f.timed_out() {
-                    close(&mut conn, timeout).await;
+            match self.step(Step::Auth, "AUTH", conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)).await {
+                Ok(reply) => passed.push((Step::Auth, Some(response_text(&reply)))),
+                Err(f) => {
+                    if !f.timed_out() {
+                        close(&mut conn, timeout).await;
+                    }
+                    return Err(f);
                 }
-                return Err(f);
             }
-            passed.push(Step::Auth);
         }
         Ok(conn)
     }
@@ -451,7 +452,7 @@ impl Mailer {
         &self,
         conn: &mut AsyncSmtpConnection,
         outgoing: &Outgoing,
-        passed: &mut Vec<Step>,
+        passed: &mut Vec<Passed>,
     ) -> Result<Response, Failure> {
         let result = async {
             let envelope = &outgoing.envelope;
@@ -476,15 +477,18 @@ impl Mailer {
                 }
                 options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
             }
-            self.step(Step::Sender, "MAIL FROM", conn.command(Mail::new(envelope.from().cloned(), options))).await?;
-            passed.push(Step::Sender);
+            let reply = self
+                .step(Step::Sender, "MAIL FROM", conn.command(Mail::new(envelope.from().cloned(), options)))
+                .await?;
+            passed.push((Step::Sender, Some(response_text(&reply))));
+            let mut last = None;
             for to in envelope.to() {
-                self.step(Step::Recipient, "RCPT TO", conn.command(Rcpt::new(to.clone(), vec![]))).await?;
+                last = Some(self.step(Step::Recipient, "RCPT TO", conn.command(Rcpt::new(to.clone(), vec![]))).await?);
             }
-            passed.push(Step::Recipient);
+            passed.push((Step::Recipient, last.as_ref().map(response_text)));
             self.step(Step::Data, "DATA", conn.command(Data)).await?;
             let response = self.step(Step::Data, "the end of the message", conn.message(&outgoing.bytes)).await?;
-            passed.push(Step::Data);
+            passed.push((Step::Data, Some(response_text(&response))));
             Ok(response)
         }
         .await;
@@ -581,16 +585,20 @@ pub struct TestReport {
     pub message: String,
     /// The server's last reply, when there was one.
     pub reply: Option<String>,
-    /// The steps that succeeded, in order.
-    pub passed: Vec<Step>,
+    /// The steps that succeeded, in order, each with the server's reply
+    /// where the SMTP library shows it (not for STARTTLS).
+    pub passed: Vec<Passed>,
 }
+
+/// A step that succeeded, and the server's reply to it.
+pub type Passed = (Step, Option<String>);
 
 impl Mailer {
     /// Sends one mail now, command by command, so a failure names its step.
     /// Uses a connection of its own, never a pooled one.
     pub async fn test_send(&self, server: &SmtpServer, parts: &MailParts<'_>) -> TestReport {
         let mut passed = Vec::new();
-        let fail = |step: Step, passed: Vec<Step>, message: String, reply: Option<String>| TestReport {
+        let fail = |step: Step, passed: Vec<Passed>, message: String, reply: Option<String>| TestReport {
             failed_step: Some(step),
             message,
             reply,
@@ -605,7 +613,7 @@ impl Mailer {
             };
             return fail(step, passed, refused.error_text(), None);
         }
-        passed.push(Step::Policy);
+        passed.push((Step::Policy, None));
         let outgoing = match build(parts, Some(server), &self.config.domain) {
             Ok(o) => o,
             Err(e) => return fail(Step::Data, passed, e, None),

@@ -270,6 +270,10 @@ async fn configure_test_watch_and_retry_delivery(app: TestApp) {
         assert!(res.text.contains(&format!("data-step=\"{step}\"")), "{step}: {}", res.text);
     }
     assert!(res.text.contains("The server accepted the test mail.") && res.text.contains("250"), "{}", res.text);
+    // Each step shows the server's reply to it (as the test server words them).
+    for reply in ["250 localhost", "2.1.0 ok", "2.1.5 ok", "queued as"] {
+        assert!(res.text.contains(reply), "{reply}: {}", res.text);
+    }
     server.wait_for(1).await;
 
     // Events through the API show up on the dashboard and in the log.

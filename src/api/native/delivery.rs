@@ -345,7 +345,7 @@ pub async fn smtp_test(
             failed_step: report.failed_step,
             message: report.message,
             smtp_response: report.reply,
-            steps: report.passed,
+            steps: report.passed.into_iter().map(|(step, _)| step).collect(),
             transport: "smtp".into(),
         },
     }))
