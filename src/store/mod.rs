@@ -312,6 +312,14 @@ mod tests {
         assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
         assert!(SQLITE_MIGRATIONS.iter().count() > 0);
     }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused_with_the_reason() {
+        for url in ["sqlite::memory:", "sqlite://file.db?mode=memory"] {
+            let err = Store::connect(url).await.expect_err("refused");
+            assert!(format!("{err:#}").contains("in-memory SQLite is not supported"), "{url}: {err:#}");
+        }
+    }
 }
 
 #[cfg(test)]

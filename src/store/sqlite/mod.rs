@@ -363,3 +363,126 @@ pub fn is_unique_violation(err: &rusqlite::Error) -> bool {
         if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> (Sqlite, std::path::PathBuf) {
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
+        (Sqlite::open(&path, 2).unwrap(), path)
+    }
+
+    fn insert(tx: &Tx<'_>, k: &str) -> anyhow::Result<()> {
+        tx.execute("INSERT INTO t (k) VALUES ($1)", &[&k])?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn queued_writes_commit_together_and_a_failing_one_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = open(&dir);
+        // Hold the writer until the next four writes are queued behind it.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let first = db.submit(move |_| Ok::<(), anyhow::Error>(hold.recv()?)).unwrap();
+        let a = db.submit(|tx| insert(tx, "a")).unwrap();
+        let b = db
+            .submit(|tx| -> anyhow::Result<()> {
+                insert(tx, "b")?;
+                anyhow::bail!("b fails after writing")
+            })
+            .unwrap();
+        let c = db
+            .submit(|tx| {
+                insert(tx, "c")?;
+                tx.discard();
+                Ok("c discarded")
+            })
+            .unwrap();
+        let d = db
+            .submit(move |tx| {
+                insert(tx, "d")?;
+                // Another connection sees only what is committed: nothing
+                // of this batch yet, so `a` was not committed on its own.
+                let outside: i64 = Connection::open(&path)?.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+                let inside: Vec<(String,)> = tx.all("SELECT k FROM t ORDER BY k", &[])?;
+                Ok((outside, inside))
+            })
+            .unwrap();
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        a.await.unwrap().unwrap();
+        assert!(b.await.unwrap().is_err());
+        assert_eq!(c.await.unwrap().unwrap(), "c discarded");
+        let (outside, inside) = d.await.unwrap().unwrap();
+        assert_eq!(outside, 0, "the batch commits once");
+        assert_eq!(inside, [("a".to_owned(),), ("d".to_owned(),)]);
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t ORDER BY k", &[]).unwrap();
+        assert_eq!(rows, [("a".to_owned(),), ("d".to_owned(),)]);
+    }
+
+    #[tokio::test]
+    async fn writes_commit_with_synchronous_full_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let (sync, mode) = db
+            .write(|tx| {
+                let (sync,): (i64,) = tx.optional("PRAGMA synchronous", &[])?.context("no row")?;
+                let (mode,): (String,) = tx.optional("PRAGMA journal_mode", &[])?.context("no row")?;
+                Ok((sync, mode))
+            })
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "FULL: a commit is fsynced before its caller hears of it");
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let err = db
+            .write(|tx| -> anyhow::Result<()> {
+                insert(tx, "x")?;
+                panic!("a bug in a write")
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        db.write(|tx| insert(tx, "y")).await.unwrap();
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t", &[]).unwrap();
+        assert_eq!(rows, [("y".to_owned(),)]);
+    }
+
+    #[tokio::test]
+    async fn parameters_bind_by_name_and_reads_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let diff: Option<(i64,)> = db.optional("SELECT $2 - $1", &[&1i64, &5i64]).unwrap();
+        assert_eq!(diff, Some((4,)));
+        assert!(db.all::<(String,)>("INSERT INTO t (k) VALUES ('r') RETURNING k", &[]).is_err());
+    }
+
+    /// How often SQLite re-planned `sql` after running it 20 times.
+    fn reprepares(sql: &'static str) -> i32 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (k TEXT, n BIGINT, PRIMARY KEY (k, n)); INSERT INTO t VALUES ('a', 1);")
+            .unwrap();
+        let db = Sqlite::open(&path, 1).unwrap();
+        for _ in 0..20 {
+            db.all::<(i64,)>(sql, &[&"a", &0i64, &10i64]).unwrap();
+        }
+        let conn = db.reader();
+        conn.prepare_cached(sql).unwrap().get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn a_bare_bound_limit_is_replanned_every_run_and_plus_zero_is_not() {
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3"), 20);
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3 + 0"), 0);
+    }
+}
