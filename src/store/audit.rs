@@ -30,7 +30,9 @@ pub(super) const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a
     FROM audit_log a JOIN instance i ON a.scope_id = i.id
     WHERE a.seq > $1 ORDER BY a.seq LIMIT $2 + 0";
 
-type AuditRow = (i64, i64, String, String, String, String, String);
+super::row! {
+    struct AuditRow { seq: i64, at: i64, actor: String, action: String, resource_type: String, resource_id: String, detail: String }
+}
 
 /// A page of audit records.
 pub type AuditPage = Vec<AuditRecord>;
@@ -95,7 +97,7 @@ impl Store {
         }
         .context("read the audit log")?;
         rows.into_iter()
-            .map(|(seq, at, actor, action, resource_type, resource_id, detail)| {
+            .map(|AuditRow { seq, at, actor, action, resource_type, resource_id, detail }| {
                 Ok(AuditRecord {
                     seq,
                     at: Millis(at),

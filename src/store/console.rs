@@ -56,8 +56,17 @@ fn user_from((id, org_id, email, created_at): UserRow) -> ConsoleUser {
     ConsoleUser { id, org: org_id.map(OrgId::from_db), email, created_at: Millis(created_at) }
 }
 
-/// `id, org_id, email, created_at, password_hash, failed_logins, locked_until`
-type LoginRow = (String, Option<String>, String, i64, String, i64, i64);
+super::row! {
+    struct LoginRow {
+        id: String,
+        org_id: Option<String>,
+        email: String,
+        created_at: i64,
+        password_hash: String,
+        failed_logins: i64,
+        locked_until: i64,
+    }
+}
 
 /// What inserting an account found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,11 +139,13 @@ impl Store {
 
     pub async fn console_login(&self, email_key: &str) -> anyhow::Result<Option<ConsoleLogin>> {
         let row: Option<LoginRow> = read_optional!(self, USER_BY_EMAIL, email_key).context("load console user")?;
-        Ok(row.map(|(id, org_id, email, created_at, password_hash, failed_logins, locked_until)| ConsoleLogin {
-            user: user_from((id, org_id, email, created_at)),
-            password_hash,
-            failed_logins,
-            locked_until: Millis(locked_until),
+        Ok(row.map(|LoginRow { id, org_id, email, created_at, password_hash, failed_logins, locked_until }| {
+            ConsoleLogin {
+                user: user_from((id, org_id, email, created_at)),
+                password_hash,
+                failed_logins,
+                locked_until: Millis(locked_until),
+            }
         }))
     }
 

@@ -80,14 +80,16 @@ pub(super) const INSERT_MEMBERSHIP: &str = "INSERT INTO user_departments (user_i
 pub(super) const CLEAR_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE user_id = $1";
 
 pub(super) type DepartmentRow = (String, String, bool, i64, i64);
-pub(super) type UserRow = (String, String, String, String, i64, i64);
+super::row! {
+    pub(super) struct UserRow { id: String, name: String, email: String, locale: String, created_at: i64, updated_at: i64 }
+}
 
 pub(super) fn department_from((id, name, enabled, created_at, total_users): DepartmentRow) -> Department {
     Department { id, name, enabled, created_at: Millis(created_at), total_users }
 }
 
 pub(super) fn user_from(
-    (id, name, email, locale, created_at, updated_at): UserRow,
+    UserRow { id, name, email, locale, created_at, updated_at }: UserRow,
     department_ids: Vec<String>,
 ) -> User {
     User { id, name, email, locale, department_ids, created_at: Millis(created_at), updated_at: Millis(updated_at) }
@@ -276,7 +278,7 @@ impl Store {
         let users = rows
             .into_iter()
             .map(|row| {
-                let ids = memberships.iter().filter(|(u, _)| *u == row.0).map(|(_, d)| d.clone()).collect();
+                let ids = memberships.iter().filter(|(u, _)| *u == row.id).map(|(_, d)| d.clone()).collect();
                 user_from(row, ids)
             })
             .collect();

@@ -125,7 +125,18 @@ impl TryFrom<&rusqlite::Row<'_>> for IdentityRow {
     }
 }
 
-type LinkRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
+super::row! {
+    struct LinkRow {
+        id: String,
+        org_id: String,
+        identity_id: String,
+        purpose: String,
+        created_at: i64,
+        expires_at: i64,
+        used_at: Option<i64>,
+        outcome: Option<String>,
+    }
+}
 
 pub(super) fn identity_from(row: IdentityRow) -> anyhow::Result<SenderIdentity> {
     let IdentityRow {
@@ -374,7 +385,7 @@ impl Store {
 
     pub async fn link(&self, id: &str) -> anyhow::Result<Option<Link>> {
         let row: Option<LinkRow> = read_optional!(self, LINK, id).context("load link")?;
-        row.map(|(id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)| {
+        row.map(|LinkRow { id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome }| {
             Ok(Link {
                 id,
                 org: OrgId::from_db(org_id),

@@ -86,6 +86,26 @@ impl fmt::Debug for Store {
     }
 }
 
+/// A row type with one mapper per driver, both by column name: sqlx's
+/// `FromRow` (PostgreSQL) and rusqlite's `TryFrom<&Row>` (SQLite). Named
+/// fields, so a swapped pair of columns is a decode error, never a quietly
+/// swapped value.
+macro_rules! row {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        $vis struct $name { $($field: $ty),* }
+
+        impl TryFrom<&rusqlite::Row<'_>> for $name {
+            type Error = rusqlite::Error;
+            fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok($name { $($field: r.get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use row;
+
 /// Runs a read returning at most one row, decoded as `T` (a tuple or a
 /// named row with a mapper per driver): on a SQLite read connection, or
 /// through sqlx on PostgreSQL. Binds must be types both drivers take
