@@ -3,6 +3,9 @@
 //! how many seconds, and the accept latency percentiles.
 //!
 //! `cargo run --release --example post_events -- URL TOKEN N C`
+//!
+//! With `BENCH_IDEMPOTENCY_KEYS=1` every event carries its own
+//! `Idempotency-Key`, as a careful client's do.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +22,7 @@ async fn main() {
     let c: usize = c.parse().unwrap_or(64);
     let body = r#"{"type":"message.send","data":{"to":"someone@example.com","subject":"Benchmark","text":"Hello from bench/delivery.","html":"<p>Hello from <b>bench/delivery</b>.</p>"}}"#;
     let client = reqwest::Client::builder().pool_max_idle_per_host(c).build().unwrap_or_default();
+    let keys = std::env::var("BENCH_IDEMPOTENCY_KEYS").is_ok_and(|v| v == "1");
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -29,13 +33,12 @@ async fn main() {
             let mut failed = 0usize;
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let t = Instant::now();
-                let res = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
+                let mut req =
+                    client.post(&url).bearer_auth(&token).header("content-type", "application/json").body(body);
+                if keys {
+                    req = req.header("idempotency-key", format!("bench-{}", uuid::Uuid::now_v7().simple()));
+                }
+                let res = req.send().await;
                 match res {
                     Ok(r) if r.status().as_u16() == 202 => {
                         let _ = r.bytes().await;

@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 
-use super::{Store, read_all, read_optional, with_pool};
+use super::{Db, Store, read_all, read_optional};
 use crate::clock::Millis;
 use crate::domain::audit::{AuditRecord, Scope};
 
@@ -17,71 +17,22 @@ pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log
     (scope_id, seq, at, actor, action, resource_type, resource_id, detail)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Advances the audit sequence of `$scope` (a `&Scope`) inside the open
-/// transaction `$tx` and evaluates to `(scope_id, seq)`. Taking the number
-/// first also takes the scope's row lock (PostgreSQL), which orders
-/// concurrent changes of one org. A macro, not a function, so it compiles
-/// against each backend's transaction type.
-macro_rules! bump_sequence {
-    ($tx:ident, $scope:expr) => {{
-        let bumped: Option<(String, i64)> = match $scope {
-            $crate::domain::audit::Scope::Org(org) => {
-                sqlx::query_as($crate::store::audit::BUMP_ORG_SEQ).bind(org.as_str()).fetch_optional(&mut *$tx).await
-            }
-            $crate::domain::audit::Scope::Instance => {
-                sqlx::query_as($crate::store::audit::BUMP_INSTANCE_SEQ).fetch_optional(&mut *$tx).await
-            }
-        }
-        .context("advance the audit sequence")?;
-        bumped.context("the audited org or instance does not exist")?
-    }};
-}
-
-/// Writes the audit row for `$entry` under the number `bump_sequence!` gave.
-macro_rules! insert_audit {
-    ($tx:ident, $scope_id:expr, $seq:expr, $entry:expr) => {{
-        let entry: &$crate::domain::audit::AuditEntry = $entry;
-        sqlx::query($crate::store::audit::INSERT_AUDIT)
-            .bind($scope_id)
-            .bind($seq)
-            .bind(entry.at.0)
-            .bind(entry.actor.as_str())
-            .bind(entry.action)
-            .bind(entry.resource_type)
-            .bind(&entry.resource_id)
-            .bind(entry.detail.to_string())
-            .execute(&mut *$tx)
-            .await
-            .context("write the audit row")?;
-    }};
-}
-
-/// Appends `$entry` (an `&AuditEntry`) to its scope's log inside `$tx` and
-/// evaluates to the new sequence number.
-macro_rules! append_audit {
-    ($tx:ident, $entry:expr) => {{
-        let entry: &$crate::domain::audit::AuditEntry = $entry;
-        let (scope_id, seq) = $crate::store::audit::bump_sequence!($tx, &entry.scope);
-        $crate::store::audit::insert_audit!($tx, &scope_id, seq, entry);
-        seq
-    }};
-}
-pub(crate) use {append_audit, bump_sequence, insert_audit};
-
-const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
-const KEY_CHECK: &str = "SELECT key_check FROM instance WHERE singleton = 1";
-const SET_KEY_CHECK: &str = "UPDATE instance SET key_check = $1 WHERE singleton = 1 AND key_check IS NULL";
-const INSERT_INSTANCE: &str =
+pub(super) const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
+pub(super) const KEY_CHECK: &str = "SELECT key_check FROM instance WHERE singleton = 1";
+pub(super) const SET_KEY_CHECK: &str = "UPDATE instance SET key_check = $1 WHERE singleton = 1 AND key_check IS NULL";
+pub(super) const INSERT_INSTANCE: &str =
     "INSERT INTO instance (singleton, id, seq, created_at) VALUES (1, $1, 0, $2) ON CONFLICT (singleton) DO NOTHING";
 // `LIMIT $n + 0`, not `LIMIT $n`: SQLite (built with STAT4, as sqlx bundles
 // it) re-plans a statement with a bare bound LIMIT on every execution.
-const PAGE_ORG: &str = "SELECT seq, at, actor, action, resource_type, resource_id, detail FROM audit_log
+pub(super) const PAGE_ORG: &str = "SELECT seq, at, actor, action, resource_type, resource_id, detail FROM audit_log
     WHERE scope_id = $1 AND seq > $2 ORDER BY seq LIMIT $3 + 0";
-const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a.resource_type, a.resource_id, a.detail
+pub(super) const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a.resource_type, a.resource_id, a.detail
     FROM audit_log a JOIN instance i ON a.scope_id = i.id
     WHERE a.seq > $1 ORDER BY a.seq LIMIT $2 + 0";
 
-type AuditRow = (i64, i64, String, String, String, String, String);
+super::row! {
+    struct AuditRow { seq: i64, at: i64, actor: String, action: String, resource_type: String, resource_id: String, detail: String }
+}
 
 /// A page of audit records.
 pub type AuditPage = Vec<AuditRecord>;
@@ -90,8 +41,20 @@ impl Store {
     /// The instance id, created on first start. Stable for the database's life.
     pub async fn ensure_instance(&self, now: Millis) -> anyhow::Result<String> {
         let fresh = uuid::Uuid::now_v7().to_string();
-        with_pool!(self, |p| sqlx::query(INSERT_INSTANCE).bind(&fresh).bind(now.0).execute(p).await.map(drop))
-            .context("create the instance row")?;
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.write(move |tx| tx.execute(INSERT_INSTANCE, &[&fresh, &now.0]).context("create the instance row"))
+                    .await?;
+            }
+            Db::Postgres(p) => {
+                sqlx::query(INSERT_INSTANCE)
+                    .bind(&fresh)
+                    .bind(now.0)
+                    .execute(p)
+                    .await
+                    .context("create the instance row")?;
+            }
+        }
         self.ensure_default_policy().await?;
         self.instance_id().await
     }
@@ -104,8 +67,16 @@ impl Store {
 
     /// Stores the key-check value unless one is already there.
     pub async fn set_key_check(&self, check: &[u8]) -> anyhow::Result<()> {
-        with_pool!(self, |p| sqlx::query(SET_KEY_CHECK).bind(check).execute(p).await.map(drop))
-            .context("write the key check")
+        match &self.db {
+            Db::Sqlite(db) => {
+                let check = check.to_vec();
+                db.write(move |tx| tx.execute(SET_KEY_CHECK, &[&check]).context("write the key check")).await?;
+            }
+            Db::Postgres(p) => {
+                sqlx::query(SET_KEY_CHECK).bind(check).execute(p).await.context("write the key check")?;
+            }
+        }
+        Ok(())
     }
 
     /// The instance id (read once, then remembered: it never changes).
@@ -126,7 +97,7 @@ impl Store {
         }
         .context("read the audit log")?;
         rows.into_iter()
-            .map(|(seq, at, actor, action, resource_type, resource_id, detail)| {
+            .map(|AuditRow { seq, at, actor, action, resource_type, resource_id, detail }| {
                 Ok(AuditRecord {
                     seq,
                     at: Millis(at),

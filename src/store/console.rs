@@ -3,34 +3,35 @@
 
 use anyhow::Context;
 
-use super::audit::append_audit;
-use super::{BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
+use super::postgres::is_unique_violation;
+use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::console::ConsoleUser;
 
-const INSERT_USER: &str = "INSERT INTO console_users
+pub(super) const INSERT_USER: &str = "INSERT INTO console_users
     (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
     VALUES ($1, $2, $3, $4, $5, 0, 0, $6)";
 // The first account, made from the bootstrap admin token: only while there is none.
-const INSERT_FIRST_USER: &str = "INSERT INTO console_users
+pub(super) const INSERT_FIRST_USER: &str = "INSERT INTO console_users
     (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
     SELECT $1, NULL, $2, $3, $4, 0, 0, $5 WHERE NOT EXISTS (SELECT 1 FROM console_users)";
-const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
-const USER_BY_EMAIL: &str = "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
+pub(super) const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
+pub(super) const USER_BY_EMAIL: &str =
+    "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
     FROM console_users WHERE email_key = $1";
-const FAILED_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1
+pub(super) const FAILED_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1
     RETURNING failed_logins";
-const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
-const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
-const INSERT_SESSION: &str =
+pub(super) const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
+pub(super) const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
+pub(super) const INSERT_SESSION: &str =
     "INSERT INTO console_sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $1";
-const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
+pub(super) const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $1";
+pub(super) const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
     JOIN console_users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
-const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
-const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
+pub(super) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
+pub(super) const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
 
 /// A console account as sign-in needs it.
 #[derive(Clone)]
@@ -55,8 +56,17 @@ fn user_from((id, org_id, email, created_at): UserRow) -> ConsoleUser {
     ConsoleUser { id, org: org_id.map(OrgId::from_db), email, created_at: Millis(created_at) }
 }
 
-/// `id, org_id, email, created_at, password_hash, failed_logins, locked_until`
-type LoginRow = (String, Option<String>, String, i64, String, i64, i64);
+super::row! {
+    struct LoginRow {
+        id: String,
+        org_id: Option<String>,
+        email: String,
+        created_at: i64,
+        password_hash: String,
+        failed_logins: i64,
+        locked_until: i64,
+    }
+}
 
 /// What inserting an account found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,38 +88,48 @@ impl Store {
         first: bool,
         audit: &AuditEntry,
     ) -> anyhow::Result<UserInsert> {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            append_audit!(tx, audit);
-            let inserted = if first {
-                sqlx::query(INSERT_FIRST_USER)
-                    .bind(&user.id)
-                    .bind(&user.email)
-                    .bind(email_key)
-                    .bind(password_hash)
-                    .bind(user.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-            } else {
-                sqlx::query(INSERT_USER)
-                    .bind(&user.id)
-                    .bind(user.org.as_ref().map(OrgId::as_str))
-                    .bind(&user.email)
-                    .bind(email_key)
-                    .bind(password_hash)
-                    .bind(user.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-            };
-            match inserted {
-                Ok(done) if done.rows_affected() == 0 => return Ok(UserInsert::NotFirst),
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Ok(UserInsert::Duplicate),
-                Err(e) => return Err(anyhow::Error::new(e).context("insert console user")),
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (user, email_key, password_hash, audit) =
+                    (user.clone(), email_key.to_owned(), password_hash.to_owned(), audit.clone());
+                db.write(move |tx| {
+                    sqlite::settings::insert_console_user(tx, &user, &email_key, &password_hash, first, &audit)
+                })
+                .await
             }
-            tx.commit().await.context("commit console user")?;
-            Ok(UserInsert::Done)
-        })
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                postgres::append_audit(&mut tx, audit).await?;
+                let inserted = if first {
+                    sqlx::query(INSERT_FIRST_USER)
+                        .bind(&user.id)
+                        .bind(&user.email)
+                        .bind(email_key)
+                        .bind(password_hash)
+                        .bind(user.created_at.0)
+                        .execute(&mut *tx)
+                        .await
+                } else {
+                    sqlx::query(INSERT_USER)
+                        .bind(&user.id)
+                        .bind(user.org.as_ref().map(OrgId::as_str))
+                        .bind(&user.email)
+                        .bind(email_key)
+                        .bind(password_hash)
+                        .bind(user.created_at.0)
+                        .execute(&mut *tx)
+                        .await
+                };
+                match inserted {
+                    Ok(done) if done.rows_affected() == 0 => return Ok(UserInsert::NotFirst),
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Ok(UserInsert::Duplicate),
+                    Err(e) => return Err(anyhow::Error::new(e).context("insert console user")),
+                }
+                tx.commit().await.context("commit console user")?;
+                Ok(UserInsert::Done)
+            }
+        }
     }
 
     pub async fn console_user_exists(&self) -> anyhow::Result<bool> {
@@ -119,28 +139,36 @@ impl Store {
 
     pub async fn console_login(&self, email_key: &str) -> anyhow::Result<Option<ConsoleLogin>> {
         let row: Option<LoginRow> = read_optional!(self, USER_BY_EMAIL, email_key).context("load console user")?;
-        Ok(row.map(|(id, org_id, email, created_at, password_hash, failed_logins, locked_until)| ConsoleLogin {
-            user: user_from((id, org_id, email, created_at)),
-            password_hash,
-            failed_logins,
-            locked_until: Millis(locked_until),
+        Ok(row.map(|LoginRow { id, org_id, email, created_at, password_hash, failed_logins, locked_until }| {
+            ConsoleLogin {
+                user: user_from((id, org_id, email, created_at)),
+                password_hash,
+                failed_logins,
+                locked_until: Millis(locked_until),
+            }
         }))
     }
 
     /// Counts a wrong password; at `limit` in a row, locks sign-in until
     /// `lock_until` and starts counting again. True when it locked.
     pub async fn console_login_failed(&self, id: &str, limit: i64, lock_until: Millis) -> anyhow::Result<bool> {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let (count,): (i64,) =
-                sqlx::query_as(FAILED_LOGIN).bind(id).fetch_one(&mut *tx).await.context("count failed sign-in")?;
-            let locked = count >= limit;
-            if locked {
-                sqlx::query(LOCK).bind(id).bind(lock_until.0).execute(&mut *tx).await.context("lock sign-in")?;
+        match &self.db {
+            Db::Sqlite(db) => {
+                let id = id.to_owned();
+                db.write(move |tx| sqlite::settings::console_login_failed(tx, &id, limit, lock_until)).await
             }
-            tx.commit().await.context("commit failed sign-in")?;
-            Ok(locked)
-        })
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let (count,): (i64,) =
+                    sqlx::query_as(FAILED_LOGIN).bind(id).fetch_one(&mut *tx).await.context("count failed sign-in")?;
+                let locked = count >= limit;
+                if locked {
+                    sqlx::query(LOCK).bind(id).bind(lock_until.0).execute(&mut *tx).await.context("lock sign-in")?;
+                }
+                tx.commit().await.context("commit failed sign-in")?;
+                Ok(locked)
+            }
+        }
     }
 
     /// Starts a session (and drops expired ones, of anyone).
@@ -151,20 +179,27 @@ impl Store {
         now: Millis,
         expires_at: Millis,
     ) -> anyhow::Result<()> {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            sqlx::query(GOOD_LOGIN).bind(user_id).execute(&mut *tx).await.context("reset failed sign-ins")?;
-            sqlx::query(PURGE_SESSIONS).bind(now.0).execute(&mut *tx).await.context("purge sessions")?;
-            sqlx::query(INSERT_SESSION)
-                .bind(digest)
-                .bind(user_id)
-                .bind(now.0)
-                .bind(expires_at.0)
-                .execute(&mut *tx)
-                .await
-                .context("insert session")?;
-            tx.commit().await.context("commit session")
-        })
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (digest, user_id) = (digest.to_owned(), user_id.to_owned());
+                db.write(move |tx| sqlite::settings::insert_console_session(tx, &digest, &user_id, now, expires_at))
+                    .await
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                sqlx::query(GOOD_LOGIN).bind(user_id).execute(&mut *tx).await.context("reset failed sign-ins")?;
+                sqlx::query(PURGE_SESSIONS).bind(now.0).execute(&mut *tx).await.context("purge sessions")?;
+                sqlx::query(INSERT_SESSION)
+                    .bind(digest)
+                    .bind(user_id)
+                    .bind(now.0)
+                    .bind(expires_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert session")?;
+                tx.commit().await.context("commit session")
+            }
+        }
     }
 
     /// The account of a live session.
@@ -180,7 +215,14 @@ impl Store {
     }
 
     pub async fn delete_console_session(&self, digest: &str) -> anyhow::Result<()> {
-        with_pool!(self, |p| sqlx::query(DELETE_SESSION).bind(digest).execute(p).await.map(drop))
-            .context("delete session")
+        match &self.db {
+            Db::Sqlite(db) => {
+                let digest = digest.to_owned();
+                db.write(move |tx| sqlite::settings::delete_console_session(tx, &digest)).await
+            }
+            Db::Postgres(p) => {
+                sqlx::query(DELETE_SESSION).bind(digest).execute(p).await.map(drop).context("delete session")
+            }
+        }
     }
 }

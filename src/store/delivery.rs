@@ -8,9 +8,7 @@
 
 use anyhow::Context;
 
-use super::audit::append_audit;
-use super::reader::Tx;
-use super::{BeginWrite, Store, read_all, read_optional, with_pool};
+use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -26,147 +24,192 @@ pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11, $12)";
 pub(super) const INSERT_OUTBOX: &str =
     "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
-const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
+pub(super) const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
 
-/// Writes `$event` (a `&NewEvent`), its notifications and their outbox rows
-/// inside the open sqlx transaction `$tx`. The hot path of `POST /v1/events`
-/// has faster forms per backend (below); this one serves the writes that
-/// queue a mail together with another change (the approval flow, §7).
-macro_rules! insert_event_rows {
-    ($tx:ident, $event:expr) => {{
-        let e: &$crate::domain::delivery::NewEvent = $event;
-        sqlx::query($crate::store::delivery::INSERT_EVENT)
-            .bind(&e.id)
-            .bind(e.org.as_str())
-            .bind(&e.kind)
-            .bind(e.suppressed.as_deref())
-            .bind(e.created_at.0)
-            .execute(&mut *$tx)
-            .await
-            .context("insert event")?;
-        for n in &e.notifications {
-            sqlx::query($crate::store::delivery::INSERT_NOTIFICATION)
-                .bind(&n.id)
-                .bind(e.org.as_str())
-                .bind(&e.id)
-                .bind(&e.kind)
-                .bind(&n.to_addr)
-                .bind(n.to_name.as_deref())
-                .bind(&n.subject)
-                .bind(&n.body_text)
-                .bind(n.body_html.as_deref())
-                .bind(&n.locale)
-                .bind(e.created_at.0)
-                .bind(n.attachments.as_deref())
-                .execute(&mut *$tx)
-                .await
-                .context("insert notification")?;
-            sqlx::query($crate::store::delivery::INSERT_OUTBOX)
-                .bind(&n.id)
-                .bind(e.org.as_str())
-                .bind(e.created_at.0)
-                .execute(&mut *$tx)
-                .await
-                .context("insert outbox row")?;
-        }
-    }};
-}
-pub(crate) use insert_event_rows;
-
-const CLAIM_KEY: &str =
+pub(super) const CLAIM_KEY: &str =
     "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
     VALUES ($1, $2, $3, NULL, $4, $5) ON CONFLICT (org_id, idem_key) DO NOTHING";
-const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_until FROM idempotency_keys
+pub(super) const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_until FROM idempotency_keys
     WHERE org_id = $1 AND idem_key = $2";
-const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
+pub(super) const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
     claimed_until = $5 WHERE org_id = $1 AND idem_key = $2";
-const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
-const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+pub(super) const RELEASE_KEY: &str =
+    "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
+pub(super) const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
 
 // The claim: the oldest due rows, leased in one statement. PostgreSQL skips
 // rows another worker is claiming at this moment; SQLite has one writer.
-const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+pub(super) const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
     SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4
     FOR UPDATE SKIP LOCKED)";
-const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+pub(super) const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
     SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
-const MARK_SENDING: &str = "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
+pub(super) const MARK_SENDING: &str =
+    "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
     WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
-const CLAIMED: &str = "SELECT n.id, n.org_id, n.kind, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html,
+pub(super) const CLAIMED: &str =
+    "SELECT n.id, n.org_id, n.kind, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html,
     n.attachments, n.attempts, o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id
     WHERE o.lease_id = $1";
 
-const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
-const RETRY_OUTBOX: &str =
+pub(super) const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
+pub(super) const RETRY_OUTBOX: &str =
     "UPDATE outbox SET available_at = $3, lease_id = NULL WHERE notification_id = $1 AND lease_id = $2";
-const SET_RESULT: &str = "UPDATE notifications SET status = $2, last_error = $3, smtp_response = $4, updated_at = $5,
+pub(super) const SET_RESULT: &str =
+    "UPDATE notifications SET status = $2, last_error = $3, smtp_response = $4, updated_at = $5,
     sent_at = $6 WHERE id = $1";
-const INSERT_ATTEMPT: &str =
+pub(super) const INSERT_ATTEMPT: &str =
     "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO NOTHING";
 
 #[cfg(test)]
-const NOTIFICATION_COLUMNS: &str = "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+pub(super) const NOTIFICATION_COLUMNS: &str =
+    "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
     smtp_response, created_at, updated_at, sent_at";
-const NOTIFICATION: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+pub(super) const NOTIFICATION: &str =
+    "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
     smtp_response, created_at, updated_at, sent_at FROM notifications WHERE org_id = $1 AND id = $2";
-const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+pub(super) const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
     smtp_response, created_at, updated_at, sent_at FROM notifications
     WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3 + 0";
-const PAGE_BY_STATUS: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+pub(super) const PAGE_BY_STATUS: &str =
+    "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
     smtp_response, created_at, updated_at, sent_at FROM notifications
     WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
-const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
+pub(super) const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
     WHERE notification_id = $1 ORDER BY attempt";
-const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
-const REQUEUE: &str = "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
+pub(super) const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
+pub(super) const REQUEUE: &str =
+    "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
     AND status = 'dead'";
-const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
+pub(super) const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
 
-const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
-const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
+pub(super) const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
+pub(super) const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
 
-pub(super) type NotificationRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-);
+/// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(super) struct NotificationRow {
+    id: String,
+    event_id: String,
+    kind: String,
+    to_addr: String,
+    subject: String,
+    locale: String,
+    status: String,
+    attempts: i64,
+    last_error: Option<String>,
+    smtp_response: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for NotificationRow {
+    type Error = rusqlite::Error;
+    fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(NotificationRow {
+            id: r.get("id")?,
+            event_id: r.get("event_id")?,
+            kind: r.get("kind")?,
+            to_addr: r.get("to_addr")?,
+            subject: r.get("subject")?,
+            locale: r.get("locale")?,
+            status: r.get("status")?,
+            attempts: r.get("attempts")?,
+            last_error: r.get("last_error")?,
+            smtp_response: r.get("smtp_response")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            sent_at: r.get("sent_at")?,
+        })
+    }
+}
+
 type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
-type ClaimedRow =
-    (String, String, String, String, Option<String>, String, String, Option<String>, Option<String>, i64, i64);
+
+/// A leased notification as a worker sends it (`CLAIMED`).
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedRow {
+    id: String,
+    org_id: String,
+    kind: String,
+    to_addr: String,
+    to_name: Option<String>,
+    subject: String,
+    body_text: String,
+    body_html: Option<String>,
+    attachments: Option<String>,
+    attempts: i64,
+    queued_at: i64,
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for ClaimedRow {
+    type Error = rusqlite::Error;
+    fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(ClaimedRow {
+            id: r.get("id")?,
+            org_id: r.get("org_id")?,
+            kind: r.get("kind")?,
+            to_addr: r.get("to_addr")?,
+            to_name: r.get("to_name")?,
+            subject: r.get("subject")?,
+            body_text: r.get("body_text")?,
+            body_html: r.get("body_html")?,
+            attachments: r.get("attachments")?,
+            attempts: r.get("attempts")?,
+            queued_at: r.get("queued_at")?,
+        })
+    }
+}
 
 pub(super) fn notification_from(row: NotificationRow) -> anyhow::Result<Notification> {
-    let (id, event_id, kind, to, subject, locale, status, attempts, last_error, smtp_response, created, updated, sent) =
-        row;
+    let NotificationRow {
+        id,
+        event_id,
+        kind,
+        to_addr,
+        subject,
+        locale,
+        status,
+        attempts,
+        last_error,
+        smtp_response,
+        created_at,
+        updated_at,
+        sent_at,
+    } = row;
     Ok(Notification {
         id,
         event_id,
         kind,
-        to,
+        to: to_addr,
         subject,
         locale,
         status: Status::parse(&status).with_context(|| format!("unknown notification status {status:?}"))?,
         attempts,
         last_error,
         smtp_response,
-        created_at: Millis(created),
-        updated_at: Millis(updated),
-        sent_at: sent.map(Millis),
+        created_at: Millis(created_at),
+        updated_at: Millis(updated_at),
+        sent_at: sent_at.map(Millis),
     })
 }
 
 fn claimed_from(row: ClaimedRow) -> Claimed {
-    let (id, org_id, kind, to_addr, to_name, subject, body_text, body_html, attachments, attempt, queued_at) = row;
+    let ClaimedRow {
+        id,
+        org_id,
+        kind,
+        to_addr,
+        to_name,
+        subject,
+        body_text,
+        body_html,
+        attachments,
+        attempts,
+        queued_at,
+    } = row;
     Claimed {
         id,
         org: OrgId::from_db(org_id),
@@ -177,25 +220,20 @@ fn claimed_from(row: ClaimedRow) -> Claimed {
         body_text,
         body_html,
         attachments,
-        attempt,
+        attempt: attempts,
         queued_at: Millis(queued_at),
     }
 }
 
-/// Runs blocking SQLite work off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(f).await.context("a database task failed")?
-}
-
 /// What a send's outcome writes.
-struct ResultRow<'a> {
-    status: Status,
-    error: Option<&'a str>,
-    response: Option<&'a str>,
-    next: Option<Millis>,
+pub(super) struct ResultRow<'a> {
+    pub status: Status,
+    pub error: Option<&'a str>,
+    pub response: Option<&'a str>,
+    pub next: Option<Millis>,
 }
 
-fn result_of(outcome: &Outcome) -> ResultRow<'_> {
+pub(super) fn result_of(outcome: &Outcome) -> ResultRow<'_> {
     match outcome {
         Outcome::Sent { response } => {
             ResultRow { status: Status::Sent, error: None, response: Some(response.as_str()), next: None }
@@ -212,41 +250,10 @@ fn result_of(outcome: &Outcome) -> ResultRow<'_> {
     }
 }
 
-fn sqlite_insert_events(tx: &Tx<'_>, writes: &[(NewEvent, Option<(String, String)>)]) -> anyhow::Result<()> {
-    for (e, idempotency) in writes {
-        let org = e.org.as_str();
-        tx.execute(INSERT_EVENT, &[&e.id, &org, &e.kind, &e.suppressed, &e.created_at.0])?;
-        for n in &e.notifications {
-            tx.execute(
-                INSERT_NOTIFICATION,
-                &[
-                    &n.id,
-                    &org,
-                    &e.id,
-                    &e.kind,
-                    &n.to_addr,
-                    &n.to_name,
-                    &n.subject,
-                    &n.body_text,
-                    &n.body_html,
-                    &n.locale,
-                    &e.created_at.0,
-                    &n.attachments,
-                ],
-            )?;
-            tx.execute(INSERT_OUTBOX, &[&n.id, &org, &e.created_at.0])?;
-        }
-        if let Some((key, response)) = idempotency {
-            tx.execute(STORE_RESPONSE, &[&org, key, response])?;
-        }
-    }
-    Ok(())
-}
-
 // PostgreSQL: a whole group commit in four statements, one array per column.
-const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at)
+pub(super) const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at)
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
-const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
+pub(super) const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
     (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
      created_at, updated_at, attachments)
     SELECT id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, 'queued', 0,
@@ -255,15 +262,16 @@ const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
                 $9::text[], $10::text[], $11::bigint[], $12::text[])
       AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at,
            attachments)";
-const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
+pub(super) const PG_INSERT_OUTBOX: &str =
+    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
     SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
-const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
+pub(super) const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";
 
 // PostgreSQL: a chunk of results in one statement. The outbox row moves
 // (retry) or leaves (sent, dead) only while the lease is ours; every attempt
 // is kept; the notification changes only where the outbox row did.
-const PG_FINISH: &str = "WITH r AS (
+pub(super) const PG_FINISH: &str = "WITH r AS (
         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
           AS r(id, status, error, response, attempt, next_at)
     ), retried AS (
@@ -426,35 +434,15 @@ impl Store {
         now: Millis,
         claim_until: Millis,
     ) -> anyhow::Result<IdempotencyClaim> {
-        let _writer = self.sqlite_writer().await;
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let inserted = sqlx::query(CLAIM_KEY)
-                .bind(org.as_str())
-                .bind(key)
-                .bind(hash)
-                .bind(now.0)
-                .bind(claim_until.0)
-                .execute(&mut *tx)
-                .await
-                .context("claim idempotency key")?;
-            if inserted.rows_affected() == 1 {
-                tx.commit().await.context("commit key claim")?;
-                return Ok(IdempotencyClaim::Claimed);
-            }
-            let (stored_hash, response, created_at, claimed_until): (String, Option<String>, i64, i64) =
-                sqlx::query_as(READ_KEY)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .fetch_one(&mut *tx)
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, key, hash) = (org.clone(), key.to_owned(), hash.to_owned());
+                db.write(move |tx| sqlite::delivery::claim_idempotency_key(tx, &org, &key, &hash, now, claim_until))
                     .await
-                    .context("read idempotency key")?;
-            let expired = created_at <= now.0 - IDEMPOTENCY_WINDOW_MS;
-            // An abandoned claim (its process died before the event was
-            // written) is taken over once its claim time has passed.
-            let abandoned = response.is_none() && claimed_until <= now.0 && stored_hash == hash;
-            let outcome = if expired || abandoned {
-                sqlx::query(RECLAIM_KEY)
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let inserted = sqlx::query(CLAIM_KEY)
                     .bind(org.as_str())
                     .bind(key)
                     .bind(hash)
@@ -462,64 +450,90 @@ impl Store {
                     .bind(claim_until.0)
                     .execute(&mut *tx)
                     .await
-                    .context("reclaim idempotency key")?;
-                IdempotencyClaim::Claimed
-            } else if stored_hash != hash {
-                IdempotencyClaim::OtherBody
-            } else {
-                match response {
-                    Some(body) => IdempotencyClaim::Replay(body),
-                    None => IdempotencyClaim::InFlight,
+                    .context("claim idempotency key")?;
+                if inserted.rows_affected() == 1 {
+                    tx.commit().await.context("commit key claim")?;
+                    return Ok(IdempotencyClaim::Claimed);
                 }
-            };
-            tx.commit().await.context("commit key claim")?;
-            Ok(outcome)
-        })
+                let (stored_hash, response, created_at, claimed_until): (String, Option<String>, i64, i64) =
+                    sqlx::query_as(READ_KEY)
+                        .bind(org.as_str())
+                        .bind(key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .context("read idempotency key")?;
+                let expired = created_at <= now.0 - IDEMPOTENCY_WINDOW_MS;
+                // An abandoned claim (its process died before the event was
+                // written) is taken over once its claim time has passed.
+                let abandoned = response.is_none() && claimed_until <= now.0 && stored_hash == hash;
+                let outcome = if expired || abandoned {
+                    sqlx::query(RECLAIM_KEY)
+                        .bind(org.as_str())
+                        .bind(key)
+                        .bind(hash)
+                        .bind(now.0)
+                        .bind(claim_until.0)
+                        .execute(&mut *tx)
+                        .await
+                        .context("reclaim idempotency key")?;
+                    IdempotencyClaim::Claimed
+                } else if stored_hash != hash {
+                    IdempotencyClaim::OtherBody
+                } else {
+                    match response {
+                        Some(body) => IdempotencyClaim::Replay(body),
+                        None => IdempotencyClaim::InFlight,
+                    }
+                };
+                tx.commit().await.context("commit key claim")?;
+                Ok(outcome)
+            }
+        }
     }
 
     /// Gives up a claimed key whose event was not written.
     pub async fn release_idempotency_key(&self, org: &OrgId, key: &str) -> anyhow::Result<()> {
-        with_pool!(self, |p| sqlx::query(RELEASE_KEY).bind(org.as_str()).bind(key).execute(p).await.map(drop))
-            .context("release idempotency key")
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, key) = (org.clone(), key.to_owned());
+                db.write(move |tx| sqlite::delivery::release_idempotency_key(tx, &org, &key)).await
+            }
+            Db::Postgres(p) => sqlx::query(RELEASE_KEY)
+                .bind(org.as_str())
+                .bind(key)
+                .execute(p)
+                .await
+                .map(drop)
+                .context("release idempotency key"),
+        }
     }
 
     /// Forgets keys older than `before`.
     pub async fn purge_idempotency_keys(&self, before: Millis) -> anyhow::Result<u64> {
-        with_pool!(self, |p| sqlx::query(PURGE_KEYS).bind(before.0).execute(p).await.map(|r| r.rows_affected()))
-            .context("purge idempotency keys")
+        match &self.db {
+            Db::Sqlite(db) => db.write(move |tx| sqlite::delivery::purge_idempotency_keys(tx, before)).await,
+            Db::Postgres(p) => sqlx::query(PURGE_KEYS)
+                .bind(before.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+                .context("purge idempotency keys"),
+        }
     }
 
     /// Writes events, their notifications and outbox rows, and the stored
     /// responses of their idempotency keys, all in one transaction.
     pub async fn insert_events(&self, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
-        let _writer = self.sqlite_writer().await;
-        if let Some(reader) = self.reader.clone() {
-            let owned: Vec<(NewEvent, Option<(String, String)>)> = writes
-                .iter()
-                .map(|w| (w.event.clone(), w.idempotency.map(|(k, r)| (k.to_owned(), r.to_owned()))))
-                .collect();
-            return blocking(move || reader.write(|tx| sqlite_insert_events(tx, &owned))).await;
-        }
-        if let super::Db::Postgres(pool) = &self.db {
-            return pg_insert_events(pool, writes).await;
-        }
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            for write in writes {
-                insert_event_rows!(tx, write.event);
-                if let Some((key, response)) = write.idempotency {
-                    sqlx::query(STORE_RESPONSE)
-                        .bind(write.event.org.as_str())
-                        .bind(key)
-                        .bind(response)
-                        .execute(&mut *tx)
-                        .await
-                        .context("store idempotent response")?;
-                }
+        match &self.db {
+            Db::Sqlite(db) => {
+                let owned: Vec<(NewEvent, Option<(String, String)>)> = writes
+                    .iter()
+                    .map(|w| (w.event.clone(), w.idempotency.map(|(k, r)| (k.to_owned(), r.to_owned()))))
+                    .collect();
+                db.write(move |tx| sqlite::delivery::insert_events(tx, &owned)).await
             }
-            tx.commit().await.context("commit events")?;
-            Ok(())
-        })
+            Db::Postgres(pool) => pg_insert_events(pool, writes).await,
+        }
     }
 
     /// Leases up to `limit` due outbox rows to `lease_id` until `lease_until`
@@ -531,27 +545,14 @@ impl Store {
         lease_until: Millis,
         limit: i64,
     ) -> anyhow::Result<Vec<Claimed>> {
-        let _writer = self.sqlite_writer().await;
-        let claim = match self.backend() {
-            super::Backend::Postgres => CLAIM_PG,
-            super::Backend::Sqlite => CLAIM_SQLITE,
-        };
-        let rows: Vec<ClaimedRow> = if let Some(reader) = self.reader.clone() {
-            let lease_id = lease_id.to_owned();
-            blocking(move || {
-                reader.write(|tx| {
-                    if tx.execute(CLAIM_SQLITE, &[&lease_id, &lease_until.0, &now.0, &limit])? == 0 {
-                        return Ok(Vec::new());
-                    }
-                    tx.execute(MARK_SENDING, &[&lease_id, &now.0])?;
-                    tx.query(CLAIMED, &[&lease_id])
-                })
-            })
-            .await?
-        } else {
-            with_pool!(self, |p| {
-                let mut tx = p.begin_write().await.context("begin")?;
-                let claimed = sqlx::query(claim)
+        let rows: Vec<ClaimedRow> = match &self.db {
+            Db::Sqlite(db) => {
+                let lease_id = lease_id.to_owned();
+                db.write(move |tx| sqlite::delivery::claim_outbox(tx, &lease_id, now, lease_until, limit)).await?
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let claimed = sqlx::query(CLAIM_PG)
                     .bind(lease_id)
                     .bind(lease_until.0)
                     .bind(now.0)
@@ -572,7 +573,7 @@ impl Store {
                     sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
                 tx.commit().await.context("commit claim")?;
                 rows
-            })
+            }
         };
         Ok(rows.into_iter().map(claimed_from).collect())
     }
@@ -585,75 +586,14 @@ impl Store {
         results: &[(&Claimed, Outcome)],
         now: Millis,
     ) -> anyhow::Result<()> {
-        let _writer = self.sqlite_writer().await;
-        if let Some(reader) = self.reader.clone() {
-            let lease_id = lease_id.to_owned();
-            let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
-            return blocking(move || {
-                reader.write(|tx| {
-                    for (claimed, outcome) in &owned {
-                        let r = result_of(outcome);
-                        let moved = match r.next {
-                            Some(at) => tx.execute(RETRY_OUTBOX, &[&claimed.id, &lease_id, &at.0])?,
-                            None => tx.execute(SENT_OUTBOX, &[&claimed.id, &lease_id])?,
-                        };
-                        let status = r.status.as_str();
-                        tx.execute(
-                            INSERT_ATTEMPT,
-                            &[&claimed.id, &claimed.attempt, &now.0, &status, &r.error, &r.response],
-                        )?;
-                        if moved > 0 {
-                            let sent_at = matches!(r.status, Status::Sent).then_some(now.0);
-                            tx.execute(SET_RESULT, &[&claimed.id, &status, &r.error, &r.response, &now.0, &sent_at])?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .await;
-        }
-        if let super::Db::Postgres(pool) = &self.db {
-            return pg_finish_sends(pool, lease_id, results, now).await;
-        }
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            for (claimed, outcome) in results {
-                let ResultRow { status, error, response, next } = result_of(outcome);
-                let moved = match next {
-                    Some(at) => sqlx::query(RETRY_OUTBOX).bind(&claimed.id).bind(lease_id).bind(at.0),
-                    None => sqlx::query(SENT_OUTBOX).bind(&claimed.id).bind(lease_id),
-                }
-                .execute(&mut *tx)
-                .await
-                .context("update outbox row")?;
-                sqlx::query(INSERT_ATTEMPT)
-                    .bind(&claimed.id)
-                    .bind(claimed.attempt)
-                    .bind(now.0)
-                    .bind(status.as_str())
-                    .bind(error)
-                    .bind(response)
-                    .execute(&mut *tx)
-                    .await
-                    .context("record attempt")?;
-                if moved.rows_affected() == 0 {
-                    continue;
-                }
-                let sent_at = matches!(status, Status::Sent).then_some(now.0);
-                sqlx::query(SET_RESULT)
-                    .bind(&claimed.id)
-                    .bind(status.as_str())
-                    .bind(error)
-                    .bind(response)
-                    .bind(now.0)
-                    .bind(sent_at)
-                    .execute(&mut *tx)
-                    .await
-                    .context("record send result")?;
+        match &self.db {
+            Db::Sqlite(db) => {
+                let lease_id = lease_id.to_owned();
+                let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
+                db.write(move |tx| sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)).await
             }
-            tx.commit().await.context("commit send results")?;
-            Ok(())
-        })
+            Db::Postgres(pool) => pg_finish_sends(pool, lease_id, results, now).await,
+        }
     }
 
     pub async fn notification(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<Notification>> {
@@ -695,28 +635,44 @@ impl Store {
 
     /// Puts a dead notification back in the outbox, due now, with its audit row.
     pub async fn requeue(&self, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<Requeue> {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            // First, as every audited change: it orders the org's changes.
-            append_audit!(tx, audit);
-            let status: Option<(String,)> =
-                sqlx::query_as(STATUS_OF).bind(org.as_str()).bind(id).fetch_optional(&mut *tx).await.context("read")?;
-            match status {
-                None => return Ok(Requeue::NotFound),
-                Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
-                Some(_) => {}
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
+                db.write(move |tx| sqlite::delivery::requeue(tx, &org, &id, now, &audit)).await
             }
-            sqlx::query(REQUEUE).bind(org.as_str()).bind(id).bind(now.0).execute(&mut *tx).await.context("requeue")?;
-            sqlx::query(INSERT_OUTBOX)
-                .bind(id)
-                .bind(org.as_str())
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .context("insert outbox row")?;
-            tx.commit().await.context("commit requeue")?;
-            Ok(Requeue::Done)
-        })
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                // First, as every audited change: it orders the org's changes.
+                postgres::append_audit(&mut tx, audit).await?;
+                let status: Option<(String,)> = sqlx::query_as(STATUS_OF)
+                    .bind(org.as_str())
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context("read")?;
+                match status {
+                    None => return Ok(Requeue::NotFound),
+                    Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
+                    Some(_) => {}
+                }
+                sqlx::query(REQUEUE)
+                    .bind(org.as_str())
+                    .bind(id)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("requeue")?;
+                sqlx::query(INSERT_OUTBOX)
+                    .bind(id)
+                    .bind(org.as_str())
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert outbox row")?;
+                tx.commit().await.context("commit requeue")?;
+                Ok(Requeue::Done)
+            }
+        }
     }
 
     /// Rows waiting (not leased) and the oldest one's due time.

@@ -9,9 +9,8 @@
 
 use anyhow::Context;
 
-use super::audit::{append_audit, bump_sequence, insert_audit};
-use super::delivery::insert_event_rows;
-use super::{Backend, BeginWrite, Store, is_unique_violation, read_all, read_optional, with_pool};
+use super::postgres::{self, is_unique_violation};
+use super::{Backend, Db, Store, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -36,85 +35,125 @@ pub enum LinkUse {
     Gone,
 }
 
-const BY_EMAIL: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+pub(super) const BY_EMAIL: &str =
+    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
     redirect_url, meta_data, locale, created_at, updated_at
     FROM sender_identities WHERE org_id = $1 AND email_key = $2";
-const BY_ID: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+pub(super) const BY_ID: &str =
+    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
     redirect_url, meta_data, locale, created_at, updated_at
     FROM sender_identities WHERE org_id = $1 AND id = $2";
 // The brand filter is a JSON array (`[]`: no filter), the one list bind both
 // engines take; they differ only in how they unpack it.
-const LIST_SQLITE: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+pub(super) const LIST_SQLITE: &str =
+    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
     redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
     WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
     AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))
     ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
-const LIST_PG: &str = "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
+pub(super) const LIST_PG: &str =
+    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
     redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
     WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
     AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))
     ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
-const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM sender_identities
+pub(super) const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM sender_identities
     WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
     AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))";
-const COUNT_PG: &str = "SELECT COUNT(*) FROM sender_identities
+pub(super) const COUNT_PG: &str = "SELECT COUNT(*) FROM sender_identities
     WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
     AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))";
-const INSERT: &str = "INSERT INTO sender_identities (id, org_id, name, name_key, email, email_key, status, created_by,
+pub(super) const INSERT: &str =
+    "INSERT INTO sender_identities (id, org_id, name, name_key, email, email_key, status, created_by,
     approved_at, notification_settings, brand_id, redirect_url, meta_data, locale, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-const UPDATE: &str = "UPDATE sender_identities SET name = $2, name_key = $3, status = $4, approved_at = $5,
+pub(super) const UPDATE: &str = "UPDATE sender_identities SET name = $2, name_key = $3, status = $4, approved_at = $5,
     notification_settings = $6, redirect_url = $7, meta_data = $8, locale = $9, updated_at = $10 WHERE id = $1";
-const SET_STATUS: &str = "UPDATE sender_identities SET status = $2, approved_at = $3, updated_at = $4
+pub(super) const SET_STATUS: &str = "UPDATE sender_identities SET status = $2, approved_at = $3, updated_at = $4
     WHERE id = $1 AND status = $5";
-const STATUS: &str = "SELECT status FROM sender_identities WHERE id = $1";
-const DELETE: &str = "DELETE FROM sender_identities WHERE org_id = $1 AND email_key = $2 RETURNING id";
+pub(super) const STATUS: &str = "SELECT status FROM sender_identities WHERE id = $1";
+pub(super) const DELETE: &str = "DELETE FROM sender_identities WHERE org_id = $1 AND email_key = $2 RETURNING id";
 
-const LINK: &str = "SELECT id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome
+pub(super) const LINK: &str = "SELECT id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome
     FROM sender_identity_links WHERE id = $1";
-const REPLACE_LINKS: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = 'replaced'
+pub(super) const REPLACE_LINKS: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = 'replaced'
     WHERE identity_id = $1 AND used_at IS NULL";
-const INSERT_LINK: &str = "INSERT INTO sender_identity_links
+pub(super) const INSERT_LINK: &str = "INSERT INTO sender_identity_links
     (id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)
     VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)";
-const USE_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
+pub(super) const USE_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
     WHERE id = $1 AND used_at IS NULL AND expires_at > $2";
-const USE_EXPIRED_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
+pub(super) const USE_EXPIRED_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
     WHERE id = $1 AND used_at IS NULL AND expires_at <= $2";
 
-type IdentityRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    i64,
-    i64,
-);
-type LinkRow = (String, String, String, String, i64, i64, Option<i64>, Option<String>);
+/// A `sender_identities` row (`BY_ID`'s columns).
+#[derive(sqlx::FromRow)]
+pub(super) struct IdentityRow {
+    id: String,
+    name: String,
+    email: String,
+    status: String,
+    created_by: String,
+    approved_at: Option<i64>,
+    notification_settings: String,
+    brand_id: Option<String>,
+    redirect_url: Option<String>,
+    meta_data: String,
+    locale: String,
+    created_at: i64,
+    updated_at: i64,
+}
 
-fn identity_from(row: IdentityRow) -> anyhow::Result<SenderIdentity> {
-    let (
+impl TryFrom<&rusqlite::Row<'_>> for IdentityRow {
+    type Error = rusqlite::Error;
+    fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(IdentityRow {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            email: r.get("email")?,
+            status: r.get("status")?,
+            created_by: r.get("created_by")?,
+            approved_at: r.get("approved_at")?,
+            notification_settings: r.get("notification_settings")?,
+            brand_id: r.get("brand_id")?,
+            redirect_url: r.get("redirect_url")?,
+            meta_data: r.get("meta_data")?,
+            locale: r.get("locale")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+}
+
+super::row! {
+    struct LinkRow {
+        id: String,
+        org_id: String,
+        identity_id: String,
+        purpose: String,
+        created_at: i64,
+        expires_at: i64,
+        used_at: Option<i64>,
+        outcome: Option<String>,
+    }
+}
+
+pub(super) fn identity_from(row: IdentityRow) -> anyhow::Result<SenderIdentity> {
+    let IdentityRow {
         id,
         name,
         email,
         status,
         created_by,
         approved_at,
-        settings,
+        notification_settings,
         brand_id,
         redirect_url,
-        meta,
+        meta_data,
         locale,
-        created,
-        updated,
-    ) = row;
+        created_at,
+        updated_at,
+    } = row;
     Ok(SenderIdentity {
         id,
         name,
@@ -122,44 +161,41 @@ fn identity_from(row: IdentityRow) -> anyhow::Result<SenderIdentity> {
         status: Status::parse(&status).with_context(|| format!("unknown sender identity status {status:?}"))?,
         created_by,
         approved_at: approved_at.map(Millis),
-        settings: NotificationSettings::from_json(&settings).context("decode notification settings")?,
+        settings: NotificationSettings::from_json(&notification_settings).context("decode notification settings")?,
         brand_id,
         redirect_url,
-        meta_data: serde_json::from_str(&meta).context("decode metadata")?,
+        meta_data: serde_json::from_str(&meta_data).context("decode metadata")?,
         locale,
-        created_at: Millis(created),
-        updated_at: Millis(updated),
+        created_at: Millis(created_at),
+        updated_at: Millis(updated_at),
     })
 }
 
-fn meta_json(identity: &SenderIdentity) -> String {
+pub(super) fn meta_json(identity: &SenderIdentity) -> String {
     serde_json::to_string(&identity.meta_data).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Writes `$issue` (an `&Issue`) inside `$tx`: earlier unused links of the
-/// identity are marked replaced, then the new link and its mail are written.
-macro_rules! write_issue {
-    ($tx:ident, $issue:expr, $now:expr) => {{
-        let issue: &Issue = $issue;
-        let link = &issue.link;
-        sqlx::query(REPLACE_LINKS)
-            .bind(&link.identity_id)
-            .bind($now.0)
-            .execute(&mut *$tx)
-            .await
-            .context("replace earlier links")?;
-        sqlx::query(INSERT_LINK)
-            .bind(&link.id)
-            .bind(link.org.as_str())
-            .bind(&link.identity_id)
-            .bind(link.purpose.as_str())
-            .bind(link.created_at.0)
-            .bind(link.expires_at.0)
-            .execute(&mut *$tx)
-            .await
-            .context("insert link")?;
-        insert_event_rows!($tx, &issue.event);
-    }};
+/// Earlier unused links of the identity are marked replaced, then the new
+/// link and its mail are written.
+async fn write_issue(tx: &mut sqlx::PgConnection, issue: &Issue, now: Millis) -> anyhow::Result<()> {
+    let link = &issue.link;
+    sqlx::query(REPLACE_LINKS)
+        .bind(&link.identity_id)
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await
+        .context("replace earlier links")?;
+    sqlx::query(INSERT_LINK)
+        .bind(&link.id)
+        .bind(link.org.as_str())
+        .bind(&link.identity_id)
+        .bind(link.purpose.as_str())
+        .bind(link.created_at.0)
+        .bind(link.expires_at.0)
+        .execute(&mut *tx)
+        .await
+        .context("insert link")?;
+    postgres::insert_event_rows(tx, &issue.event).await
 }
 
 impl Store {
@@ -208,36 +244,44 @@ impl Store {
     ) -> anyhow::Result<IdentityWrite> {
         let settings = identity.settings.to_json();
         let meta = meta_json(identity);
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            append_audit!(tx, audit);
-            let inserted = sqlx::query(INSERT)
-                .bind(&identity.id)
-                .bind(org.as_str())
-                .bind(&identity.name)
-                .bind(identity.name.to_lowercase())
-                .bind(&identity.email)
-                .bind(email_key)
-                .bind(identity.status.as_str())
-                .bind(&identity.created_by)
-                .bind(identity.approved_at.map(|t| t.0))
-                .bind(&settings)
-                .bind(identity.brand_id.as_deref())
-                .bind(identity.redirect_url.as_deref())
-                .bind(&meta)
-                .bind(&identity.locale)
-                .bind(identity.created_at.0)
-                .bind(identity.updated_at.0)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
-                Err(e) if is_unique_violation(&e) => return Ok(IdentityWrite::DuplicateEmail),
-                other => other.context("insert sender identity")?,
-            };
-            write_issue!(tx, issue, identity.created_at);
-            tx.commit().await.context("commit sender identity")?;
-            Ok(IdentityWrite::Done(Box::new(identity.clone())))
-        })
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, identity, email_key, issue, audit) =
+                    (org.clone(), identity.clone(), email_key.to_owned(), issue.clone(), audit.clone());
+                db.write(move |tx| sqlite::identities::insert_identity(tx, &org, &identity, &email_key, &issue, &audit))
+                    .await
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                postgres::append_audit(&mut tx, audit).await?;
+                let inserted = sqlx::query(INSERT)
+                    .bind(&identity.id)
+                    .bind(org.as_str())
+                    .bind(&identity.name)
+                    .bind(identity.name.to_lowercase())
+                    .bind(&identity.email)
+                    .bind(email_key)
+                    .bind(identity.status.as_str())
+                    .bind(&identity.created_by)
+                    .bind(identity.approved_at.map(|t| t.0))
+                    .bind(&settings)
+                    .bind(identity.brand_id.as_deref())
+                    .bind(identity.redirect_url.as_deref())
+                    .bind(&meta)
+                    .bind(&identity.locale)
+                    .bind(identity.created_at.0)
+                    .bind(identity.updated_at.0)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => return Ok(IdentityWrite::DuplicateEmail),
+                    other => other.context("insert sender identity")?,
+                };
+                write_issue(&mut tx, issue, identity.created_at).await?;
+                tx.commit().await.context("commit sender identity")?;
+                Ok(IdentityWrite::Done(Box::new(identity.clone())))
+            }
+        }
     }
 
     /// Changes the identity with `email_key` through `change`, which sees
@@ -254,70 +298,94 @@ impl Store {
     where
         F: FnOnce(&mut SenderIdentity) -> Result<Option<Issue>, Error>,
     {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let (scope_id, seq) = bump_sequence!(tx, &audit.scope);
-            let row: Option<IdentityRow> = sqlx::query_as(BY_EMAIL)
-                .bind(org.as_str())
-                .bind(email_key)
-                .fetch_optional(&mut *tx)
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (read_org, email_key) = (org.clone(), email_key.to_owned());
+                let scope = audit.scope.clone();
+                db.write_deciding(
+                    move |tx| sqlite::identities::identity_current(tx, &scope, &read_org, &email_key),
+                    |(scope_id, seq, current)| {
+                        let changed = current.map(|mut identity| {
+                            let issue = change(&mut identity);
+                            (identity, issue)
+                        });
+                        ((scope_id, seq), changed)
+                    },
+                    move |tx, (at, changed)| sqlite::identities::identity_save(tx, at, audit, now, changed),
+                )
                 .await
-                .context("load sender identity")?;
-            let Some(row) = row else { return Ok(IdentityWrite::Missing) };
-            let mut identity = identity_from(row)?;
-            let issue = match change(&mut identity) {
-                Ok(issue) => issue,
-                Err(e) => return Ok(IdentityWrite::Refused(e)),
-            };
-            identity.updated_at = now;
-            sqlx::query(UPDATE)
-                .bind(&identity.id)
-                .bind(&identity.name)
-                .bind(identity.name.to_lowercase())
-                .bind(identity.status.as_str())
-                .bind(identity.approved_at.map(|t| t.0))
-                .bind(identity.settings.to_json())
-                .bind(identity.redirect_url.as_deref())
-                .bind(meta_json(&identity))
-                .bind(&identity.locale)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .context("update sender identity")?;
-            if let Some(issue) = &issue {
-                write_issue!(tx, issue, now);
             }
-            audit.resource_id = identity.id.clone();
-            insert_audit!(tx, &scope_id, seq, &audit);
-            tx.commit().await.context("commit sender identity")?;
-            Ok(IdentityWrite::Done(Box::new(identity)))
-        })
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let (scope_id, seq) = postgres::bump_sequence(&mut tx, &audit.scope).await?;
+                let row: Option<IdentityRow> = sqlx::query_as(BY_EMAIL)
+                    .bind(org.as_str())
+                    .bind(email_key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context("load sender identity")?;
+                let Some(row) = row else { return Ok(IdentityWrite::Missing) };
+                let mut identity = identity_from(row)?;
+                let issue = match change(&mut identity) {
+                    Ok(issue) => issue,
+                    Err(e) => return Ok(IdentityWrite::Refused(e)),
+                };
+                identity.updated_at = now;
+                sqlx::query(UPDATE)
+                    .bind(&identity.id)
+                    .bind(&identity.name)
+                    .bind(identity.name.to_lowercase())
+                    .bind(identity.status.as_str())
+                    .bind(identity.approved_at.map(|t| t.0))
+                    .bind(identity.settings.to_json())
+                    .bind(identity.redirect_url.as_deref())
+                    .bind(meta_json(&identity))
+                    .bind(&identity.locale)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("update sender identity")?;
+                if let Some(issue) = &issue {
+                    write_issue(&mut tx, issue, now).await?;
+                }
+                audit.resource_id = identity.id.clone();
+                postgres::insert_audit(&mut tx, &scope_id, seq, &audit).await?;
+                tx.commit().await.context("commit sender identity")?;
+                Ok(IdentityWrite::Done(Box::new(identity)))
+            }
+        }
     }
 
     /// Deletes the identity with `email_key` (its links go with it); `false`
     /// if there is none.
     pub async fn delete_identity(&self, org: &OrgId, email_key: &str, audit: &AuditEntry) -> anyhow::Result<bool> {
         let mut audit = audit.clone();
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let (scope_id, seq) = bump_sequence!(tx, &audit.scope);
-            let deleted: Option<(String,)> = sqlx::query_as(DELETE)
-                .bind(org.as_str())
-                .bind(email_key)
-                .fetch_optional(&mut *tx)
-                .await
-                .context("delete sender identity")?;
-            let Some((id,)) = deleted else { return Ok(false) };
-            audit.resource_id = id;
-            insert_audit!(tx, &scope_id, seq, &audit);
-            tx.commit().await.context("commit sender identity")?;
-            Ok(true)
-        })
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, email_key, audit) = (org.clone(), email_key.to_owned(), audit.clone());
+                db.write(move |tx| sqlite::identities::delete_identity(tx, &org, &email_key, audit)).await
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let (scope_id, seq) = postgres::bump_sequence(&mut tx, &audit.scope).await?;
+                let deleted: Option<(String,)> = sqlx::query_as(DELETE)
+                    .bind(org.as_str())
+                    .bind(email_key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .context("delete sender identity")?;
+                let Some((id,)) = deleted else { return Ok(false) };
+                audit.resource_id = id;
+                postgres::insert_audit(&mut tx, &scope_id, seq, &audit).await?;
+                tx.commit().await.context("commit sender identity")?;
+                Ok(true)
+            }
+        }
     }
 
     pub async fn link(&self, id: &str) -> anyhow::Result<Option<Link>> {
         let row: Option<LinkRow> = read_optional!(self, LINK, id).context("load link")?;
-        row.map(|(id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)| {
+        row.map(|LinkRow { id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome }| {
             Ok(Link {
                 id,
                 org: OrgId::from_db(org_id),
@@ -336,46 +404,62 @@ impl Store {
     pub async fn use_link(&self, change: &LinkChange<'_>) -> anyhow::Result<LinkUse> {
         let LinkChange { link, outcome, renew, expected, next, issue, audit, now } = *change;
         let use_link = if renew { USE_EXPIRED_LINK } else { USE_LINK };
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            append_audit!(tx, audit);
-            let used = sqlx::query(use_link)
-                .bind(&link.id)
-                .bind(now.0)
-                .bind(outcome)
-                .execute(&mut *tx)
-                .await
-                .context("use link")?;
-            if used.rows_affected() == 0 {
-                return Ok(LinkUse::Gone);
+        match &self.db {
+            Db::Sqlite(db) => {
+                let write = sqlite::identities::LinkUseWrite {
+                    link: link.clone(),
+                    outcome,
+                    renew,
+                    expected,
+                    next_status: next.status,
+                    next_approved_at: next.approved_at,
+                    issue: issue.cloned(),
+                    audit: audit.clone(),
+                    now,
+                };
+                db.write(move |tx| sqlite::identities::use_link(tx, &write)).await
             }
-            let in_place = if renew {
-                let status: Option<(String,)> = sqlx::query_as(STATUS)
-                    .bind(&link.identity_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("read identity status")?;
-                status.is_some_and(|(s,)| s == expected.as_str())
-            } else {
-                let set = sqlx::query(SET_STATUS)
-                    .bind(&link.identity_id)
-                    .bind(next.status.as_str())
-                    .bind(next.approved_at.map(|t| t.0))
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                postgres::append_audit(&mut tx, audit).await?;
+                let used = sqlx::query(use_link)
+                    .bind(&link.id)
                     .bind(now.0)
-                    .bind(expected.as_str())
+                    .bind(outcome)
                     .execute(&mut *tx)
                     .await
-                    .context("change identity status")?;
-                set.rows_affected() > 0
-            };
-            if !in_place {
-                return Ok(LinkUse::Gone);
+                    .context("use link")?;
+                if used.rows_affected() == 0 {
+                    return Ok(LinkUse::Gone);
+                }
+                let in_place = if renew {
+                    let status: Option<(String,)> = sqlx::query_as(STATUS)
+                        .bind(&link.identity_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .context("read identity status")?;
+                    status.is_some_and(|(s,)| s == expected.as_str())
+                } else {
+                    let set = sqlx::query(SET_STATUS)
+                        .bind(&link.identity_id)
+                        .bind(next.status.as_str())
+                        .bind(next.approved_at.map(|t| t.0))
+                        .bind(now.0)
+                        .bind(expected.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .context("change identity status")?;
+                    set.rows_affected() > 0
+                };
+                if !in_place {
+                    return Ok(LinkUse::Gone);
+                }
+                if let Some(issue) = issue {
+                    write_issue(&mut tx, issue, now).await?;
+                }
+                tx.commit().await.context("commit link use")?;
+                Ok(LinkUse::Done)
             }
-            if let Some(issue) = issue {
-                write_issue!(tx, issue, now);
-            }
-            tx.commit().await.context("commit link use")?;
-            Ok(LinkUse::Done)
-        })
+        }
     }
 }

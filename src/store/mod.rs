@@ -1,17 +1,19 @@
 //! Storage: one [`Store`] over SQLite (embedded default) or PostgreSQL,
 //! chosen by the database URL.
 //!
-//! Domain code calls `Store` methods and never sees SQL. A portable statement
-//! is written once as a `const &str` and compiled for both drivers through
-//! [`with_pool!`]; where the dialects differ, both texts sit side by side.
-//! Conventions: `$n` placeholders (in order of appearance: SQLite numbers
-//! them that way), `LIMIT $n + 0` rather than a bare bound `LIMIT $n` (which
-//! SQLite re-plans on every run), UUIDv7 `TEXT` ids, `BIGINT` Unix
-//! milliseconds supplied by Herald's clock, and every org-scoped statement
-//! filters on `org_id`.
+//! Domain code calls `Store` methods and never sees SQL. The rule fits in a
+//! sentence: SQLite code is rusqlite ([`sqlite`]), PostgreSQL code is sqlx
+//! ([`postgres`] and the `Db::Postgres` arms), SQL text is shared: a
+//! portable statement is written once as a `const &str` beside the method
+//! that runs it, and each method is a two-arm dispatch over [`Db`]. Where
+//! the dialects differ, both texts sit side by side. Conventions: `$n`
+//! placeholders (rusqlite binds them by name), `LIMIT $n + 0` rather than a
+//! bare bound `LIMIT $n` (which SQLite re-plans on every run), UUIDv7 `TEXT`
+//! ids, `BIGINT` Unix milliseconds supplied by Herald's clock, and every
+//! org-scoped statement filters on `org_id`.
 //!
-//! On SQLite, reads go through [`reader`] (inline, no thread hop) and writes
-//! through sqlx's pool; on PostgreSQL everything goes through sqlx.
+//! sqlx's SQLite driver remains only to run the migrations, so a database
+//! made by an earlier release keeps its `_sqlx_migrations` history.
 
 mod audit;
 mod console;
@@ -21,8 +23,9 @@ mod identities;
 mod orgs;
 mod overview;
 mod policy;
-mod reader;
+mod postgres;
 mod smtp;
+mod sqlite;
 mod tokens;
 
 use std::fmt;
@@ -34,8 +37,7 @@ use anyhow::Context;
 use sqlx::Connection;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Postgres, Sqlite, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 
 pub use audit::AuditPage;
 pub use console::{ConsoleLogin, UserInsert};
@@ -59,7 +61,7 @@ pub enum Backend {
 
 #[derive(Clone)]
 enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(Arc<sqlite::Sqlite>),
     Postgres(PgPool),
 }
 
@@ -67,19 +69,14 @@ enum Db {
 #[derive(Clone)]
 pub struct Store {
     db: Db,
-    /// SQLite's inline read path (absent for PostgreSQL and in-memory SQLite).
-    reader: Option<Arc<reader::Reader>>,
     /// The instance id, once read.
     instance: Arc<std::sync::OnceLock<String>>,
     sqlite_file: Option<Arc<std::path::PathBuf>>,
+    /// sqlx's options for the SQLite migrator (see [`Store::migrate`]).
+    migrate_options: Option<Arc<SqliteConnectOptions>>,
     /// Where the data is, for people: the absolute SQLite path, or
     /// PostgreSQL's host, port and database (never a password).
     location: Arc<str>,
-    /// SQLite has one writer. Busy writers wait in SQLite's busy handler,
-    /// which sleeps in steps of up to 100 ms; the hot write paths queue on
-    /// this lock instead, so they run back to back. (Other processes on the
-    /// same file still meet the busy handler.)
-    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl fmt::Debug for Store {
@@ -89,51 +86,56 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Runs `$body` with `$pool` bound to this store's pool. The body compiles
-/// once per backend, so one SQL text is type-checked against both drivers.
-macro_rules! with_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.db {
-            $crate::store::Db::Sqlite($pool) => $body,
-            $crate::store::Db::Postgres($pool) => $body,
+/// A row type with one mapper per driver, both by column name: sqlx's
+/// `FromRow` (PostgreSQL) and rusqlite's `TryFrom<&Row>` (SQLite). Named
+/// fields, so a swapped pair of columns is a decode error, never a quietly
+/// swapped value.
+macro_rules! row {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        $vis struct $name { $($field: $ty),* }
+
+        impl TryFrom<&rusqlite::Row<'_>> for $name {
+            type Error = rusqlite::Error;
+            fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok($name { $($field: r.get(stringify!($field))?),* })
+            }
         }
     };
 }
-pub(crate) use reader::{read_all, read_optional};
-pub(crate) use with_pool;
+pub(crate) use row;
 
-/// Opens a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so a
-/// transaction that reads and then writes waits on `busy_timeout` for the
-/// single writer lock instead of failing with `SQLITE_BUSY` at its first write.
-pub(crate) trait BeginWrite {
-    type Db: sqlx::Database;
-    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Self::Db>>;
+/// Runs a read returning at most one row, decoded as `T` (a tuple or a
+/// named row with a mapper per driver): on a SQLite read connection, or
+/// through sqlx on PostgreSQL. Binds must be types both drivers take
+/// (`&str`, `String`, `i64`, `bool`, options of those).
+macro_rules! read_optional {
+    ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => db.optional($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_optional(p).await
+                .map_err(anyhow::Error::from),
+        }
+    };
 }
 
-impl BeginWrite for SqlitePool {
-    type Db = Sqlite;
-    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
-        self.begin_with("BEGIN IMMEDIATE").await
-    }
+/// Like [`read_optional!`], for every row.
+macro_rules! read_all {
+    ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => db.all($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_all(p).await
+                .map_err(anyhow::Error::from),
+        }
+    };
 }
-
-impl BeginWrite for PgPool {
-    type Db = Postgres;
-    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
-        self.begin().await
-    }
-}
+pub(crate) use {read_all, read_optional};
 
 /// One read connection per core: more only contend for SQLite's shared
 /// WAL-index lock (bench/http measured 2 > 1 > 4 on 2 cores).
 fn reader_count() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
-}
-
-/// True when a database error is a unique-constraint violation (both
-/// engines report it through sqlx's portable kind; SQLite names no constraint).
-pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// True when `err` (anywhere in its chain) says the database could not be
@@ -180,43 +182,48 @@ fn sqlite_code_unavailable(code: i32) -> bool {
     matches!(code & 0xff, 5 | 6 | 10 | 13 | 14)
 }
 
-/// The database file of a SQLite URL; `None` for an in-memory database,
-/// which other connections cannot open.
-fn options_file(url: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
-    let options = SqliteConnectOptions::from_str(url).context("parse the SQLite database URL")?;
+/// The database file of a SQLite URL, and sqlx's options for the migrator.
+/// An in-memory database is refused: every connection would get a database
+/// of its own, and a mail service must not keep accepted mail in memory.
+fn sqlite_options(url: &str) -> anyhow::Result<(std::path::PathBuf, SqliteConnectOptions)> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("parse the SQLite database URL")?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
     let path = options.get_filename();
     let memory = url.contains(":memory:") || url.contains("mode=memory") || path.as_os_str().is_empty();
-    Ok(if memory { None } else { Some(path.to_path_buf()) })
+    anyhow::ensure!(
+        !memory,
+        "in-memory SQLite is not supported: accepted mail must survive a restart; \
+         give a file, e.g. sqlite://herald.db"
+    );
+    Ok((path.to_path_buf(), options))
 }
 
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). A SQLite file is
-    /// created if missing and runs in WAL mode with foreign keys on.
+    /// created if missing and runs in WAL mode with foreign keys on; its
+    /// writes commit with `synchronous = FULL`.
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        let mut reader = None;
         let mut sqlite_file = None;
+        let mut migrate_options = None;
         let location: String;
         let db = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .context("parse the SQLite database URL")?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            let path = options.get_filename();
-            location = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
+            let (path, options) = sqlite_options(url)?;
+            location = std::path::absolute(&path).unwrap_or_else(|_| path.clone()).display().to_string();
+            let open = {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || sqlite::Sqlite::open(&path, reader_count()))
+            };
+            let db = open
                 .await
+                .context("open the SQLite database")?
                 .with_context(|| format!("open the SQLite database {location}"))?;
-            let file = options_file(url)?;
-            if let Some(file) = file {
-                reader = Some(Arc::new(reader::Reader::open(&file, reader_count())?));
-                sqlite_file = Some(Arc::new(file));
-            }
-            Db::Sqlite(pool)
+            sqlite_file = Some(Arc::new(path));
+            migrate_options = Some(Arc::new(options));
+            Db::Sqlite(Arc::new(db))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).context("parse the PostgreSQL database URL")?;
             location = format!(
@@ -246,15 +253,7 @@ impl Store {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
         let location = location.into();
-        Ok(Store { db, reader, instance: Arc::default(), sqlite_file, location, write_lock: Arc::default() })
-    }
-
-    /// On SQLite, waits for this process's turn to write; `None` on PostgreSQL.
-    pub(crate) async fn sqlite_writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.db {
-            Db::Sqlite(_) => Some(self.write_lock.lock().await),
-            Db::Postgres(_) => None,
-        }
+        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location })
     }
 
     /// The SQLite database file, if this store is one (the default home of
@@ -286,15 +285,27 @@ impl Store {
     /// Applies every pending migration of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = self.migrator();
-        with_pool!(self, |p| migrator.run(p).await).context("apply database migrations")
+        match &self.db {
+            Db::Sqlite(_) => {
+                // sqlx's migrator, on a connection of its own, so the
+                // `_sqlx_migrations` history of deployed databases goes on.
+                let options = self.migrate_options.as_deref().context("SQLite options missing")?;
+                let mut conn = SqliteConnection::connect_with(options).await.context("open the SQLite database")?;
+                let applied = migrator.run(&mut conn).await;
+                let _ = conn.close().await;
+                applied
+            }
+            Db::Postgres(p) => migrator.run(p).await,
+        }
+        .context("apply database migrations")
     }
 
     /// Readiness: the database answers and every migration Herald ships has
     /// been applied successfully.
     pub async fn ready(&self) -> anyhow::Result<()> {
         const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
-        let applied: Vec<i64> =
-            with_pool!(self, |p| sqlx::query_scalar(APPLIED).fetch_all(p).await).context("read applied migrations")?;
+        let applied: Vec<(i64,)> = read_all!(self, APPLIED).context("read applied migrations")?;
+        let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
         let missing: Vec<i64> = self.migrator().iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect();
         anyhow::ensure!(missing.is_empty(), "migrations not applied: {missing:?}");
         Ok(())
@@ -303,7 +314,11 @@ impl Store {
     /// Closes every pooled connection (used at shutdown and by tests that
     /// drop their database).
     pub async fn close(&self) {
-        with_pool!(self, |p| p.close().await)
+        match &self.db {
+            // The writer thread ends with the last clone of the store.
+            Db::Sqlite(_) => {}
+            Db::Postgres(p) => p.close().await,
+        }
     }
 }
 
@@ -316,6 +331,14 @@ mod tests {
         let names = |m: &Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
         assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
         assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused_with_the_reason() {
+        for url in ["sqlite::memory:", "sqlite://file.db?mode=memory"] {
+            let err = Store::connect(url).await.expect_err("refused");
+            assert!(format!("{err:#}").contains("in-memory SQLite is not supported"), "{url}: {err:#}");
+        }
     }
 }
 

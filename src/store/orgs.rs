@@ -2,16 +2,15 @@
 
 use anyhow::Context;
 
-use super::audit::append_audit;
-use super::{BeginWrite, Store, read_all, read_optional, with_pool};
+use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::orgs::Org;
 
-const INSERT_ORG: &str = "INSERT INTO orgs (id, name, seq, created_at) VALUES ($1, $2, 0, $3)";
-const ORGS: &str = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id";
-const ORG: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
+pub(super) const INSERT_ORG: &str = "INSERT INTO orgs (id, name, seq, created_at) VALUES ($1, $2, 0, $3)";
+pub(super) const ORGS: &str = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id";
+pub(super) const ORG: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
 
 fn org_from_row((id, name, created_at): (String, String, i64)) -> Org {
     Org { id: OrgId::from_db(id), name, created_at: Millis(created_at) }
@@ -20,18 +19,24 @@ fn org_from_row((id, name, created_at): (String, String, i64)) -> Org {
 impl Store {
     /// Inserts an org and the first row of its own audit log.
     pub async fn insert_org(&self, org: &Org, audit: &AuditEntry) -> anyhow::Result<()> {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            sqlx::query(INSERT_ORG)
-                .bind(org.id.as_str())
-                .bind(&org.name)
-                .bind(org.created_at.0)
-                .execute(&mut *tx)
-                .await
-                .context("insert org")?;
-            append_audit!(tx, audit);
-            tx.commit().await.context("commit org")
-        })
+        match &self.db {
+            Db::Sqlite(db) => {
+                let (org, audit) = (org.clone(), audit.clone());
+                db.write(move |tx| sqlite::settings::insert_org(tx, &org, &audit)).await
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                sqlx::query(INSERT_ORG)
+                    .bind(org.id.as_str())
+                    .bind(&org.name)
+                    .bind(org.created_at.0)
+                    .execute(&mut *tx)
+                    .await
+                    .context("insert org")?;
+                postgres::append_audit(&mut tx, audit).await?;
+                tx.commit().await.context("commit org")
+            }
+        }
     }
 
     pub async fn orgs(&self) -> anyhow::Result<Vec<Org>> {

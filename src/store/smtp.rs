@@ -9,15 +9,14 @@
 use anyhow::Context;
 use serde_json::Value;
 
-use super::audit::{bump_sequence, insert_audit};
-use super::{BeginWrite, Store, read_optional, with_pool};
+use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::Actor;
 use crate::domain::audit::{AuditEntry, Scope};
 use crate::error::Error;
 
 /// A stored row. `password` is ciphertext.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SmtpRow {
     pub id: String,
     pub scope_id: String,
@@ -48,58 +47,26 @@ impl std::fmt::Debug for SmtpRow {
     }
 }
 
-type SmtpTuple = (
-    String,
-    String,
-    bool,
-    String,
-    i64,
-    String,
-    bool,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
-
-fn row_from(t: SmtpTuple) -> SmtpRow {
-    let (
-        id,
-        scope_id,
-        enabled,
-        host,
-        port,
-        security,
-        accept_invalid_certs,
-        username,
-        password,
-        from_email,
-        from_name,
-        reply_to,
-        version,
-        created_at,
-        updated_at,
-    ) = t;
-    SmtpRow {
-        id,
-        scope_id,
-        enabled,
-        host,
-        port,
-        security,
-        accept_invalid_certs,
-        username,
-        password,
-        from_email,
-        from_name,
-        reply_to,
-        version,
-        created_at,
-        updated_at,
+impl TryFrom<&rusqlite::Row<'_>> for SmtpRow {
+    type Error = rusqlite::Error;
+    fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SmtpRow {
+            id: r.get("id")?,
+            scope_id: r.get("scope_id")?,
+            enabled: r.get("enabled")?,
+            host: r.get("host")?,
+            port: r.get("port")?,
+            security: r.get("security")?,
+            accept_invalid_certs: r.get("accept_invalid_certs")?,
+            username: r.get("username")?,
+            password: r.get("password")?,
+            from_email: r.get("from_email")?,
+            from_name: r.get("from_name")?,
+            reply_to: r.get("reply_to")?,
+            version: r.get("version")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
     }
 }
 
@@ -115,9 +82,11 @@ pub struct Decided {
     pub detail: Value,
 }
 
-const BY_SCOPE: &str = "SELECT id, scope_id, enabled, host, port, security, accept_invalid_certs, username, password,
+pub(super) const BY_SCOPE: &str =
+    "SELECT id, scope_id, enabled, host, port, security, accept_invalid_certs, username, password,
     from_email, from_name, reply_to, version, created_at, updated_at FROM smtp_servers WHERE scope_id = $1";
-const UPSERT: &str = "INSERT INTO smtp_servers (id, scope_id, enabled, host, port, security, accept_invalid_certs,
+pub(super) const UPSERT: &str =
+    "INSERT INTO smtp_servers (id, scope_id, enabled, host, port, security, accept_invalid_certs,
     username, password, from_email, from_name, reply_to, version, created_at, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
     ON CONFLICT (scope_id) DO UPDATE SET enabled = excluded.enabled, host = excluded.host, port = excluded.port,
@@ -125,13 +94,12 @@ const UPSERT: &str = "INSERT INTO smtp_servers (id, scope_id, enabled, host, por
     username = excluded.username, password = excluded.password, from_email = excluded.from_email,
     from_name = excluded.from_name, reply_to = excluded.reply_to, version = excluded.version,
     updated_at = excluded.updated_at";
-const DELETE: &str = "DELETE FROM smtp_servers WHERE scope_id = $1";
+pub(super) const DELETE: &str = "DELETE FROM smtp_servers WHERE scope_id = $1";
 
 impl Store {
     /// The SMTP row of a scope (org id or instance id).
     pub async fn smtp_row(&self, scope_id: &str) -> anyhow::Result<Option<SmtpRow>> {
-        let row: Option<SmtpTuple> = read_optional!(self, BY_SCOPE, scope_id).context("load SMTP settings")?;
-        Ok(row.map(row_from))
+        read_optional!(self, BY_SCOPE, scope_id).context("load SMTP settings")
     }
 
     /// Changes a scope's SMTP row as `decide` says, given the current row and
@@ -146,55 +114,84 @@ impl Store {
     where
         F: FnOnce(Option<SmtpRow>, &str) -> Result<Decided, Error> + Send,
     {
-        with_pool!(self, |p| {
-            let mut tx = p.begin_write().await.context("begin")?;
-            let (scope_id, seq) = bump_sequence!(tx, scope);
-            let current: Option<SmtpTuple> =
-                sqlx::query_as(BY_SCOPE).bind(&scope_id).fetch_optional(&mut *tx).await.context("load SMTP row")?;
-            let current = current.map(row_from);
-            let current_id = current.as_ref().map(|r| r.id.clone());
-            let Decided { decision, action, detail } = decide(current, &scope_id)?;
-            let (saved, resource_id) = match decision {
-                SmtpDecision::Save(row) => {
-                    sqlx::query(UPSERT)
-                        .bind(&row.id)
-                        .bind(&row.scope_id)
-                        .bind(row.enabled)
-                        .bind(&row.host)
-                        .bind(row.port)
-                        .bind(&row.security)
-                        .bind(row.accept_invalid_certs)
-                        .bind(&row.username)
-                        .bind(&row.password)
-                        .bind(&row.from_email)
-                        .bind(&row.from_name)
-                        .bind(&row.reply_to)
-                        .bind(row.version)
-                        .bind(row.created_at)
-                        .bind(row.updated_at)
-                        .execute(&mut *tx)
-                        .await
-                        .context("save SMTP row")?;
-                    let id = row.id.clone();
-                    (Some(*row), id)
-                }
-                SmtpDecision::Delete => {
-                    sqlx::query(DELETE).bind(&scope_id).execute(&mut *tx).await.context("delete SMTP row")?;
-                    (None, current_id.unwrap_or_default())
-                }
-            };
-            let entry = AuditEntry {
-                scope: scope.clone(),
-                actor: actor.clone(),
-                at: now,
-                action,
-                resource_type: "smtp_server",
-                resource_id,
-                detail,
-            };
-            insert_audit!(tx, &scope_id, seq, &entry);
-            tx.commit().await.context("commit SMTP change")?;
-            Ok(saved)
-        })
+        match &self.db {
+            Db::Sqlite(db) => {
+                let read_scope = scope.clone();
+                let entry = AuditEntry {
+                    scope: scope.clone(),
+                    actor: actor.clone(),
+                    at: now,
+                    action: "",
+                    resource_type: "smtp_server",
+                    resource_id: String::new(),
+                    detail: Value::Null,
+                };
+                db.write_deciding(
+                    move |tx| sqlite::settings::smtp_current(tx, &read_scope),
+                    |(scope_id, seq, current)| {
+                        let current_id = current.as_ref().map(|r| r.id.clone());
+                        let decided = decide(current, &scope_id);
+                        ((scope_id, seq, current_id), decided)
+                    },
+                    move |tx, (at, decided)| match decided {
+                        Err(e) => {
+                            tx.discard();
+                            Ok(Err(e))
+                        }
+                        Ok(decided) => sqlite::settings::smtp_save(tx, at, entry, decided).map(Ok),
+                    },
+                )
+                .await?
+            }
+            Db::Postgres(p) => {
+                let mut tx = p.begin().await.context("begin")?;
+                let (scope_id, seq) = postgres::bump_sequence(&mut tx, scope).await?;
+                let current: Option<SmtpRow> =
+                    sqlx::query_as(BY_SCOPE).bind(&scope_id).fetch_optional(&mut *tx).await.context("load SMTP row")?;
+                let current_id = current.as_ref().map(|r| r.id.clone());
+                let Decided { decision, action, detail } = decide(current, &scope_id)?;
+                let (saved, resource_id) = match decision {
+                    SmtpDecision::Save(row) => {
+                        sqlx::query(UPSERT)
+                            .bind(&row.id)
+                            .bind(&row.scope_id)
+                            .bind(row.enabled)
+                            .bind(&row.host)
+                            .bind(row.port)
+                            .bind(&row.security)
+                            .bind(row.accept_invalid_certs)
+                            .bind(&row.username)
+                            .bind(&row.password)
+                            .bind(&row.from_email)
+                            .bind(&row.from_name)
+                            .bind(&row.reply_to)
+                            .bind(row.version)
+                            .bind(row.created_at)
+                            .bind(row.updated_at)
+                            .execute(&mut *tx)
+                            .await
+                            .context("save SMTP row")?;
+                        let id = row.id.clone();
+                        (Some(*row), id)
+                    }
+                    SmtpDecision::Delete => {
+                        sqlx::query(DELETE).bind(&scope_id).execute(&mut *tx).await.context("delete SMTP row")?;
+                        (None, current_id.unwrap_or_default())
+                    }
+                };
+                let entry = AuditEntry {
+                    scope: scope.clone(),
+                    actor: actor.clone(),
+                    at: now,
+                    action,
+                    resource_type: "smtp_server",
+                    resource_id,
+                    detail,
+                };
+                postgres::insert_audit(&mut tx, &scope_id, seq, &entry).await?;
+                tx.commit().await.context("commit SMTP change")?;
+                Ok(saved)
+            }
+        }
     }
 }

@@ -29,4 +29,5 @@ mod processes;
 mod smtp_settings;
 mod startup;
 mod timeouts;
+mod upgrade;
 mod zitadel;

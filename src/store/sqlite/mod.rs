@@ -1,0 +1,488 @@
+//! SQLite on rusqlite: a few read connections, and one writer thread that
+//! serves every write of the process.
+//!
+//! Reads run on a read-only (`query_only`) connection. Under WAL a reader
+//! never waits for the writer and each statement sees every committed
+//! change, from this process or another, so nothing is cached.
+//!
+//! Writes are closures over a [`Tx`], queued to one OS thread that owns the
+//! only write connection. The thread takes everything queued, opens one
+//! `BEGIN IMMEDIATE` transaction (so another process on the same file waits
+//! on `busy_timeout` rather than failing), runs each closure in a savepoint
+//! of its own (a failing or [discarding](Tx::discard) closure rolls back only
+//! itself), commits once with `synchronous = FULL`, and only then answers
+//! every caller: one fsync serves the whole batch, and an answer means on
+//! disk. Writes inside one process never meet SQLite's busy handler.
+//!
+//! Statements are the shared `$n` SQL text; a write binds `$n` by name, so
+//! the text may use them in any order.
+
+pub mod audit;
+pub mod delivery;
+pub mod directory;
+pub mod identities;
+pub mod settings;
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
+
+/// At most this many writes share one transaction (bounds the time a batch
+/// holds SQLite's write lock against other processes).
+const MAX_BATCH: usize = 512;
+
+/// A queued write: run inside the batch's transaction (or told why it
+/// could not be); answers its caller once the batch is committed.
+type Job = Box<dyn FnOnce(Result<&Tx<'_>, anyhow::Error>) -> Option<(bool, Answer)> + Send>;
+/// Sends the write's result, or the commit's error, to its caller.
+type Answer = Box<dyn FnOnce(Option<anyhow::Error>) + Send>;
+
+pub struct Sqlite {
+    readers: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+    jobs: mpsc::Sender<Job>,
+}
+
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    // One line: rusqlite's message names the file and the reason, and its
+    // source would only repeat the reason.
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Sqlite {
+    /// Opens (creating if missing) the database file at `path` in WAL mode,
+    /// `readers` read connections and the writer thread.
+    pub fn open(path: &Path, readers: usize) -> anyhow::Result<Sqlite> {
+        let writer = connect(path)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite refused WAL mode (journal mode {mode})");
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        writer.pragma_update(None, "foreign_keys", true)?;
+        let readers = (0..readers.max(1))
+            .map(|_| {
+                let conn = connect(path)?;
+                conn.pragma_update(None, "query_only", true)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("herald-sqlite-writer".into())
+            .spawn(move || write_loop(&writer, &queue))
+            .context("start the SQLite writer thread")?;
+        Ok(Sqlite { readers, next: AtomicUsize::new(0), jobs })
+    }
+
+    /// A free read connection if there is one, else the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.readers.len();
+        for i in 0..n {
+            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
+                return guard;
+            }
+        }
+        // A panic while holding a connection leaves it usable: SQLite has no
+        // half-done read state to protect.
+        self.readers[start % n].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a read connection. On a multi-threaded runtime it runs in
+    /// `block_in_place`, so the worker's other tasks move to another thread
+    /// while it reads; on a current-thread runtime (unit tests) inline.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let run = || f(&self.reader());
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => run(),
+        }
+    }
+
+    pub fn optional<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<Option<T>>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        self.read(|c| {
+            let mut stmt = prepare(c, sql)?;
+            bind(&mut stmt, params)?;
+            let mut rows = stmt.raw_query();
+            match rows.next().context("read a row")? {
+                Some(row) => Ok(Some(T::try_from(row).context("decode a row")?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    pub fn all<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<Vec<T>>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        self.read(|c| {
+            let mut stmt = prepare(c, sql)?;
+            bind(&mut stmt, params)?;
+            collect(stmt.raw_query()).context("read rows")
+        })
+    }
+
+    /// Queues `f` to the writer thread and waits until its batch committed.
+    /// `f` returning `Err` (or panicking) rolls back only its own changes.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.submit(f)?.await.context("the SQLite writer stopped")?
+    }
+
+    /// A write whose middle step is decided by the caller: `read` runs in
+    /// the transaction, `decide` gets its result back on the caller's side
+    /// (it may borrow, and need not be `Send`), and `finish` writes what it
+    /// decided, in the same transaction. The writer thread waits for the
+    /// decision; a caller that goes away meanwhile rolls its write back.
+    pub async fn write_deciding<Q, A, T>(
+        &self,
+        read: impl FnOnce(&Tx<'_>) -> anyhow::Result<Q> + Send + 'static,
+        decide: impl FnOnce(Q) -> A,
+        finish: impl FnOnce(&Tx<'_>, A) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T>
+    where
+        Q: Send + 'static,
+        A: Send + 'static,
+        T: Send + 'static,
+    {
+        let (question_tx, question) = tokio::sync::oneshot::channel::<Q>();
+        let (answer, answer_rx) = tokio::sync::oneshot::channel::<A>();
+        let done = self.submit(move |tx| {
+            let q = read(tx)?;
+            question_tx.send(q).map_err(|_| anyhow::anyhow!("the caller went away"))?;
+            let a = answer_rx.blocking_recv().context("the caller went away")?;
+            finish(tx, a)
+        })?;
+        if let Ok(q) = question.await {
+            // If the write is gone already, `done` says why.
+            let _ = answer.send(decide(q));
+        }
+        done.await.context("the SQLite writer stopped")?
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<T>>> {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |tx| match tx {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+            Ok(tx) => {
+                let result = catch_unwind(AssertUnwindSafe(|| f(tx)))
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a database write panicked")));
+                let keep = result.is_ok();
+                let answer: Answer = Box::new(move |commit| {
+                    let _ = reply.send(match commit {
+                        None => result,
+                        Some(e) => Err(e),
+                    });
+                });
+                Some((keep, answer))
+            }
+        });
+        self.jobs.send(job).map_err(|_| anyhow::anyhow!("the SQLite writer stopped"))?;
+        Ok(done)
+    }
+}
+
+/// The writer thread: batch, run, commit once, answer. Ends when every
+/// [`Sqlite`] (every sender) is gone.
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>) {
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            for job in waiting.drain(..) {
+                job(Err(copy_error(&e).context("begin a write")));
+            }
+            continue;
+        }
+        let mut answers: Vec<Answer> = Vec::new();
+        let mut failed: Option<rusqlite::Error> = None;
+        while answers.len() < MAX_BATCH
+            && let Some(job) = waiting.pop_front()
+        {
+            if let Err(e) = conn.execute_batch("SAVEPOINT write") {
+                job(Err(copy_error(&e).context("open a savepoint")));
+                failed = Some(e);
+                break;
+            }
+            let tx = Tx { conn, discard: Cell::new(false) };
+            let Some((keep, answer)) = job(Ok(&tx)) else { continue };
+            if conn.is_autocommit() {
+                // SQLite rolled the whole transaction back (a full disk, an
+                // I/O error): nothing of this batch was written.
+                answers.push(answer);
+                failed = Some(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the write transaction was rolled back".into()),
+                ));
+                break;
+            }
+            let end = if keep && !tx.discard.get() { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
+            answers.push(answer);
+            if let Err(e) = conn.execute_batch(end) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let outcome = match failed {
+            Some(e) => Err(e),
+            None => conn.execute_batch("COMMIT"),
+        };
+        match outcome {
+            Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
+            Err(e) => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                for answer in answers {
+                    answer(Some(copy_error(&e).context("commit a write")));
+                }
+            }
+        }
+    }
+}
+
+/// `err` again, for each caller of a failed batch: SQLite's codes are kept,
+/// so an outage still reads as one.
+fn copy_error(err: &rusqlite::Error) -> anyhow::Error {
+    match err {
+        rusqlite::Error::SqliteFailure(e, msg) => {
+            anyhow::Error::new(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(e.extended_code), msg.clone()))
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+fn prepare<'c>(conn: &'c Connection, sql: &'static str) -> anyhow::Result<CachedStatement<'c>> {
+    conn.prepare_cached(sql).context("prepare a statement")
+}
+
+/// Binds `params` to `$1…$n` by name, so a statement may use them in any
+/// order (the text is shared with PostgreSQL).
+fn bind(stmt: &mut CachedStatement<'_>, params: &[&dyn ToSql]) -> rusqlite::Result<()> {
+    for (i, value) in params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = stmt.parameter_index(&name)?.ok_or(rusqlite::Error::InvalidParameterName(name))?;
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
+}
+
+fn collect<T>(mut rows: rusqlite::Rows<'_>) -> rusqlite::Result<Vec<T>>
+where
+    T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+{
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(T::try_from(row)?);
+    }
+    Ok(out)
+}
+
+/// The open write transaction, as one queued write sees it.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    discard: Cell<bool>,
+}
+
+impl Tx<'_> {
+    pub fn execute(&self, sql: &'static str, params: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        bind(&mut stmt, params)?;
+        stmt.raw_execute()
+    }
+
+    pub fn all<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> rusqlite::Result<Vec<T>>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        bind(&mut stmt, params)?;
+        collect(stmt.raw_query())
+    }
+
+    pub fn optional<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> rusqlite::Result<Option<T>>
+    where
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+    {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        bind(&mut stmt, params)?;
+        let mut rows = stmt.raw_query();
+        rows.next()?.map(T::try_from).transpose()
+    }
+
+    /// Rolls back this write's changes when it returns, while still handing
+    /// its (`Ok`) result to the caller: a write that finds it must not
+    /// happen after taking an audit number gives the number back.
+    pub fn discard(&self) {
+        self.discard.set(true);
+    }
+}
+
+/// True when `err` is a unique-constraint violation.
+pub fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> (Sqlite, std::path::PathBuf) {
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
+        (Sqlite::open(&path, 2).unwrap(), path)
+    }
+
+    fn insert(tx: &Tx<'_>, k: &str) -> anyhow::Result<()> {
+        tx.execute("INSERT INTO t (k) VALUES ($1)", &[&k])?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn queued_writes_commit_together_and_a_failing_one_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = open(&dir);
+        // Hold the writer until the next four writes are queued behind it.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let first = db.submit(move |_| Ok::<(), anyhow::Error>(hold.recv()?)).unwrap();
+        let a = db.submit(|tx| insert(tx, "a")).unwrap();
+        let b = db
+            .submit(|tx| -> anyhow::Result<()> {
+                insert(tx, "b")?;
+                anyhow::bail!("b fails after writing")
+            })
+            .unwrap();
+        let c = db
+            .submit(|tx| {
+                insert(tx, "c")?;
+                tx.discard();
+                Ok("c discarded")
+            })
+            .unwrap();
+        let d = db
+            .submit(move |tx| {
+                insert(tx, "d")?;
+                // Another connection sees only what is committed: nothing
+                // of this batch yet, so `a` was not committed on its own.
+                let outside: i64 = Connection::open(&path)?.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
+                let inside: Vec<(String,)> = tx.all("SELECT k FROM t ORDER BY k", &[])?;
+                Ok((outside, inside))
+            })
+            .unwrap();
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        a.await.unwrap().unwrap();
+        assert!(b.await.unwrap().is_err());
+        assert_eq!(c.await.unwrap().unwrap(), "c discarded");
+        let (outside, inside) = d.await.unwrap().unwrap();
+        assert_eq!(outside, 0, "the batch commits once");
+        assert_eq!(inside, [("a".to_owned(),), ("d".to_owned(),)]);
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t ORDER BY k", &[]).unwrap();
+        assert_eq!(rows, [("a".to_owned(),), ("d".to_owned(),)]);
+    }
+
+    #[tokio::test]
+    async fn writes_commit_with_synchronous_full_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let (sync, mode) = db
+            .write(|tx| {
+                let (sync,): (i64,) = tx.optional("PRAGMA synchronous", &[])?.context("no row")?;
+                let (mode,): (String,) = tx.optional("PRAGMA journal_mode", &[])?.context("no row")?;
+                Ok((sync, mode))
+            })
+            .await
+            .unwrap();
+        assert_eq!(sync, 2, "FULL: a commit is fsynced before its caller hears of it");
+        assert_eq!(mode, "wal");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_is_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let err = db
+            .write(|tx| -> anyhow::Result<()> {
+                insert(tx, "x")?;
+                panic!("a bug in a write")
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        db.write(|tx| insert(tx, "y")).await.unwrap();
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t", &[]).unwrap();
+        assert_eq!(rows, [("y".to_owned(),)]);
+    }
+
+    #[tokio::test]
+    async fn parameters_bind_by_name_and_reads_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        let diff: Option<(i64,)> = db.optional("SELECT $2 - $1", &[&1i64, &5i64]).unwrap();
+        assert_eq!(diff, Some((4,)));
+        assert!(db.all::<(String,)>("INSERT INTO t (k) VALUES ('r') RETURNING k", &[]).is_err());
+    }
+
+    /// How often SQLite re-planned `sql` after running it 20 times.
+    fn reprepares(sql: &'static str) -> i32 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (k TEXT, n BIGINT, PRIMARY KEY (k, n)); INSERT INTO t VALUES ('a', 1);")
+            .unwrap();
+        let db = Sqlite::open(&path, 1).unwrap();
+        for _ in 0..20 {
+            db.all::<(i64,)>(sql, &[&"a", &0i64, &10i64]).unwrap();
+        }
+        let conn = db.reader();
+        conn.prepare_cached(sql).unwrap().get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    #[test]
+    fn a_bare_bound_limit_is_replanned_every_run_and_plus_zero_is_not() {
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3"), 20);
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3 + 0"), 0);
+    }
+}
