@@ -363,17 +363,20 @@ pub async fn sign_in(
         attempt.failed();
         return Ok(SignIn::Refused);
     };
-    if login.locked_until > now {
+    // Counted before the slow check, so attempts running at once cannot
+    // pass the account's limit together.
+    let Some(number) = store.console_login_reserve(&login.user.id, LOCK_AFTER, now).await? else {
         attempt.failed();
         return Ok(SignIn::Locked);
-    }
+    };
     let Some(verified) = verify_password(gate, password, login.password_hash).await else {
+        store.console_login_release(&login.user.id).await?;
         return Ok(SignIn::Busy);
     };
     if !verified {
         attempt.failed();
-        let locked = store.console_login_failed(&login.user.id, LOCK_AFTER, Millis(now.0 + LOCK_FOR_MS)).await?;
-        if locked {
+        if number >= LOCK_AFTER {
+            store.console_login_lock(&login.user.id, Millis(now.0 + LOCK_FOR_MS)).await?;
             tracing::warn!(user = %login.user.id, "console sign-in locked after {LOCK_AFTER} wrong passwords");
             return Ok(SignIn::Locked);
         }

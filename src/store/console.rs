@@ -21,8 +21,13 @@ pub(super) const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
 pub(super) const USER_BY_EMAIL: &str =
     "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
     FROM console_users WHERE email_key = $1";
-pub(super) const FAILED_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1 WHERE id = $1
-    RETURNING failed_logins";
+// A sign-in attempt is counted before the password is checked, so attempts
+// running at once cannot pass the limit together; a wrong password keeps
+// its count, a right one resets it.
+pub(super) const RESERVE_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1
+    WHERE id = $1 AND locked_until <= $2 AND failed_logins < $3 RETURNING failed_logins";
+pub(super) const RELEASE_LOGIN: &str =
+    "UPDATE console_users SET failed_logins = failed_logins - 1 WHERE id = $1 AND failed_logins > 0";
 pub(super) const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
 pub(super) const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
 pub(super) const INSERT_SESSION: &str =
@@ -149,24 +154,57 @@ impl Store {
         }))
     }
 
-    /// Counts a wrong password; at `limit` in a row, locks sign-in until
-    /// `lock_until` and starts counting again. True when it locked.
-    pub async fn console_login_failed(&self, id: &str, limit: i64, lock_until: Millis) -> anyhow::Result<bool> {
+    /// Counts a sign-in attempt before its password is checked: `None` when
+    /// the account is locked or `limit` attempts are already counted (failed
+    /// or still running), else the attempt's number.
+    pub async fn console_login_reserve(&self, id: &str, limit: i64, now: Millis) -> anyhow::Result<Option<i64>> {
+        let row: Option<(i64,)> = match &self.db {
+            Db::Sqlite(db) => {
+                let id = id.to_owned();
+                db.write(move |tx| Ok(tx.optional(RESERVE_LOGIN, &[&id, &now.0, &limit])?)).await
+            }
+            Db::Postgres(p) => sqlx::query_as(RESERVE_LOGIN)
+                .bind(id)
+                .bind(now.0)
+                .bind(limit)
+                .fetch_optional(p)
+                .await
+                .map_err(anyhow::Error::from),
+        }
+        .context("count a sign-in attempt")?;
+        Ok(row.map(|(n,)| n))
+    }
+
+    /// Hands back an attempt whose password was never checked.
+    pub async fn console_login_release(&self, id: &str) -> anyhow::Result<()> {
+        self.console_login_update(RELEASE_LOGIN, id, None).await.context("hand back a sign-in attempt")
+    }
+
+    /// Locks sign-in until `until` and starts counting again.
+    pub async fn console_login_lock(&self, id: &str, until: Millis) -> anyhow::Result<()> {
+        self.console_login_update(LOCK, id, Some(until.0)).await.context("lock sign-in")
+    }
+
+    async fn console_login_update(&self, sql: &'static str, id: &str, until: Option<i64>) -> anyhow::Result<()> {
         match &self.db {
             Db::Sqlite(db) => {
                 let id = id.to_owned();
-                db.write(move |tx| sqlite::settings::console_login_failed(tx, &id, limit, lock_until)).await
+                db.write(move |tx| {
+                    match until {
+                        Some(until) => tx.execute(sql, &[&id, &until])?,
+                        None => tx.execute(sql, &[&id])?,
+                    };
+                    Ok(())
+                })
+                .await
             }
             Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let (count,): (i64,) =
-                    sqlx::query_as(FAILED_LOGIN).bind(id).fetch_one(&mut *tx).await.context("count failed sign-in")?;
-                let locked = count >= limit;
-                if locked {
-                    sqlx::query(LOCK).bind(id).bind(lock_until.0).execute(&mut *tx).await.context("lock sign-in")?;
-                }
-                tx.commit().await.context("commit failed sign-in")?;
-                Ok(locked)
+                let query = sqlx::query(sql).bind(id);
+                let query = match until {
+                    Some(until) => query.bind(until),
+                    None => query,
+                };
+                query.execute(p).await.map(drop).map_err(anyhow::Error::from)
             }
         }
     }

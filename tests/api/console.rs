@@ -17,6 +17,7 @@ on_each_backend!(
     a_session_past_its_expiry_is_refused,
     posts_without_csrf_or_from_another_site_change_nothing,
     twenty_wrong_passwords_lock_the_account_for_a_while,
+    wrong_passwords_at_once_cannot_pass_the_account_limit_together,
     every_console_page_sends_csp_and_refuses_framing,
     org_admins_see_only_their_org,
     bad_smtp_input_shows_the_field_error_and_stores_nothing,
@@ -121,6 +122,22 @@ async fn twenty_wrong_passwords_lock_the_account_for_a_while(app: TestApp) {
     assert_eq!(Visitor::new(&app).sign_in("other@example.com", PASSWORD).await.status, 303);
     app.clock.advance(Duration::from_secs(16 * 60));
     assert_eq!(v.sign_in("ops@example.com", PASSWORD).await.status, 303, "the lock ends");
+}
+
+/// Forty wrong passwords sent at once: each attempt is counted before its
+/// password is checked, so at most twenty are checked and the account locks.
+async fn wrong_passwords_at_once_cannot_pass_the_account_limit_together(app: TestApp) {
+    user(&app, "ops@example.com", Role::InstanceAdmin).await;
+    let tries = (0..40).map(|_| async {
+        let mut v = Visitor::new(&app);
+        v.sign_in("ops@example.com", "not the password").await.status
+    });
+    let statuses = futures::future::join_all(tries).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked < 20, "{checked} wrong passwords were checked: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    let res = Visitor::new(&app).sign_in("ops@example.com", PASSWORD).await;
+    assert_eq!(res.status, 429, "locked even with the right password");
 }
 
 async fn every_console_page_sends_csp_and_refuses_framing(app: TestApp) {

@@ -173,15 +173,6 @@ pub fn insert_console_user(
     Ok(outcome)
 }
 
-pub fn console_login_failed(tx: &Tx<'_>, id: &str, limit: i64, lock_until: Millis) -> anyhow::Result<bool> {
-    let (count,): (i64,) = tx.optional(console::FAILED_LOGIN, &[&id])?.context("count failed sign-in")?;
-    let locked = count >= limit;
-    if locked {
-        tx.execute(console::LOCK, &[&id, &lock_until.0]).context("lock sign-in")?;
-    }
-    Ok(locked)
-}
-
 pub fn insert_console_session(
     tx: &Tx<'_>,
     digest: &str,
