@@ -153,15 +153,40 @@ impl Form {
     }
 }
 
+/// What a console handler answers in place of its page: an error (shown by
+/// [`render_error`]) or a page made already, such as the refused CSRF check.
+pub enum Halt {
+    Error(Error),
+    Page(Box<Response>),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Error(e)
+    }
+}
+
+impl IntoResponse for Halt {
+    fn into_response(self) -> Response {
+        match self {
+            Halt::Error(e) => e.into_response(),
+            Halt::Page(res) => *res,
+        }
+    }
+}
+
+/// What a console handler returns.
+type Answer = Result<Response, Halt>;
+
 /// Reads an urlencoded form and checks its CSRF value. A failed check is a
 /// 403 page that asks to reload; nothing is changed.
-fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
+fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Halt> {
     if !forms::is_form(headers) {
-        return Err(Box::new(Error::UnsupportedMediaType.into_response()));
+        return Err(Error::UnsupportedMediaType.into());
     }
     let fields: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     if !forms::csrf_ok(headers, CSRF_COOKIE, fields.get("csrf").map(String::as_str)) {
-        return Err(Box::new(render_status(StatusCode::FORBIDDEN, "forbidden")));
+        return Err(Halt::Page(Box::new(render_status(StatusCode::FORBIDDEN, "forbidden"))));
     }
     Ok(Form(fields))
 }

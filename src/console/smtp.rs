@@ -4,11 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Form, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Form, Signed, field_errors, read_form, render, see_other};
 use crate::api::{Path, Query};
 use crate::delivery::mailer::Step;
 use crate::delivery::{self, TestOutcome};
@@ -124,7 +123,7 @@ async fn show(
     org: &Org,
     status: StatusCode,
     extra: Value,
-) -> Result<Response, Error> {
+) -> Answer {
     let settings = current(app, org).await?;
     let instance = smtp::instance_settings(app.store()).await?.is_some();
     let form = match extra.get_attr("posted") {
@@ -152,18 +151,12 @@ pub async fn page(
     Path(org): Path<String>,
     Query(query): Query<SavedQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     show(&app, &headers, &user, &org, StatusCode::OK, context! { saved => query.saved.is_some() }).await
 }
 
-async fn show_instance(
-    app: &AppState,
-    headers: &HeaderMap,
-    user: &Signed,
-    status: StatusCode,
-    extra: Value,
-) -> Result<Response, Error> {
+async fn show_instance(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let settings = smtp::instance_settings(app.store()).await?;
     let form = match extra.get_attr("posted") {
         Ok(posted) if !posted.is_undefined() => posted,
@@ -179,23 +172,15 @@ pub async fn instance_page(
     State(app): State<AppState>,
     Query(query): Query<SavedQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     user.instance_admin()?;
     show_instance(&app, &headers, &user, StatusCode::OK, context! { saved => query.saved.is_some() }).await
 }
 
 /// POST /console/smtp: edit (as Dbvisit's `edit`, every field given) or clear.
-pub async fn instance_save(
-    user: Signed,
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
+pub async fn instance_save(user: Signed, State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
     user.instance_admin()?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     if form.get("action") == "delete" {
         smtp::clear_instance_settings(app.store(), &actor, now).await?;
@@ -223,7 +208,7 @@ pub async fn instance_save(
             let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
             show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -234,18 +219,15 @@ pub async fn save(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     let back = format!("/console/orgs/{}/smtp", org.id);
     if form.get("action") == "delete" {
         match smtp::delete_org_config(app.store(), &actor, &org.id, now).await {
             Ok(()) | Err(Error::NotFound(Resource::NotificationConfig)) => return Ok(see_other(&back)),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let saved = match draft_of(&form) {
@@ -262,7 +244,7 @@ pub async fn save(
             let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
             show(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, extra).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -287,12 +269,9 @@ pub async fn test(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let to = match parse_address("to", "Recipient", form.get("to")) {
         Ok(to) => to,
         Err(e) => {
