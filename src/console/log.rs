@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Answer, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::clock::Millis;
 use crate::domain::delivery::overview::{self, LogFilter};
@@ -86,10 +86,10 @@ pub async fn list(
         from => query.from.as_deref().unwrap_or(""), until => query.until.as_deref().unwrap_or(""),
     };
     let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name }, rows, errors, q, next,
+        rows, errors, q, next,
         statuses => Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
     };
-    Ok(render(&app, &headers, Some(&user.0), "log.html", status, ctx))
+    user.org_page(&app, &headers, &org, "log.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/log/{id}: one notification and every attempt.
@@ -111,14 +111,13 @@ pub async fn show(
         })
         .collect();
     let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name },
         n => context! {
             smtp_response => &n.smtp_response, updated => n.updated_at.rfc3339(),
             sent => n.sent_at.map(|t| t.rfc3339()), locale => &n.locale, event => &n.event_id, ..row(&n)
         },
         attempts, dead => n.status == Status::Dead,
     };
-    Ok(render(&app, &headers, Some(&user.0), "notification.html", StatusCode::OK, ctx))
+    user.org_page(&app, &headers, &org, "notification.html", StatusCode::OK, ctx)
 }
 
 /// POST /console/orgs/{org}/log/{id}/retry: a dead notification, due now.

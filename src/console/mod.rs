@@ -126,6 +126,29 @@ impl Signed {
     fn instance_admin(&self) -> Result<(), Error> {
         if self.0.is_instance_admin() { Ok(()) } else { Err(Error::NotFound(Resource::Route)) }
     }
+
+    /// Renders `template` for this user.
+    fn page(&self, app: &AppState, headers: &HeaderMap, template: &str, status: StatusCode, ctx: Value) -> Answer {
+        Ok(render(app, headers, Some(&self.0), template, status, ctx))
+    }
+
+    /// Renders one of `org`'s pages for this user: `org` is in the context.
+    fn org_page(
+        &self,
+        app: &AppState,
+        headers: &HeaderMap,
+        org: &Org,
+        template: &str,
+        status: StatusCode,
+        ctx: Value,
+    ) -> Answer {
+        self.page(app, headers, template, status, context! { org => org_ref(org), ..ctx })
+    }
+}
+
+/// An org as its pages name it.
+fn org_ref(org: &Org) -> Value {
+    context! { id => org.id.as_str(), name => &org.name }
 }
 
 fn see_other(to: &str) -> Response {

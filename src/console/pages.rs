@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, org_ref, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::domain::audit::{self, AuditRecord, Scope};
 use crate::domain::console::{self, Role};
@@ -81,7 +81,7 @@ pub async fn dashboard(user: Signed, State(app): State<AppState>, headers: Heade
         last_day => counts(board.last_day),
         orgs,
     };
-    Ok(render(&app, &headers, Some(&user.0), "dashboard.html", StatusCode::OK, ctx))
+    user.page(&app, &headers, "dashboard.html", StatusCode::OK, ctx)
 }
 
 fn org_view(org: &Org) -> Value {
@@ -90,7 +90,7 @@ fn org_view(org: &Org) -> Value {
 
 async fn orgs_page(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let list: Vec<Value> = orgs::list(app.store()).await?.iter().map(org_view).collect();
-    Ok(render(app, headers, Some(&user.0), "orgs.html", status, context! { orgs => list, ..extra }))
+    user.page(app, headers, "orgs.html", status, context! { orgs => list, ..extra })
 }
 
 /// GET /console/orgs (instance admins)
@@ -135,8 +135,7 @@ async fn org_page(
     } else {
         Vec::new()
     };
-    let ctx = context! { org => org_view(org), tokens => token_list, ..extra };
-    Ok(render(app, headers, Some(&user.0), "org.html", status, ctx))
+    user.org_page(app, headers, org, "org.html", status, context! { tokens => token_list, ..extra })
 }
 
 /// GET /console/orgs/{org}
@@ -214,8 +213,8 @@ async fn audit_page(
     let after = query.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0).max(0);
     let records = audit::page(app.store(), &scope, after, AUDIT_PAGE).await?;
     let next = (records.len() == AUDIT_PAGE as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    let ctx = context! { org => org.map(org_view), rows => audit_rows(&records), next };
-    Ok(render(app, headers, Some(&user.0), "audit.html", StatusCode::OK, ctx))
+    let ctx = context! { org => org.map(org_ref), rows => audit_rows(&records), next };
+    user.page(app, headers, "audit.html", StatusCode::OK, ctx)
 }
 
 /// GET /console/orgs/{org}/audit
@@ -255,7 +254,7 @@ async fn users_page(app: &AppState, headers: &HeaderMap, user: &Signed, status: 
         .collect();
     let org_list: Vec<Value> = all.iter().map(org_view).collect();
     let ctx = context! { users => rows, orgs => org_list, ..extra };
-    Ok(render(app, headers, Some(&user.0), "users.html", status, ctx))
+    user.page(app, headers, "users.html", status, ctx)
 }
 
 /// GET /console/users (instance admins): console accounts.

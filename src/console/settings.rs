@@ -7,17 +7,13 @@ use axum::http::{HeaderMap, StatusCode};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Answer, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::domain::identities::{self, IdentityInput, Reissue, Status};
 use crate::domain::orgs::Org;
 use crate::domain::{PageRequest, departments, policy, users};
 use crate::error::{Error, Resource};
 use crate::state::AppState;
-
-fn org_view(org: &Org) -> Value {
-    context! { id => org.id.as_str(), name => &org.name }
-}
 
 /// GET /console/orgs/{org}/policy
 pub async fn policy_page(
@@ -29,10 +25,10 @@ pub async fn policy_page(
     let org = user.org(&app, &org).await?;
     let p = policy::effective(app.store(), &org.id).await?;
     let ctx = context! {
-        org => org_view(&org), password_change => p.password_change, is_default => p.is_default,
+        password_change => p.password_change, is_default => p.is_default,
         changed => p.details.changed_at.display_utc(),
     };
-    Ok(render(&app, &headers, Some(&user.0), "policy.html", StatusCode::OK, ctx))
+    user.org_page(&app, &headers, &org, "policy.html", StatusCode::OK, ctx)
 }
 
 /// POST /console/orgs/{org}/policy: set the org's own policy, or return to
@@ -100,9 +96,9 @@ async fn people_view(
         .collect();
     let next = (i64::from(found.page) * i64::from(found.size) < found.total).then_some(found.page + 1);
     let ctx = context! {
-        org => org_view(org), departments => dept_rows, users => user_rows, q, next, total => found.total, ..extra
+        departments => dept_rows, users => user_rows, q, next, total => found.total, ..extra
     };
-    Ok(render(app, headers, Some(&user.0), "people.html", status, ctx))
+    user.org_page(app, headers, org, "people.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/people: departments and users.
@@ -207,8 +203,8 @@ async fn identities_view(
             }
         })
         .collect();
-    let ctx = context! { org => org_view(org), identities => rows, total => page.total, ..extra };
-    Ok(render(app, headers, Some(&user.0), "identities.html", status, ctx))
+    let ctx = context! { identities => rows, total => page.total, ..extra };
+    user.org_page(app, headers, org, "identities.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/identities

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Answer, Form, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Form, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::delivery::mailer::Step;
 use crate::delivery::{self, TestOutcome};
@@ -132,11 +132,8 @@ async fn show(
             settings.as_ref().map(settings_view).unwrap_or_else(|| context! { enabled => true, security => "starttls" })
         }
     };
-    let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name },
-        exists => settings.is_some(), instance, form, ..extra
-    };
-    Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
+    let ctx = context! { exists => settings.is_some(), instance, form, ..extra };
+    user.org_page(app, headers, org, "smtp.html", status, ctx)
 }
 
 #[derive(Deserialize)]
@@ -163,7 +160,7 @@ async fn show_instance(app: &AppState, headers: &HeaderMap, user: &Signed, statu
         _ => settings.as_ref().map(settings_view).unwrap_or_else(|| context! { security => "starttls" }),
     };
     let ctx = context! { exists => settings.is_some(), form, ..extra };
-    Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
+    user.page(app, headers, "smtp.html", status, ctx)
 }
 
 /// GET /console/smtp (instance admins): the instance's SMTP server.
