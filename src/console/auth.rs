@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use minijinja::context;
 
-use super::{Answer, CSRF_COOKIE, PREFIX, SESSION_COOKIE, field_errors, read_form, render, secure, see_other};
+use super::{Answer, CSRF_COOKIE, SESSION_COOKIE, field_errors, read_form, render, see_other, set_cookie};
 use crate::api::forms;
 use crate::auth::authenticate;
 use crate::domain::console::{self, SESSION_MS, SignIn};
@@ -47,29 +47,18 @@ pub async fn login(State(app): State<AppState>, ext: Extensions, headers: Header
         SignIn::Session { token, user } => {
             tracing::info!(user = %user.id, "console sign-in");
             let mut res = see_other("/console/");
-            if let Some(cookie) =
-                forms::set_cookie(SESSION_COOKIE, token.expose(), PREFIX, SESSION_MS / 1000, secure(&app))
-            {
-                res.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+            set_cookie(&mut res, &app, SESSION_COOKIE, token.expose(), SESSION_MS / 1000);
             return Ok(res);
         }
         SignIn::Refused => (StatusCode::UNAUTHORIZED, "refused"),
         SignIn::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
-        SignIn::Busy => {
-            let mut res = render(
-                &app,
-                &headers,
-                None,
-                "login.html",
-                StatusCode::TOO_MANY_REQUESTS,
-                context! { error => "busy", email },
-            );
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
-            return Ok(res);
-        }
+        SignIn::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
     };
-    Ok(render(&app, &headers, None, "login.html", status, context! { error, email }))
+    let mut res = render(&app, &headers, None, "login.html", status, context! { error, email });
+    if error == "busy" {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
+    }
+    Ok(res)
 }
 
 /// POST /console/logout: ends the session.
@@ -80,9 +69,7 @@ pub async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes
     }
     let mut res = see_other("/console/login");
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Some(cookie) = forms::set_cookie(name, "", PREFIX, 0, secure(&app)) {
-            res.headers_mut().append(header::SET_COOKIE, cookie);
-        }
+        set_cookie(&mut res, &app, name, "", 0);
     }
     Ok(res)
 }

@@ -160,8 +160,13 @@ fn see_other(to: &str) -> Response {
     res
 }
 
-fn secure(app: &AppState) -> bool {
-    app.public_url().starts_with("https://")
+/// Sets one of the console's cookies on `res`, `Secure` when the public URL
+/// is https.
+fn set_cookie(res: &mut Response, app: &AppState, name: &str, value: &str, max_age: i64) {
+    let secure = app.public_url().starts_with("https://");
+    if let Some(cookie) = forms::set_cookie(name, value, PREFIX, max_age, secure) {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// The fields of a posted form, after its CSRF check.
@@ -237,10 +242,8 @@ fn render(
     });
     let base = context! { t => &*TEXTS, nonce => &nonce, csrf => &csrf, me => me, ..ctx };
     let mut res = page_response(template, status, base, &nonce);
-    if kept.is_none()
-        && let Some(cookie) = forms::set_cookie(CSRF_COOKIE, &csrf, PREFIX, 12 * 3600, secure(app))
-    {
-        res.headers_mut().append(header::SET_COOKIE, cookie);
+    if kept.is_none() {
+        set_cookie(&mut res, app, CSRF_COOKIE, &csrf, 12 * 3600);
     }
     res
 }

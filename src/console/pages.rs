@@ -279,18 +279,13 @@ pub async fn create_user(user: Signed, State(app): State<AppState>, headers: Hea
         }
         None => Err(Error::field("role", "must be the instance or an organisation")),
     };
-    match created {
-        Ok(_) => Ok(see_other("/console/users")),
-        Err(Error::Invalid(errors)) => {
-            let extra =
-                context! { errors => field_errors(&errors), email => form.get("email"), role => form.get("role") };
-            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
-        }
-        Err(Error::NotFound(_)) => {
-            let errors = [crate::error::FieldError::new("role", "no such organisation")];
-            let extra = context! { errors => field_errors(&errors), email => form.get("email") };
-            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let errors = match created {
+        Ok(_) => return Ok(see_other("/console/users")),
+        Err(Error::Invalid(errors)) => errors,
+        // An org that does not exist is none of the choices, so none is selected.
+        Err(Error::NotFound(_)) => vec![crate::error::FieldError::new("role", "no such organisation")],
+        Err(e) => return Err(e.into()),
+    };
+    let extra = context! { errors => field_errors(&errors), email => form.get("email"), role => form.get("role") };
+    users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
 }

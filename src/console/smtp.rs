@@ -16,7 +16,7 @@ use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpDraft, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password,
     parse_text,
 };
-use crate::error::{Error, FieldErrors, Resource};
+use crate::error::{Error, FieldError, FieldErrors, Resource};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -40,14 +40,15 @@ fn settings_view(s: &SmtpSettings) -> Value {
     }
 }
 
-/// The form as it was posted, to show it again with its errors (never the password).
-fn posted_view(form: &Form, password_set: bool) -> Value {
-    context! {
+/// The form as it was posted with its errors, to show it again (never the password).
+fn posted_view(form: &Form, errors: &[FieldError], password_set: bool) -> Value {
+    let posted = context! {
         enabled => form.checked("enabled"), host => form.get("host"), port => form.get("port"),
         security => form.get("security"), accept_invalid_certs => form.checked("accept_invalid_certs"),
         username => form.get("username"), password_set, from_email => form.get("from_email"),
         from_name => form.get("from_name"), reply_to => form.get("reply_to"),
-    }
+    };
+    context! { errors => field_errors(errors), posted }
 }
 
 /// The posted form as a draft, every bad field reported at once.
@@ -116,6 +117,15 @@ async fn current(app: &AppState, org: &Org) -> Result<Option<SmtpSettings>, Erro
     }
 }
 
+/// What the form shows: the posted form (in `extra`), else the saved
+/// settings, else `fresh`.
+fn form_of(extra: &Value, settings: Option<&SmtpSettings>, fresh: Value) -> Value {
+    match extra.get_attr("posted") {
+        Ok(posted) if !posted.is_undefined() => posted,
+        _ => settings.map_or(fresh, settings_view),
+    }
+}
+
 async fn show(
     app: &AppState,
     headers: &HeaderMap,
@@ -126,12 +136,7 @@ async fn show(
 ) -> Answer {
     let settings = current(app, org).await?;
     let instance = smtp::instance_settings(app.store()).await?.is_some();
-    let form = match extra.get_attr("posted") {
-        Ok(posted) if !posted.is_undefined() => posted,
-        _ => {
-            settings.as_ref().map(settings_view).unwrap_or_else(|| context! { enabled => true, security => "starttls" })
-        }
-    };
+    let form = form_of(&extra, settings.as_ref(), context! { enabled => true, security => "starttls" });
     let ctx = context! { exists => settings.is_some(), instance, form, ..extra };
     user.org_page(app, headers, org, "smtp.html", status, ctx)
 }
@@ -155,10 +160,7 @@ pub async fn page(
 
 async fn show_instance(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let settings = smtp::instance_settings(app.store()).await?;
-    let form = match extra.get_attr("posted") {
-        Ok(posted) if !posted.is_undefined() => posted,
-        _ => settings.as_ref().map(settings_view).unwrap_or_else(|| context! { security => "starttls" }),
-    };
+    let form = form_of(&extra, settings.as_ref(), context! { security => "starttls" });
     let ctx = context! { exists => settings.is_some(), form, ..extra };
     user.page(app, headers, "smtp.html", status, ctx)
 }
@@ -202,8 +204,8 @@ pub async fn instance_save(user: Signed, State(app): State<AppState>, headers: H
         Ok(_) => Ok(see_other("/console/smtp?saved=1")),
         Err(Error::Invalid(errors)) => {
             let password_set = smtp::instance_settings(app.store()).await?.is_some_and(|s| s.password_set);
-            let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
-            show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
+            show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, posted_view(&form, &errors, password_set))
+                .await
         }
         Err(e) => Err(e.into()),
     }
@@ -238,8 +240,7 @@ pub async fn save(
         Ok(_) => Ok(see_other(&format!("{back}?saved=1"))),
         Err(Error::Invalid(errors)) => {
             let password_set = current(&app, &org).await?.is_some_and(|s| s.password_set);
-            let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
-            show(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, extra).await
+            show(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, posted_view(&form, &errors, password_set)).await
         }
         Err(e) => Err(e.into()),
     }
