@@ -5,10 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
 use minijinja::context;
 
-use super::{CSRF_COOKIE, PREFIX, SESSION_COOKIE, field_errors, read_form, render, secure, see_other};
+use super::{Answer, CSRF_COOKIE, SESSION_COOKIE, field_errors, read_form, render, see_other, set_cookie};
 use crate::api::forms;
 use crate::auth::authenticate;
 use crate::domain::console::{self, SESSION_MS, SignIn};
@@ -23,7 +22,7 @@ fn client_addr(ext: &Extensions) -> IpAddr {
 }
 
 /// GET /console/login
-pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Answer {
     if !console::any_user(app.store()).await? {
         return Ok(see_other("/console/setup"));
     }
@@ -31,16 +30,8 @@ pub async fn login_page(State(app): State<AppState>, headers: HeaderMap) -> Resu
 }
 
 /// POST /console/login: email and password; on success a session cookie.
-pub async fn login(
-    State(app): State<AppState>,
-    ext: Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+pub async fn login(State(app): State<AppState>, ext: Extensions, headers: HeaderMap, body: Bytes) -> Answer {
+    let form = read_form(&headers, &body)?;
     let email = form.get("email");
     let outcome = console::sign_in(
         app.store(),
@@ -56,50 +47,35 @@ pub async fn login(
         SignIn::Session { token, user } => {
             tracing::info!(user = %user.id, "console sign-in");
             let mut res = see_other("/console/");
-            if let Some(cookie) =
-                forms::set_cookie(SESSION_COOKIE, token.expose(), PREFIX, SESSION_MS / 1000, secure(&app))
-            {
-                res.headers_mut().append(header::SET_COOKIE, cookie);
-            }
+            set_cookie(&mut res, &app, SESSION_COOKIE, token.expose(), SESSION_MS / 1000);
             return Ok(res);
         }
         SignIn::Refused => (StatusCode::UNAUTHORIZED, "refused"),
         SignIn::Locked => (StatusCode::TOO_MANY_REQUESTS, "locked"),
-        SignIn::Busy => {
-            let mut res = render(
-                &app,
-                &headers,
-                None,
-                "login.html",
-                StatusCode::TOO_MANY_REQUESTS,
-                context! { error => "busy", email },
-            );
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
-            return Ok(res);
-        }
+        SignIn::Busy => (StatusCode::TOO_MANY_REQUESTS, "busy"),
     };
-    Ok(render(&app, &headers, None, "login.html", status, context! { error, email }))
+    let mut res = render(&app, &headers, None, "login.html", status, context! { error, email });
+    if error == "busy" {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
+    }
+    Ok(res)
 }
 
 /// POST /console/logout: ends the session.
-pub async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, Error> {
-    if let Err(res) = read_form(&headers, &body) {
-        return Ok(*res);
-    }
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
+    read_form(&headers, &body)?;
     if let Some(token) = forms::cookie(&headers, SESSION_COOKIE) {
         console::sign_out(app.store(), &token).await?;
     }
     let mut res = see_other("/console/login");
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
-        if let Some(cookie) = forms::set_cookie(name, "", PREFIX, 0, secure(&app)) {
-            res.headers_mut().append(header::SET_COOKIE, cookie);
-        }
+        set_cookie(&mut res, &app, name, "", 0);
     }
     Ok(res)
 }
 
 /// GET /console/setup: the first visit, while no console account exists.
-pub async fn setup_page(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn setup_page(State(app): State<AppState>, headers: HeaderMap) -> Answer {
     if console::any_user(app.store()).await? {
         return Ok(see_other("/console/login"));
     }
@@ -108,16 +84,8 @@ pub async fn setup_page(State(app): State<AppState>, headers: HeaderMap) -> Resu
 
 /// POST /console/setup: the bootstrap admin token creates the first
 /// instance admin account. The token is the actor of its audit row.
-pub async fn setup(
-    State(app): State<AppState>,
-    ext: Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+pub async fn setup(State(app): State<AppState>, ext: Extensions, headers: HeaderMap, body: Bytes) -> Answer {
+    let form = read_form(&headers, &body)?;
     let email = form.get("email");
     let now = app.clock().now();
     let again = |errors: Vec<FieldError>, status| {
@@ -138,7 +106,7 @@ pub async fn setup(
                 StatusCode::UNAUTHORIZED,
             ));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     match console::create_first_admin(app.store(), app.hash_gate(), &caller.actor, email, form.get("password"), now)
         .await
@@ -146,6 +114,6 @@ pub async fn setup(
         Ok(_) => Ok(see_other("/console/login")),
         Err(Error::Invalid(errors)) => Ok(again(errors, StatusCode::BAD_REQUEST)),
         Err(Error::Precondition(_)) => Ok(see_other("/console/login")),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

@@ -4,12 +4,11 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use chrono::NaiveDateTime;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::clock::Millis;
 use crate::domain::delivery::overview::{self, LogFilter};
@@ -70,7 +69,7 @@ pub async fn list(
     Path(org): Path<String>,
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     let before = query.before.as_deref().and_then(|b| uuid::Uuid::parse_str(b).ok()).map(|u| u.to_string());
     let (status, rows, errors, next) = match filter_of(&query) {
@@ -80,17 +79,17 @@ pub async fn list(
             (StatusCode::OK, rows.iter().map(row).collect::<Vec<_>>(), Value::UNDEFINED, next)
         }
         Err(Error::Invalid(errors)) => (StatusCode::BAD_REQUEST, Vec::new(), field_errors(&errors), None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let q = context! {
         status => query.status.as_deref().unwrap_or(""), to => query.to.as_deref().unwrap_or(""),
         from => query.from.as_deref().unwrap_or(""), until => query.until.as_deref().unwrap_or(""),
     };
     let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name }, rows, errors, q, next,
+        rows, errors, q, next,
         statuses => Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
     };
-    Ok(render(&app, &headers, Some(&user.0), "log.html", status, ctx))
+    user.org_page(&app, &headers, &org, "log.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/log/{id}: one notification and every attempt.
@@ -99,7 +98,7 @@ pub async fn show(
     State(app): State<AppState>,
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     let (n, attempts) = delivery::get(app.store(), &org.id, &id).await?;
     let attempts: Vec<Value> = attempts
@@ -112,14 +111,13 @@ pub async fn show(
         })
         .collect();
     let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name },
         n => context! {
             smtp_response => &n.smtp_response, updated => n.updated_at.rfc3339(),
             sent => n.sent_at.map(|t| t.rfc3339()), locale => &n.locale, event => &n.event_id, ..row(&n)
         },
         attempts, dead => n.status == Status::Dead,
     };
-    Ok(render(&app, &headers, Some(&user.0), "notification.html", StatusCode::OK, ctx))
+    user.org_page(&app, &headers, &org, "notification.html", StatusCode::OK, ctx)
 }
 
 /// POST /console/orgs/{org}/log/{id}/retry: a dead notification, due now.
@@ -129,11 +127,9 @@ pub async fn retry(
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    if let Err(res) = read_form(&headers, &body) {
-        return Ok(*res);
-    }
+    read_form(&headers, &body)?;
     delivery::retry(app.store(), &user.0.actor(), &org.id, &id, app.clock().now()).await?;
     app.wake_workers();
     Ok(see_other(&format!("/console/orgs/{}/log/{id}", org.id)))

@@ -126,6 +126,29 @@ impl Signed {
     fn instance_admin(&self) -> Result<(), Error> {
         if self.0.is_instance_admin() { Ok(()) } else { Err(Error::NotFound(Resource::Route)) }
     }
+
+    /// Renders `template` for this user.
+    fn page(&self, app: &AppState, headers: &HeaderMap, template: &str, status: StatusCode, ctx: Value) -> Answer {
+        Ok(render(app, headers, Some(&self.0), template, status, ctx))
+    }
+
+    /// Renders one of `org`'s pages for this user: `org` is in the context.
+    fn org_page(
+        &self,
+        app: &AppState,
+        headers: &HeaderMap,
+        org: &Org,
+        template: &str,
+        status: StatusCode,
+        ctx: Value,
+    ) -> Answer {
+        self.page(app, headers, template, status, context! { org => org_ref(org), ..ctx })
+    }
+}
+
+/// An org as its pages name it.
+fn org_ref(org: &Org) -> Value {
+    context! { id => org.id.as_str(), name => &org.name }
 }
 
 fn see_other(to: &str) -> Response {
@@ -137,8 +160,13 @@ fn see_other(to: &str) -> Response {
     res
 }
 
-fn secure(app: &AppState) -> bool {
-    app.public_url().starts_with("https://")
+/// Sets one of the console's cookies on `res`, `Secure` when the public URL
+/// is https.
+fn set_cookie(res: &mut Response, app: &AppState, name: &str, value: &str, max_age: i64) {
+    let secure = app.public_url().starts_with("https://");
+    if let Some(cookie) = forms::set_cookie(name, value, PREFIX, max_age, secure) {
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// The fields of a posted form, after its CSRF check.
@@ -153,15 +181,40 @@ impl Form {
     }
 }
 
+/// What a console handler answers in place of its page: an error (shown by
+/// [`render_error`]) or a page made already, such as the refused CSRF check.
+pub enum Halt {
+    Error(Error),
+    Page(Box<Response>),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Error(e)
+    }
+}
+
+impl IntoResponse for Halt {
+    fn into_response(self) -> Response {
+        match self {
+            Halt::Error(e) => e.into_response(),
+            Halt::Page(res) => *res,
+        }
+    }
+}
+
+/// What a console handler returns.
+type Answer = Result<Response, Halt>;
+
 /// Reads an urlencoded form and checks its CSRF value. A failed check is a
 /// 403 page that asks to reload; nothing is changed.
-fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Box<Response>> {
+fn read_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, Halt> {
     if !forms::is_form(headers) {
-        return Err(Box::new(Error::UnsupportedMediaType.into_response()));
+        return Err(Error::UnsupportedMediaType.into());
     }
     let fields: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
     if !forms::csrf_ok(headers, CSRF_COOKIE, fields.get("csrf").map(String::as_str)) {
-        return Err(Box::new(render_status(StatusCode::FORBIDDEN, "forbidden")));
+        return Err(Halt::Page(Box::new(render_status(StatusCode::FORBIDDEN, "forbidden"))));
     }
     Ok(Form(fields))
 }
@@ -189,10 +242,8 @@ fn render(
     });
     let base = context! { t => &*TEXTS, nonce => &nonce, csrf => &csrf, me => me, ..ctx };
     let mut res = page_response(template, status, base, &nonce);
-    if kept.is_none()
-        && let Some(cookie) = forms::set_cookie(CSRF_COOKIE, &csrf, PREFIX, 12 * 3600, secure(app))
-    {
-        res.headers_mut().append(header::SET_COOKIE, cookie);
+    if kept.is_none() {
+        set_cookie(&mut res, app, CSRF_COOKIE, &csrf, 12 * 3600);
     }
     res
 }

@@ -3,11 +3,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use minijinja::{Value, context};
 use serde::{Deserialize, Serialize};
 
-use super::{Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, org_ref, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::domain::audit::{self, AuditRecord, Scope};
 use crate::domain::console::{self, Role};
@@ -60,7 +59,7 @@ fn counts(h: HourCounts) -> Value {
 }
 
 /// GET /console/: delivery at a glance.
-pub async fn dashboard(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn dashboard(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Answer {
     let now = app.clock().now();
     let board = overview::dashboard(app.store(), user.0.org.as_ref(), now).await?;
     let now_hour = (now.0 / overview::HOUR_MS).rem_euclid(24);
@@ -82,49 +81,35 @@ pub async fn dashboard(user: Signed, State(app): State<AppState>, headers: Heade
         last_day => counts(board.last_day),
         orgs,
     };
-    Ok(render(&app, &headers, Some(&user.0), "dashboard.html", StatusCode::OK, ctx))
+    user.page(&app, &headers, "dashboard.html", StatusCode::OK, ctx)
 }
 
 fn org_view(org: &Org) -> Value {
     context! { id => org.id.as_str(), name => &org.name, created => org.created_at.display_utc() }
 }
 
-async fn orgs_page(
-    app: &AppState,
-    headers: &HeaderMap,
-    user: &Signed,
-    status: StatusCode,
-    extra: Value,
-) -> Result<Response, Error> {
+async fn orgs_page(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let list: Vec<Value> = orgs::list(app.store()).await?.iter().map(org_view).collect();
-    Ok(render(app, headers, Some(&user.0), "orgs.html", status, context! { orgs => list, ..extra }))
+    user.page(app, headers, "orgs.html", status, context! { orgs => list, ..extra })
 }
 
 /// GET /console/orgs (instance admins)
-pub async fn orgs(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn orgs(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Answer {
     user.instance_admin()?;
     orgs_page(&app, &headers, &user, StatusCode::OK, context! {}).await
 }
 
 /// POST /console/orgs: create an org.
-pub async fn create_org(
-    user: Signed,
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
+pub async fn create_org(user: Signed, State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
     user.instance_admin()?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     match orgs::create(app.store(), &user.0.actor(), form.get("name"), app.clock().now()).await {
         Ok(org) => Ok(see_other(&format!("/console/orgs/{}", org.id))),
         Err(Error::Invalid(errors)) => {
             let extra = context! { errors => field_errors(&errors), name => form.get("name") };
             orgs_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -135,7 +120,7 @@ async fn org_page(
     org: &Org,
     status: StatusCode,
     extra: Value,
-) -> Result<Response, Error> {
+) -> Answer {
     let token_list: Vec<Value> = if user.0.is_instance_admin() {
         tokens::list(app.store(), &org.id)
             .await?
@@ -150,17 +135,11 @@ async fn org_page(
     } else {
         Vec::new()
     };
-    let ctx = context! { org => org_view(org), tokens => token_list, ..extra };
-    Ok(render(app, headers, Some(&user.0), "org.html", status, ctx))
+    user.org_page(app, headers, org, "org.html", status, context! { tokens => token_list, ..extra })
 }
 
 /// GET /console/orgs/{org}
-pub async fn org(
-    user: Signed,
-    State(app): State<AppState>,
-    Path(org): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
+pub async fn org(user: Signed, State(app): State<AppState>, Path(org): Path<String>, headers: HeaderMap) -> Answer {
     let org = user.org(&app, &org).await?;
     org_page(&app, &headers, &user, &org, StatusCode::OK, context! {}).await
 }
@@ -172,13 +151,10 @@ pub async fn create_token(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     user.instance_admin()?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     match tokens::create_for_org(app.store(), &user.0.actor(), &org.id, form.get("name"), app.clock().now()).await {
         Ok(issued) => {
             let extra = context! { new_token => issued.secret.expose(), new_token_name => &issued.record.name };
@@ -188,7 +164,7 @@ pub async fn create_token(
             let extra = context! { errors => field_errors(&errors), name => form.get("name") };
             org_page(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, extra).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -199,12 +175,10 @@ pub async fn revoke_token(
     Path((org, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     user.instance_admin()?;
-    if let Err(res) = read_form(&headers, &body) {
-        return Ok(*res);
-    }
+    read_form(&headers, &body)?;
     tokens::revoke(app.store(), &user.0.actor(), &org.id, &id, app.clock().now()).await?;
     Ok(see_other(&format!("/console/orgs/{}", org.id)))
 }
@@ -235,12 +209,12 @@ async fn audit_page(
     scope: Scope,
     org: Option<&Org>,
     query: AuditQuery,
-) -> Result<Response, Error> {
+) -> Answer {
     let after = query.after.as_deref().and_then(|a| a.parse::<i64>().ok()).unwrap_or(0).max(0);
     let records = audit::page(app.store(), &scope, after, AUDIT_PAGE).await?;
     let next = (records.len() == AUDIT_PAGE as usize).then(|| records.last().map(|r| r.seq)).flatten();
-    let ctx = context! { org => org.map(org_view), rows => audit_rows(&records), next };
-    Ok(render(app, headers, Some(&user.0), "audit.html", StatusCode::OK, ctx))
+    let ctx = context! { org => org.map(org_ref), rows => audit_rows(&records), next };
+    user.page(app, headers, "audit.html", StatusCode::OK, ctx)
 }
 
 /// GET /console/orgs/{org}/audit
@@ -250,7 +224,7 @@ pub async fn org_audit(
     Path(org): Path<String>,
     Query(query): Query<AuditQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     audit_page(&app, &headers, &user, Scope::Org(org.id.clone()), Some(&org), query).await
 }
@@ -261,18 +235,12 @@ pub async fn instance_audit(
     State(app): State<AppState>,
     Query(query): Query<AuditQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     user.instance_admin()?;
     audit_page(&app, &headers, &user, Scope::Instance, None, query).await
 }
 
-async fn users_page(
-    app: &AppState,
-    headers: &HeaderMap,
-    user: &Signed,
-    status: StatusCode,
-    extra: Value,
-) -> Result<Response, Error> {
+async fn users_page(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let all = orgs::list(app.store()).await?;
     let name_of = |id: &crate::domain::OrgId| all.iter().find(|o| &o.id == id).map(|o| o.name.clone());
     let rows: Vec<Value> = console::list_users(app.store())
@@ -286,27 +254,19 @@ async fn users_page(
         .collect();
     let org_list: Vec<Value> = all.iter().map(org_view).collect();
     let ctx = context! { users => rows, orgs => org_list, ..extra };
-    Ok(render(app, headers, Some(&user.0), "users.html", status, ctx))
+    user.page(app, headers, "users.html", status, ctx)
 }
 
 /// GET /console/users (instance admins): console accounts.
-pub async fn users(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+pub async fn users(user: Signed, State(app): State<AppState>, headers: HeaderMap) -> Answer {
     user.instance_admin()?;
     users_page(&app, &headers, &user, StatusCode::OK, context! {}).await
 }
 
 /// POST /console/users: a new account, an instance admin or an org's admin.
-pub async fn create_user(
-    user: Signed,
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
+pub async fn create_user(user: Signed, State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
     user.instance_admin()?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let role = match form.get("role") {
         "instance" => Some(Role::InstanceAdmin),
         raw => crate::domain::OrgId::parse(raw).map(Role::OrgAdmin),
@@ -319,18 +279,13 @@ pub async fn create_user(
         }
         None => Err(Error::field("role", "must be the instance or an organisation")),
     };
-    match created {
-        Ok(_) => Ok(see_other("/console/users")),
-        Err(Error::Invalid(errors)) => {
-            let extra =
-                context! { errors => field_errors(&errors), email => form.get("email"), role => form.get("role") };
-            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
-        }
-        Err(Error::NotFound(_)) => {
-            let errors = [crate::error::FieldError::new("role", "no such organisation")];
-            let extra = context! { errors => field_errors(&errors), email => form.get("email") };
-            users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
-        }
-        Err(e) => Err(e),
-    }
+    let errors = match created {
+        Ok(_) => return Ok(see_other("/console/users")),
+        Err(Error::Invalid(errors)) => errors,
+        // An org that does not exist is none of the choices, so none is selected.
+        Err(Error::NotFound(_)) => vec![crate::error::FieldError::new("role", "no such organisation")],
+        Err(e) => return Err(e.into()),
+    };
+    let extra = context! { errors => field_errors(&errors), email => form.get("email"), role => form.get("role") };
+    users_page(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
 }

@@ -4,11 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::domain::identities::{self, IdentityInput, Reissue, Status};
 use crate::domain::orgs::Org;
@@ -16,24 +15,20 @@ use crate::domain::{PageRequest, departments, policy, users};
 use crate::error::{Error, Resource};
 use crate::state::AppState;
 
-fn org_view(org: &Org) -> Value {
-    context! { id => org.id.as_str(), name => &org.name }
-}
-
 /// GET /console/orgs/{org}/policy
 pub async fn policy_page(
     user: Signed,
     State(app): State<AppState>,
     Path(org): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     let p = policy::effective(app.store(), &org.id).await?;
     let ctx = context! {
-        org => org_view(&org), password_change => p.password_change, is_default => p.is_default,
+        password_change => p.password_change, is_default => p.is_default,
         changed => p.details.changed_at.display_utc(),
     };
-    Ok(render(&app, &headers, Some(&user.0), "policy.html", StatusCode::OK, ctx))
+    user.org_page(&app, &headers, &org, "policy.html", StatusCode::OK, ctx)
 }
 
 /// POST /console/orgs/{org}/policy: set the org's own policy, or return to
@@ -44,12 +39,9 @@ pub async fn policy_save(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     let on = form.checked("password_change");
     let result = if form.get("action") == "reset" {
@@ -64,7 +56,7 @@ pub async fn policy_save(
         Ok(()) | Err(Error::Precondition(_)) | Err(Error::NotFound(Resource::NotificationPolicy)) => {
             Ok(see_other(&format!("/console/orgs/{}/policy", org.id)))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -82,7 +74,7 @@ async fn people_view(
     query: &PeopleQuery,
     status: StatusCode,
     extra: Value,
-) -> Result<Response, Error> {
+) -> Answer {
     let page = query.page.as_deref().and_then(|p| p.parse::<i64>().ok()).filter(|p| (1..=1_000_000).contains(p));
     let all = PageRequest::parse(Some(1), Some(i64::from(PageRequest::MAX_SIZE)))?;
     let depts = departments::list(app.store(), &org.id, all, "").await?;
@@ -104,9 +96,9 @@ async fn people_view(
         .collect();
     let next = (i64::from(found.page) * i64::from(found.size) < found.total).then_some(found.page + 1);
     let ctx = context! {
-        org => org_view(org), departments => dept_rows, users => user_rows, q, next, total => found.total, ..extra
+        departments => dept_rows, users => user_rows, q, next, total => found.total, ..extra
     };
-    Ok(render(app, headers, Some(&user.0), "people.html", status, ctx))
+    user.org_page(app, headers, org, "people.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/people: departments and users.
@@ -116,7 +108,7 @@ pub async fn people(
     Path(org): Path<String>,
     Query(query): Query<PeopleQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     people_view(&app, &headers, &user, &org, &query, StatusCode::OK, context! {}).await
 }
@@ -128,12 +120,9 @@ pub async fn department(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     let result = match form.get("delete") {
         "" => departments::create(app.store(), &actor, &org.id, form.get("name"), None, now).await.map(drop),
@@ -145,7 +134,7 @@ pub async fn department(
         Err(Error::Conflict(Resource::Department)) => {
             vec![crate::error::FieldError::new("department", "a department with this name exists")]
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let message = errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; ");
     let extra = context! { dept_error => message, dept_name => form.get("name") };
@@ -160,12 +149,9 @@ pub async fn user_change(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     let result = match form.get("delete") {
         "" => {
@@ -186,7 +172,7 @@ pub async fn user_change(
         Err(Error::Conflict(Resource::User)) => {
             vec![crate::error::FieldError::new("email", "a user with this email exists")]
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let posted = context! { name => form.get("name"), email => form.get("email"), locale => form.get("locale") };
     let extra = context! { user_errors => field_errors(&errors), posted };
@@ -200,7 +186,7 @@ async fn identities_view(
     org: &Org,
     status: StatusCode,
     extra: Value,
-) -> Result<Response, Error> {
+) -> Answer {
     let page = identities::list(app.store(), &org.id, 1, 100, "", &[]).await?;
     let rows: Vec<Value> = page
         .items
@@ -217,8 +203,8 @@ async fn identities_view(
             }
         })
         .collect();
-    let ctx = context! { org => org_view(org), identities => rows, total => page.total, ..extra };
-    Ok(render(app, headers, Some(&user.0), "identities.html", status, ctx))
+    let ctx = context! { identities => rows, total => page.total, ..extra };
+    user.org_page(app, headers, org, "identities.html", status, ctx)
 }
 
 /// GET /console/orgs/{org}/identities
@@ -227,7 +213,7 @@ pub async fn identities_page(
     State(app): State<AppState>,
     Path(org): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     identities_view(&app, &headers, &user, &org, StatusCode::OK, context! {}).await
 }
@@ -240,12 +226,9 @@ pub async fn identity_change(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now, url) = (user.0.actor(), app.clock().now(), app.public_url());
     let result = if !form.get("resend").is_empty() {
         identities::reissue(app.store(), &actor, &org.id, form.get("resend"), Reissue::Resend, now, url).await
@@ -271,7 +254,7 @@ pub async fn identity_change(
         Err(Error::Conflict(Resource::SenderIdentity)) => {
             vec![crate::error::FieldError::new("Email", "a sender identity with this email exists")]
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let extra = context! { errors => field_errors(&errors), name => form.get("name"), email => form.get("email") };
     identities_view(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, extra).await

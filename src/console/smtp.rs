@@ -4,11 +4,10 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
 use minijinja::{Value, context};
 use serde::Deserialize;
 
-use super::{Form, Signed, field_errors, read_form, render, see_other};
+use super::{Answer, Form, Signed, field_errors, read_form, see_other};
 use crate::api::{Path, Query};
 use crate::delivery::mailer::Step;
 use crate::delivery::{self, TestOutcome};
@@ -17,7 +16,7 @@ use crate::domain::smtp::{
     self, PasswordChange, Security, SmtpDraft, SmtpPatch, SmtpSettings, parse_address, parse_host, parse_password,
     parse_text,
 };
-use crate::error::{Error, FieldErrors, Resource};
+use crate::error::{Error, FieldError, FieldErrors, Resource};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -41,14 +40,15 @@ fn settings_view(s: &SmtpSettings) -> Value {
     }
 }
 
-/// The form as it was posted, to show it again with its errors (never the password).
-fn posted_view(form: &Form, password_set: bool) -> Value {
-    context! {
+/// The form as it was posted with its errors, to show it again (never the password).
+fn posted_view(form: &Form, errors: &[FieldError], password_set: bool) -> Value {
+    let posted = context! {
         enabled => form.checked("enabled"), host => form.get("host"), port => form.get("port"),
         security => form.get("security"), accept_invalid_certs => form.checked("accept_invalid_certs"),
         username => form.get("username"), password_set, from_email => form.get("from_email"),
         from_name => form.get("from_name"), reply_to => form.get("reply_to"),
-    }
+    };
+    context! { errors => field_errors(errors), posted }
 }
 
 /// The posted form as a draft, every bad field reported at once.
@@ -117,6 +117,15 @@ async fn current(app: &AppState, org: &Org) -> Result<Option<SmtpSettings>, Erro
     }
 }
 
+/// What the form shows: the posted form (in `extra`), else the saved
+/// settings, else `fresh`.
+fn form_of(extra: &Value, settings: Option<&SmtpSettings>, fresh: Value) -> Value {
+    match extra.get_attr("posted") {
+        Ok(posted) if !posted.is_undefined() => posted,
+        _ => settings.map_or(fresh, settings_view),
+    }
+}
+
 async fn show(
     app: &AppState,
     headers: &HeaderMap,
@@ -124,20 +133,12 @@ async fn show(
     org: &Org,
     status: StatusCode,
     extra: Value,
-) -> Result<Response, Error> {
+) -> Answer {
     let settings = current(app, org).await?;
     let instance = smtp::instance_settings(app.store()).await?.is_some();
-    let form = match extra.get_attr("posted") {
-        Ok(posted) if !posted.is_undefined() => posted,
-        _ => {
-            settings.as_ref().map(settings_view).unwrap_or_else(|| context! { enabled => true, security => "starttls" })
-        }
-    };
-    let ctx = context! {
-        org => context! { id => org.id.as_str(), name => &org.name },
-        exists => settings.is_some(), instance, form, ..extra
-    };
-    Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
+    let form = form_of(&extra, settings.as_ref(), context! { enabled => true, security => "starttls" });
+    let ctx = context! { exists => settings.is_some(), instance, form, ..extra };
+    user.org_page(app, headers, org, "smtp.html", status, ctx)
 }
 
 #[derive(Deserialize)]
@@ -152,25 +153,16 @@ pub async fn page(
     Path(org): Path<String>,
     Query(query): Query<SavedQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
     show(&app, &headers, &user, &org, StatusCode::OK, context! { saved => query.saved.is_some() }).await
 }
 
-async fn show_instance(
-    app: &AppState,
-    headers: &HeaderMap,
-    user: &Signed,
-    status: StatusCode,
-    extra: Value,
-) -> Result<Response, Error> {
+async fn show_instance(app: &AppState, headers: &HeaderMap, user: &Signed, status: StatusCode, extra: Value) -> Answer {
     let settings = smtp::instance_settings(app.store()).await?;
-    let form = match extra.get_attr("posted") {
-        Ok(posted) if !posted.is_undefined() => posted,
-        _ => settings.as_ref().map(settings_view).unwrap_or_else(|| context! { security => "starttls" }),
-    };
+    let form = form_of(&extra, settings.as_ref(), context! { security => "starttls" });
     let ctx = context! { exists => settings.is_some(), form, ..extra };
-    Ok(render(app, headers, Some(&user.0), "smtp.html", status, ctx))
+    user.page(app, headers, "smtp.html", status, ctx)
 }
 
 /// GET /console/smtp (instance admins): the instance's SMTP server.
@@ -179,23 +171,15 @@ pub async fn instance_page(
     State(app): State<AppState>,
     Query(query): Query<SavedQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Answer {
     user.instance_admin()?;
     show_instance(&app, &headers, &user, StatusCode::OK, context! { saved => query.saved.is_some() }).await
 }
 
 /// POST /console/smtp: edit (as Dbvisit's `edit`, every field given) or clear.
-pub async fn instance_save(
-    user: Signed,
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Error> {
+pub async fn instance_save(user: Signed, State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Answer {
     user.instance_admin()?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     if form.get("action") == "delete" {
         smtp::clear_instance_settings(app.store(), &actor, now).await?;
@@ -220,10 +204,10 @@ pub async fn instance_save(
         Ok(_) => Ok(see_other("/console/smtp?saved=1")),
         Err(Error::Invalid(errors)) => {
             let password_set = smtp::instance_settings(app.store()).await?.is_some_and(|s| s.password_set);
-            let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
-            show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, extra).await
+            show_instance(&app, &headers, &user, StatusCode::BAD_REQUEST, posted_view(&form, &errors, password_set))
+                .await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -234,18 +218,15 @@ pub async fn save(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let (actor, now) = (user.0.actor(), app.clock().now());
     let back = format!("/console/orgs/{}/smtp", org.id);
     if form.get("action") == "delete" {
         match smtp::delete_org_config(app.store(), &actor, &org.id, now).await {
             Ok(()) | Err(Error::NotFound(Resource::NotificationConfig)) => return Ok(see_other(&back)),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let saved = match draft_of(&form) {
@@ -259,10 +240,9 @@ pub async fn save(
         Ok(_) => Ok(see_other(&format!("{back}?saved=1"))),
         Err(Error::Invalid(errors)) => {
             let password_set = current(&app, &org).await?.is_some_and(|s| s.password_set);
-            let extra = context! { errors => field_errors(&errors), posted => posted_view(&form, password_set) };
-            show(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, extra).await
+            show(&app, &headers, &user, &org, StatusCode::BAD_REQUEST, posted_view(&form, &errors, password_set)).await
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -287,12 +267,9 @@ pub async fn test(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, Error> {
+) -> Answer {
     let org = user.org(&app, &org).await?;
-    let form = match read_form(&headers, &body) {
-        Ok(f) => f,
-        Err(res) => return Ok(*res),
-    };
+    let form = read_form(&headers, &body)?;
     let to = match parse_address("to", "Recipient", form.get("to")) {
         Ok(to) => to,
         Err(e) => {
