@@ -4,39 +4,15 @@
 use anyhow::Context;
 
 use super::postgres::is_unique_violation;
+use super::sql::console::{
+    ANY_USER, DELETE_SESSION, GOOD_LOGIN, INSERT_FIRST_USER, INSERT_SESSION, INSERT_USER, LOCK, PURGE_SESSIONS,
+    RELEASE_LOGIN, RESERVE_LOGIN, SESSION_USER, USER_BY_EMAIL, USERS,
+};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::console::ConsoleUser;
-
-pub(super) const INSERT_USER: &str = "INSERT INTO console_users
-    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
-    VALUES ($1, $2, $3, $4, $5, 0, 0, $6)";
-// The first account, made from the bootstrap admin token: only while there is none.
-pub(super) const INSERT_FIRST_USER: &str = "INSERT INTO console_users
-    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
-    SELECT $1, NULL, $2, $3, $4, 0, 0, $5 WHERE NOT EXISTS (SELECT 1 FROM console_users)";
-pub(super) const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
-pub(super) const USER_BY_EMAIL: &str =
-    "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
-    FROM console_users WHERE email_key = $1";
-// A sign-in attempt is counted before the password is checked, so attempts
-// running at once cannot pass the limit together; a wrong password keeps
-// its count, a right one resets it.
-pub(super) const RESERVE_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1
-    WHERE id = $1 AND locked_until <= $2 AND failed_logins < $3 RETURNING failed_logins";
-pub(super) const RELEASE_LOGIN: &str =
-    "UPDATE console_users SET failed_logins = failed_logins - 1 WHERE id = $1 AND failed_logins > 0";
-pub(super) const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
-pub(super) const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
-pub(super) const INSERT_SESSION: &str =
-    "INSERT INTO console_sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-pub(super) const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $1";
-pub(super) const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
-    JOIN console_users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
-pub(super) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
-pub(super) const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
 
 /// A console account as sign-in needs it.
 #[derive(Clone)]

@@ -25,6 +25,7 @@ mod overview;
 mod policy;
 mod postgres;
 mod smtp;
+mod sql;
 mod sqlite;
 mod tokens;
 

@@ -8,6 +8,7 @@
 
 use anyhow::Context;
 
+use super::sql::policy::{DELETE, EXISTS, INSERT, INSTANCE_DEFAULT, POLICY, UPDATE};
 use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::audit::AuditEntry;
@@ -24,20 +25,6 @@ pub enum PolicyChange {
     /// Change: the policy already has that value.
     Unchanged,
 }
-
-pub(super) const POLICY: &str = "SELECT password_change, sequence, created_at, changed_at
-    FROM notification_policies WHERE scope_id = $1";
-pub(super) const INSERT: &str =
-    "INSERT INTO notification_policies (scope_id, password_change, sequence, created_at, changed_at)
-    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope_id) DO NOTHING";
-pub(super) const UPDATE: &str = "UPDATE notification_policies SET password_change = $2, sequence = $3, changed_at = $4
-    WHERE scope_id = $1 AND password_change <> $2 RETURNING created_at";
-pub(super) const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM notification_policies WHERE scope_id = $1)";
-pub(super) const DELETE: &str = "DELETE FROM notification_policies WHERE scope_id = $1 RETURNING created_at";
-pub(super) const INSTANCE_DEFAULT: &str = "INSERT INTO notification_policies
-    (scope_id, password_change, sequence, created_at, changed_at)
-    SELECT id, $1, 0, created_at, created_at FROM instance WHERE singleton = 1
-    ON CONFLICT (scope_id) DO NOTHING";
 
 pub(super) fn details(sequence: i64, created_at: Millis, changed_at: Millis, scope_id: &str) -> Details {
     Details { sequence, created_at, changed_at, resource_owner: scope_id.to_owned() }

@@ -9,6 +9,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
+use super::sql::smtp::{BY_SCOPE, DELETE, UPSERT};
 use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::Actor;
@@ -81,20 +82,6 @@ pub struct Decided {
     pub action: &'static str,
     pub detail: Value,
 }
-
-pub(super) const BY_SCOPE: &str =
-    "SELECT id, scope_id, enabled, host, port, security, accept_invalid_certs, username, password,
-    from_email, from_name, reply_to, version, created_at, updated_at FROM smtp_servers WHERE scope_id = $1";
-pub(super) const UPSERT: &str =
-    "INSERT INTO smtp_servers (id, scope_id, enabled, host, port, security, accept_invalid_certs,
-    username, password, from_email, from_name, reply_to, version, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    ON CONFLICT (scope_id) DO UPDATE SET enabled = excluded.enabled, host = excluded.host, port = excluded.port,
-    security = excluded.security, accept_invalid_certs = excluded.accept_invalid_certs,
-    username = excluded.username, password = excluded.password, from_email = excluded.from_email,
-    from_name = excluded.from_name, reply_to = excluded.reply_to, version = excluded.version,
-    updated_at = excluded.updated_at";
-pub(super) const DELETE: &str = "DELETE FROM smtp_servers WHERE scope_id = $1";
 
 impl Store {
     /// The SMTP row of a scope (org id or instance id).

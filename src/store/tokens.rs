@@ -2,20 +2,12 @@
 
 use anyhow::Context;
 
+use super::sql::tokens::{ANY_ADMIN, BY_DIGEST, INSERT_TOKEN, ORG_TOKENS, REVOKE};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::tokens::TokenRecord;
-
-pub(super) const INSERT_TOKEN: &str =
-    "INSERT INTO tokens (id, org_id, name, digest, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)";
-pub(super) const ORG_TOKENS: &str = "SELECT id, org_id, name, created_at, revoked_at FROM tokens
-    WHERE org_id = $1 ORDER BY created_at DESC, id DESC";
-pub(super) const REVOKE: &str =
-    "UPDATE tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
-pub(super) const BY_DIGEST: &str = "SELECT id, org_id, digest FROM tokens WHERE digest = $1 AND revoked_at IS NULL";
-pub(super) const ANY_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM tokens WHERE org_id IS NULL AND revoked_at IS NULL)";
 
 /// `id, org_id, name, created_at, revoked_at`
 type TokenRow = (String, Option<String>, String, i64, Option<i64>);

@@ -6,8 +6,8 @@ use sqlx::PgConnection;
 
 use crate::domain::audit::{AuditEntry, Scope};
 use crate::domain::delivery::NewEvent;
-use crate::store::audit::{BUMP_INSTANCE_SEQ, BUMP_ORG_SEQ, INSERT_AUDIT};
-use crate::store::delivery::{INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX};
+use crate::store::sql::audit::{BUMP_INSTANCE_SEQ, BUMP_ORG_SEQ, INSERT_AUDIT};
+use crate::store::sql::delivery::{INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX};
 
 /// Advances the audit sequence of `scope`: `(scope_id, seq)`. Taking the
 /// number first also takes the scope's row lock, which orders concurrent
