@@ -8,7 +8,7 @@
 use anyhow::Context;
 
 use super::sql::audit::{INSERT_INSTANCE, INSTANCE_ID, KEY_CHECK, PAGE_INSTANCE, PAGE_ORG, SET_KEY_CHECK};
-use super::{Db, Store, read_all, read_optional};
+use super::{Db, Store, postgres, read_all, read_optional};
 use crate::clock::Millis;
 use crate::domain::audit::{AuditRecord, Scope};
 
@@ -28,14 +28,7 @@ impl Store {
                 db.write(move |tx| tx.execute(INSERT_INSTANCE, &[&fresh, &now.0]).context("create the instance row"))
                     .await?;
             }
-            Db::Postgres(p) => {
-                sqlx::query(INSERT_INSTANCE)
-                    .bind(&fresh)
-                    .bind(now.0)
-                    .execute(p)
-                    .await
-                    .context("create the instance row")?;
-            }
+            Db::Postgres(p) => postgres::audit::insert_instance(p, &fresh, now).await?,
         }
         self.ensure_default_policy().await?;
         self.instance_id().await
@@ -54,9 +47,7 @@ impl Store {
                 let check = check.to_vec();
                 db.write(move |tx| tx.execute(SET_KEY_CHECK, &[&check]).context("write the key check")).await?;
             }
-            Db::Postgres(p) => {
-                sqlx::query(SET_KEY_CHECK).bind(check).execute(p).await.context("write the key check")?;
-            }
+            Db::Postgres(p) => postgres::audit::set_key_check(p, check).await?,
         }
         Ok(())
     }

@@ -3,11 +3,7 @@
 
 use anyhow::Context;
 
-use super::postgres::is_unique_violation;
-use super::sql::console::{
-    ANY_USER, DELETE_SESSION, GOOD_LOGIN, INSERT_FIRST_USER, INSERT_SESSION, INSERT_USER, LOCK, PURGE_SESSIONS,
-    RELEASE_LOGIN, RESERVE_LOGIN, SESSION_USER, USER_BY_EMAIL, USERS,
-};
+use super::sql::console::{ANY_USER, LOCK, RELEASE_LOGIN, RESERVE_LOGIN, SESSION_USER, USER_BY_EMAIL, USERS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -79,36 +75,7 @@ impl Store {
                 .await
             }
             Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = if first {
-                    sqlx::query(INSERT_FIRST_USER)
-                        .bind(&user.id)
-                        .bind(&user.email)
-                        .bind(email_key)
-                        .bind(password_hash)
-                        .bind(user.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                } else {
-                    sqlx::query(INSERT_USER)
-                        .bind(&user.id)
-                        .bind(user.org.as_ref().map(OrgId::as_str))
-                        .bind(&user.email)
-                        .bind(email_key)
-                        .bind(password_hash)
-                        .bind(user.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                };
-                match inserted {
-                    Ok(done) if done.rows_affected() == 0 => return Ok(UserInsert::NotFirst),
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Ok(UserInsert::Duplicate),
-                    Err(e) => return Err(anyhow::Error::new(e).context("insert console user")),
-                }
-                tx.commit().await.context("commit console user")?;
-                Ok(UserInsert::Done)
+                postgres::console::insert_console_user(p, user, email_key, password_hash, first, audit).await
             }
         }
     }
@@ -139,13 +106,7 @@ impl Store {
                 let id = id.to_owned();
                 db.write(move |tx| Ok(tx.optional(RESERVE_LOGIN, &[&id, &now.0, &limit])?)).await
             }
-            Db::Postgres(p) => sqlx::query_as(RESERVE_LOGIN)
-                .bind(id)
-                .bind(now.0)
-                .bind(limit)
-                .fetch_optional(p)
-                .await
-                .map_err(anyhow::Error::from),
+            Db::Postgres(p) => postgres::console::console_login_reserve(p, id, limit, now).await,
         }
         .context("count a sign-in attempt")?;
         Ok(row.map(|(n,)| n))
@@ -174,14 +135,7 @@ impl Store {
                 })
                 .await
             }
-            Db::Postgres(p) => {
-                let query = sqlx::query(sql).bind(id);
-                let query = match until {
-                    Some(until) => query.bind(until),
-                    None => query,
-                };
-                query.execute(p).await.map(drop).map_err(anyhow::Error::from)
-            }
+            Db::Postgres(p) => postgres::console::console_login_update(p, sql, id, until).await,
         }
     }
 
@@ -199,20 +153,7 @@ impl Store {
                 db.write(move |tx| sqlite::settings::insert_console_session(tx, &digest, &user_id, now, expires_at))
                     .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                sqlx::query(GOOD_LOGIN).bind(user_id).execute(&mut *tx).await.context("reset failed sign-ins")?;
-                sqlx::query(PURGE_SESSIONS).bind(now.0).execute(&mut *tx).await.context("purge sessions")?;
-                sqlx::query(INSERT_SESSION)
-                    .bind(digest)
-                    .bind(user_id)
-                    .bind(now.0)
-                    .bind(expires_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert session")?;
-                tx.commit().await.context("commit session")
-            }
+            Db::Postgres(p) => postgres::console::insert_console_session(p, digest, user_id, now, expires_at).await,
         }
     }
 
@@ -234,9 +175,7 @@ impl Store {
                 let digest = digest.to_owned();
                 db.write(move |tx| sqlite::settings::delete_console_session(tx, &digest)).await
             }
-            Db::Postgres(p) => {
-                sqlx::query(DELETE_SESSION).bind(digest).execute(p).await.map(drop).context("delete session")
-            }
+            Db::Postgres(p) => postgres::console::delete_console_session(p, digest).await,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::sql::orgs::{INSERT_ORG, ORG, ORGS};
+use super::sql::orgs::{ORG, ORGS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -21,18 +21,7 @@ impl Store {
                 let (org, audit) = (org.clone(), audit.clone());
                 db.write(move |tx| sqlite::settings::insert_org(tx, &org, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                sqlx::query(INSERT_ORG)
-                    .bind(org.id.as_str())
-                    .bind(&org.name)
-                    .bind(org.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert org")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                tx.commit().await.context("commit org")
-            }
+            Db::Postgres(p) => postgres::orgs::insert_org(p, org, audit).await,
         }
     }
 

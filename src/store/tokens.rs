@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::sql::tokens::{ANY_ADMIN, BY_DIGEST, INSERT_TOKEN, ORG_TOKENS, REVOKE};
+use super::sql::tokens::{ANY_ADMIN, BY_DIGEST, ORG_TOKENS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -37,20 +37,7 @@ impl Store {
                 let (token, digest, audit) = (token.clone(), digest.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::insert_token(tx, &token, &digest, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                sqlx::query(INSERT_TOKEN)
-                    .bind(&token.id)
-                    .bind(token.org_id.as_ref().map(OrgId::as_str))
-                    .bind(&token.name)
-                    .bind(digest)
-                    .bind(token.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert token")?;
-                tx.commit().await.context("commit token")
-            }
+            Db::Postgres(p) => postgres::tokens::insert_token(p, token, digest, audit).await,
         }
     }
 
@@ -66,23 +53,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::revoke_token(tx, &org, &id, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(REVOKE)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("revoke token")?;
-                if done.rows_affected() == 0 {
-                    // Nothing changed: the rollback also returns the sequence number.
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit revocation")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::tokens::revoke_token(p, org, id, now, audit).await,
         }
     }
 
