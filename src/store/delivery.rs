@@ -8,18 +8,12 @@
 
 use anyhow::Context;
 
-use super::sql::delivery::{
-    ATTEMPTS, CLAIM_KEY, CLAIM_PG, CLAIMED, INSERT_OUTBOX, MARK_SENDING, NOTIFICATION, ORG_NAME, OUTBOX_STATS,
-    PAGE_ALL, PAGE_BY_STATUS, PG_FINISH, PG_INSERT_EVENTS, PG_INSERT_NOTIFICATIONS, PG_INSERT_OUTBOX,
-    PG_STORE_RESPONSES, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, STATUS_OF, USER_BY_EMAIL,
-};
+use super::sql::delivery::{ATTEMPTS, NOTIFICATION, ORG_NAME, OUTBOX_STATS, PAGE_ALL, PAGE_BY_STATUS, USER_BY_EMAIL};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{
-    Attempt, Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status,
-};
+use crate::domain::delivery::{Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status};
 
 /// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
 #[derive(sqlx::FromRow)]
@@ -184,132 +178,6 @@ pub(super) fn result_of(outcome: &Outcome) -> ResultRow<'_> {
     }
 }
 
-async fn pg_finish_sends(
-    pool: &sqlx::PgPool,
-    lease_id: &str,
-    results: &[(&Claimed, Outcome)],
-    now: Millis,
-) -> anyhow::Result<()> {
-    let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o)| (*c, result_of(o))).collect();
-    let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
-    let statuses: Vec<&str> = rows.iter().map(|(_, r)| r.status.as_str()).collect();
-    let errors: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.error).collect();
-    let responses: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.response).collect();
-    let attempts: Vec<i64> = rows.iter().map(|(c, _)| c.attempt).collect();
-    let next: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.next.map(|m| m.0)).collect();
-    sqlx::query(PG_FINISH)
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&responses)
-        .bind(&attempts)
-        .bind(&next)
-        .bind(lease_id)
-        .bind(now.0)
-        .execute(pool)
-        .await
-        .context("record send results")?;
-    Ok(())
-}
-
-/// Columns of the notifications to insert, one vector each.
-#[derive(Default)]
-struct NotificationColumns {
-    id: Vec<String>,
-    org: Vec<String>,
-    event: Vec<String>,
-    kind: Vec<String>,
-    to_addr: Vec<String>,
-    to_name: Vec<Option<String>>,
-    subject: Vec<String>,
-    text: Vec<String>,
-    html: Vec<Option<String>>,
-    locale: Vec<String>,
-    at: Vec<i64>,
-    attachments: Vec<Option<String>>,
-}
-
-async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
-    let events = writes.iter().map(|w| w.event);
-    let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
-    let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
-    let kinds: Vec<&str> = events.clone().map(|e| e.kind.as_str()).collect();
-    let suppressed: Vec<Option<&str>> = events.clone().map(|e| e.suppressed.as_deref()).collect();
-    let created: Vec<i64> = events.clone().map(|e| e.created_at.0).collect();
-    let mut n = NotificationColumns::default();
-    for e in events {
-        for x in &e.notifications {
-            n.id.push(x.id.clone());
-            n.org.push(e.org.as_str().to_owned());
-            n.event.push(e.id.clone());
-            n.kind.push(e.kind.clone());
-            n.to_addr.push(x.to_addr.clone());
-            n.to_name.push(x.to_name.clone());
-            n.subject.push(x.subject.clone());
-            n.text.push(x.body_text.clone());
-            n.html.push(x.body_html.clone());
-            n.locale.push(x.locale.clone());
-            n.at.push(e.created_at.0);
-            n.attachments.push(x.attachments.clone());
-        }
-    }
-    let keyed: Vec<_> =
-        writes.iter().filter_map(|w| w.idempotency.map(|(k, r)| (w.event.org.as_str(), k, r))).collect();
-    let mut tx = pool.begin().await.context("begin")?;
-    sqlx::query(PG_INSERT_EVENTS)
-        .bind(&ids)
-        .bind(&orgs)
-        .bind(&kinds)
-        .bind(&suppressed)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await
-        .context("insert events")?;
-    if !n.id.is_empty() {
-        sqlx::query(PG_INSERT_NOTIFICATIONS)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.event)
-            .bind(&n.kind)
-            .bind(&n.to_addr)
-            .bind(&n.to_name)
-            .bind(&n.subject)
-            .bind(&n.text)
-            .bind(&n.html)
-            .bind(&n.locale)
-            .bind(&n.at)
-            .bind(&n.attachments)
-            .execute(&mut *tx)
-            .await
-            .context("insert notifications")?;
-        sqlx::query(PG_INSERT_OUTBOX)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.at)
-            .execute(&mut *tx)
-            .await
-            .context("insert outbox rows")?;
-    }
-    if !keyed.is_empty() {
-        let (o, k, r): (Vec<&str>, Vec<&str>, Vec<&str>) =
-            keyed.into_iter().fold((Vec::new(), Vec::new(), Vec::new()), |(mut o, mut k, mut r), (a, b, c)| {
-                o.push(a);
-                k.push(b);
-                r.push(c);
-                (o, k, r)
-            });
-        sqlx::query(PG_STORE_RESPONSES)
-            .bind(&o)
-            .bind(&k)
-            .bind(&r)
-            .execute(&mut *tx)
-            .await
-            .context("store idempotent responses")?;
-    }
-    tx.commit().await.context("commit events")?;
-    Ok(())
-}
-
 /// An event to write, with the idempotency key whose response it stores.
 pub struct EventWrite<'a> {
     pub event: &'a NewEvent,
@@ -332,54 +200,7 @@ impl Store {
                 db.write(move |tx| sqlite::delivery::claim_idempotency_key(tx, &org, &key, &hash, now, claim_until))
                     .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let inserted = sqlx::query(CLAIM_KEY)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .bind(hash)
-                    .bind(now.0)
-                    .bind(claim_until.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("claim idempotency key")?;
-                if inserted.rows_affected() == 1 {
-                    tx.commit().await.context("commit key claim")?;
-                    return Ok(IdempotencyClaim::Claimed);
-                }
-                let (stored_hash, response, created_at, claimed_until): (String, Option<String>, i64, i64) =
-                    sqlx::query_as(READ_KEY)
-                        .bind(org.as_str())
-                        .bind(key)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .context("read idempotency key")?;
-                let expired = created_at <= now.0 - IDEMPOTENCY_WINDOW_MS;
-                // An abandoned claim (its process died before the event was
-                // written) is taken over once its claim time has passed.
-                let abandoned = response.is_none() && claimed_until <= now.0 && stored_hash == hash;
-                let outcome = if expired || abandoned {
-                    sqlx::query(RECLAIM_KEY)
-                        .bind(org.as_str())
-                        .bind(key)
-                        .bind(hash)
-                        .bind(now.0)
-                        .bind(claim_until.0)
-                        .execute(&mut *tx)
-                        .await
-                        .context("reclaim idempotency key")?;
-                    IdempotencyClaim::Claimed
-                } else if stored_hash != hash {
-                    IdempotencyClaim::OtherBody
-                } else {
-                    match response {
-                        Some(body) => IdempotencyClaim::Replay(body),
-                        None => IdempotencyClaim::InFlight,
-                    }
-                };
-                tx.commit().await.context("commit key claim")?;
-                Ok(outcome)
-            }
+            Db::Postgres(p) => postgres::delivery::claim_idempotency_key(p, org, key, hash, now, claim_until).await,
         }
     }
 
@@ -390,13 +211,7 @@ impl Store {
                 let (org, key) = (org.clone(), key.to_owned());
                 db.write(move |tx| sqlite::delivery::release_idempotency_key(tx, &org, &key)).await
             }
-            Db::Postgres(p) => sqlx::query(RELEASE_KEY)
-                .bind(org.as_str())
-                .bind(key)
-                .execute(p)
-                .await
-                .map(drop)
-                .context("release idempotency key"),
+            Db::Postgres(p) => postgres::delivery::release_idempotency_key(p, org, key).await,
         }
     }
 
@@ -404,12 +219,7 @@ impl Store {
     pub async fn purge_idempotency_keys(&self, before: Millis) -> anyhow::Result<u64> {
         match &self.db {
             Db::Sqlite(db) => db.write(move |tx| sqlite::delivery::purge_idempotency_keys(tx, before)).await,
-            Db::Postgres(p) => sqlx::query(PURGE_KEYS)
-                .bind(before.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-                .context("purge idempotency keys"),
+            Db::Postgres(p) => postgres::delivery::purge_idempotency_keys(p, before).await,
         }
     }
 
@@ -424,7 +234,7 @@ impl Store {
                     .collect();
                 db.write(move |tx| sqlite::delivery::insert_events(tx, &owned)).await
             }
-            Db::Postgres(pool) => pg_insert_events(pool, writes).await,
+            Db::Postgres(p) => postgres::delivery::insert_events(p, writes).await,
         }
     }
 
@@ -442,30 +252,7 @@ impl Store {
                 let lease_id = lease_id.to_owned();
                 db.write(move |tx| sqlite::delivery::claim_outbox(tx, &lease_id, now, lease_until, limit)).await?
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let claimed = sqlx::query(CLAIM_PG)
-                    .bind(lease_id)
-                    .bind(lease_until.0)
-                    .bind(now.0)
-                    .bind(limit)
-                    .execute(&mut *tx)
-                    .await
-                    .context("claim outbox rows")?;
-                if claimed.rows_affected() == 0 {
-                    return Ok(Vec::new());
-                }
-                sqlx::query(MARK_SENDING)
-                    .bind(lease_id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("mark notifications sending")?;
-                let rows =
-                    sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
-                tx.commit().await.context("commit claim")?;
-                rows
-            }
+            Db::Postgres(p) => postgres::delivery::claim_outbox(p, lease_id, now, lease_until, limit).await?,
         };
         Ok(rows.into_iter().map(claimed_from).collect())
     }
@@ -484,7 +271,7 @@ impl Store {
                 let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
                 db.write(move |tx| sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)).await
             }
-            Db::Postgres(pool) => pg_finish_sends(pool, lease_id, results, now).await,
+            Db::Postgres(p) => postgres::delivery::finish_sends(p, lease_id, results, now).await,
         }
     }
 
@@ -532,38 +319,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::delivery::requeue(tx, &org, &id, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                // First, as every audited change: it orders the org's changes.
-                postgres::append_audit(&mut tx, audit).await?;
-                let status: Option<(String,)> = sqlx::query_as(STATUS_OF)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("read")?;
-                match status {
-                    None => return Ok(Requeue::NotFound),
-                    Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
-                    Some(_) => {}
-                }
-                sqlx::query(REQUEUE)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("requeue")?;
-                sqlx::query(INSERT_OUTBOX)
-                    .bind(id)
-                    .bind(org.as_str())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert outbox row")?;
-                tx.commit().await.context("commit requeue")?;
-                Ok(Requeue::Done)
-            }
+            Db::Postgres(p) => postgres::delivery::requeue(p, org, id, now, audit).await,
         }
     }
 

@@ -8,11 +8,8 @@
 
 use anyhow::Context;
 
-use super::postgres::is_unique_violation;
 use super::sql::directory::{
-    CLEAR_MEMBERSHIPS, COUNT_DEPARTMENTS, COUNT_USERS, DELETE_DEPARTMENT, DELETE_USER, DEPARTMENT, DEPARTMENT_EXISTS,
-    DEPARTMENTS, INSERT_DEPARTMENT, INSERT_MEMBERSHIP, INSERT_USER, PAGE_MEMBERSHIPS, SEARCH_USERS, UPDATE_DEPARTMENT,
-    UPDATE_USER, USER, USER_DEPARTMENTS,
+    COUNT_DEPARTMENTS, COUNT_USERS, DEPARTMENT, DEPARTMENTS, PAGE_MEMBERSHIPS, SEARCH_USERS, USER, USER_DEPARTMENTS,
 };
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
@@ -55,34 +52,6 @@ pub(super) fn user_from(
     User { id, name, email, locale, department_ids, created_at: Millis(created_at), updated_at: Millis(updated_at) }
 }
 
-/// Writes a user's memberships, after checking every department is the
-/// org's; `false` (write nothing more) if one is not.
-async fn write_memberships(
-    tx: &mut sqlx::PgConnection,
-    org: &OrgId,
-    user_id: &str,
-    ids: &[String],
-) -> anyhow::Result<bool> {
-    for department in ids {
-        let (exists,): (bool,) = sqlx::query_as(DEPARTMENT_EXISTS)
-            .bind(org.as_str())
-            .bind(department)
-            .fetch_one(&mut *tx)
-            .await
-            .context("check department")?;
-        if !exists {
-            return Ok(false);
-        }
-        sqlx::query(INSERT_MEMBERSHIP)
-            .bind(user_id)
-            .bind(department)
-            .execute(&mut *tx)
-            .await
-            .context("add membership")?;
-    }
-    Ok(true)
-}
-
 impl Store {
     pub async fn department(&self, org: &OrgId, id: &str) -> anyhow::Result<Option<Department>> {
         let row: Option<DepartmentRow> =
@@ -118,25 +87,7 @@ impl Store {
                 let (org, dept, name_key, audit) = (org.clone(), dept.clone(), name_key.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::insert_department(tx, &org, &dept, &name_key, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = sqlx::query(INSERT_DEPARTMENT)
-                    .bind(&dept.id)
-                    .bind(org.as_str())
-                    .bind(&dept.name)
-                    .bind(name_key)
-                    .bind(dept.enabled)
-                    .bind(dept.created_at.0)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
-                    other => other.context("insert department")?,
-                };
-                tx.commit().await.context("commit department")?;
-                Ok(DepartmentWrite::Done(dept.clone()))
-            }
+            Db::Postgres(p) => postgres::directory::insert_department(p, org, dept, name_key, audit).await,
         }
     }
 
@@ -158,28 +109,7 @@ impl Store {
                 })
                 .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(UPDATE_DEPARTMENT)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(name)
-                    .bind(name_key)
-                    .bind(enabled)
-                    .bind(audit.at.0)
-                    .execute(&mut *tx)
-                    .await;
-                let done = match done {
-                    Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
-                    other => other.context("update department")?,
-                };
-                if done.rows_affected() == 0 {
-                    return Ok(DepartmentWrite::Missing);
-                }
-                tx.commit().await.context("commit department")?;
-                Ok(self.department(org, id).await?.map_or(DepartmentWrite::Missing, DepartmentWrite::Done))
-            }
+            Db::Postgres(p) => postgres::directory::update_department(p, org, id, name, name_key, enabled, audit).await,
         }
     }
 
@@ -190,21 +120,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::delete_department(tx, &org, &id, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(DELETE_DEPARTMENT)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("delete department")?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit department deletion")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::directory::delete_department(p, org, id, audit).await,
         }
     }
 
@@ -251,30 +167,7 @@ impl Store {
                 let (org, user, audit) = (org.clone(), user.clone(), audit.clone());
                 db.write(move |tx| sqlite::directory::insert_user(tx, &org, &user, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = sqlx::query(INSERT_USER)
-                    .bind(&user.id)
-                    .bind(org.as_str())
-                    .bind(&user.name)
-                    .bind(user.name.to_lowercase())
-                    .bind(&user.email)
-                    .bind(user.email.to_lowercase())
-                    .bind(&user.locale)
-                    .bind(user.created_at.0)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
-                    other => other.context("insert user")?,
-                };
-                if !write_memberships(&mut tx, org, &user.id, &user.department_ids).await? {
-                    return Ok(UserWrite::UnknownDepartment);
-                }
-                tx.commit().await.context("commit user")?;
-                Ok(UserWrite::Done(user.clone()))
-            }
+            Db::Postgres(p) => postgres::directory::insert_user(p, org, user, audit).await,
         }
     }
 
@@ -291,36 +184,7 @@ impl Store {
                 let (org, id, draft, audit) = (org.clone(), id.to_owned(), draft.clone(), audit.clone());
                 db.write(move |tx| sqlite::directory::update_user(tx, &org, &id, &draft, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(UPDATE_USER)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(&draft.name)
-                    .bind(draft.name.to_lowercase())
-                    .bind(&draft.email)
-                    .bind(draft.email.to_lowercase())
-                    .bind(draft.locale.as_deref())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await;
-                let done = match done {
-                    Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
-                    other => other.context("update user")?,
-                };
-                if done.rows_affected() == 0 {
-                    return Ok(UserWrite::Missing);
-                }
-                if let Some(ids) = &draft.department_ids {
-                    sqlx::query(CLEAR_MEMBERSHIPS).bind(id).execute(&mut *tx).await.context("clear memberships")?;
-                    if !write_memberships(&mut tx, org, id, ids).await? {
-                        return Ok(UserWrite::UnknownDepartment);
-                    }
-                }
-                tx.commit().await.context("commit user")?;
-                Ok(self.user(org, id).await?.map_or(UserWrite::Missing, UserWrite::Done))
-            }
+            Db::Postgres(p) => postgres::directory::update_user(p, org, id, draft, now, audit).await,
         }
     }
 
@@ -331,21 +195,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::delete_user(tx, &org, &id, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(DELETE_USER)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("delete user")?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit user deletion")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::directory::delete_user(p, org, id, audit).await,
         }
     }
 }
