@@ -7,28 +7,10 @@
 
 use anyhow::Context;
 
-use super::{Db, Store, read_all, read_optional};
+use super::sql::audit::{INSERT_INSTANCE, INSTANCE_ID, KEY_CHECK, PAGE_INSTANCE, PAGE_ORG, SET_KEY_CHECK};
+use super::{Db, Store, postgres, read_all, read_optional};
 use crate::clock::Millis;
 use crate::domain::audit::{AuditRecord, Scope};
-
-pub(super) const BUMP_ORG_SEQ: &str = "UPDATE orgs SET seq = seq + 1 WHERE id = $1 RETURNING id, seq";
-pub(super) const BUMP_INSTANCE_SEQ: &str = "UPDATE instance SET seq = seq + 1 WHERE singleton = 1 RETURNING id, seq";
-pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log
-    (scope_id, seq, at, actor, action, resource_type, resource_id, detail)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-pub(super) const INSTANCE_ID: &str = "SELECT id FROM instance WHERE singleton = 1";
-pub(super) const KEY_CHECK: &str = "SELECT key_check FROM instance WHERE singleton = 1";
-pub(super) const SET_KEY_CHECK: &str = "UPDATE instance SET key_check = $1 WHERE singleton = 1 AND key_check IS NULL";
-pub(super) const INSERT_INSTANCE: &str =
-    "INSERT INTO instance (singleton, id, seq, created_at) VALUES (1, $1, 0, $2) ON CONFLICT (singleton) DO NOTHING";
-// `LIMIT $n + 0`, not `LIMIT $n`: SQLite (built with STAT4, as sqlx bundles
-// it) re-plans a statement with a bare bound LIMIT on every execution.
-pub(super) const PAGE_ORG: &str = "SELECT seq, at, actor, action, resource_type, resource_id, detail FROM audit_log
-    WHERE scope_id = $1 AND seq > $2 ORDER BY seq LIMIT $3 + 0";
-pub(super) const PAGE_INSTANCE: &str = "SELECT a.seq, a.at, a.actor, a.action, a.resource_type, a.resource_id, a.detail
-    FROM audit_log a JOIN instance i ON a.scope_id = i.id
-    WHERE a.seq > $1 ORDER BY a.seq LIMIT $2 + 0";
 
 super::row! {
     struct AuditRow { seq: i64, at: i64, actor: String, action: String, resource_type: String, resource_id: String, detail: String }
@@ -46,14 +28,7 @@ impl Store {
                 db.write(move |tx| tx.execute(INSERT_INSTANCE, &[&fresh, &now.0]).context("create the instance row"))
                     .await?;
             }
-            Db::Postgres(p) => {
-                sqlx::query(INSERT_INSTANCE)
-                    .bind(&fresh)
-                    .bind(now.0)
-                    .execute(p)
-                    .await
-                    .context("create the instance row")?;
-            }
+            Db::Postgres(p) => postgres::audit::insert_instance(p, &fresh, now).await?,
         }
         self.ensure_default_policy().await?;
         self.instance_id().await
@@ -72,9 +47,7 @@ impl Store {
                 let check = check.to_vec();
                 db.write(move |tx| tx.execute(SET_KEY_CHECK, &[&check]).context("write the key check")).await?;
             }
-            Db::Postgres(p) => {
-                sqlx::query(SET_KEY_CHECK).bind(check).execute(p).await.context("write the key check")?;
-            }
+            Db::Postgres(p) => postgres::audit::set_key_check(p, check).await?,
         }
         Ok(())
     }

@@ -3,40 +3,12 @@
 
 use anyhow::Context;
 
-use super::postgres::is_unique_violation;
+use super::sql::console::{ANY_USER, LOCK, RELEASE_LOGIN, RESERVE_LOGIN, SESSION_USER, USER_BY_EMAIL, USERS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::console::ConsoleUser;
-
-pub(super) const INSERT_USER: &str = "INSERT INTO console_users
-    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
-    VALUES ($1, $2, $3, $4, $5, 0, 0, $6)";
-// The first account, made from the bootstrap admin token: only while there is none.
-pub(super) const INSERT_FIRST_USER: &str = "INSERT INTO console_users
-    (id, org_id, email, email_key, password_hash, failed_logins, locked_until, created_at)
-    SELECT $1, NULL, $2, $3, $4, 0, 0, $5 WHERE NOT EXISTS (SELECT 1 FROM console_users)";
-pub(super) const ANY_USER: &str = "SELECT EXISTS (SELECT 1 FROM console_users)";
-pub(super) const USER_BY_EMAIL: &str =
-    "SELECT id, org_id, email, created_at, password_hash, failed_logins, locked_until
-    FROM console_users WHERE email_key = $1";
-// A sign-in attempt is counted before the password is checked, so attempts
-// running at once cannot pass the limit together; a wrong password keeps
-// its count, a right one resets it.
-pub(super) const RESERVE_LOGIN: &str = "UPDATE console_users SET failed_logins = failed_logins + 1
-    WHERE id = $1 AND locked_until <= $2 AND failed_logins < $3 RETURNING failed_logins";
-pub(super) const RELEASE_LOGIN: &str =
-    "UPDATE console_users SET failed_logins = failed_logins - 1 WHERE id = $1 AND failed_logins > 0";
-pub(super) const LOCK: &str = "UPDATE console_users SET failed_logins = 0, locked_until = $2 WHERE id = $1";
-pub(super) const GOOD_LOGIN: &str = "UPDATE console_users SET failed_logins = 0 WHERE id = $1";
-pub(super) const INSERT_SESSION: &str =
-    "INSERT INTO console_sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-pub(super) const PURGE_SESSIONS: &str = "DELETE FROM console_sessions WHERE expires_at <= $1";
-pub(super) const SESSION_USER: &str = "SELECT u.id, u.org_id, u.email, u.created_at FROM console_sessions s
-    JOIN console_users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
-pub(super) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE digest = $1";
-pub(super) const USERS: &str = "SELECT id, org_id, email, created_at FROM console_users ORDER BY email_key";
 
 /// A console account as sign-in needs it.
 #[derive(Clone)]
@@ -103,36 +75,7 @@ impl Store {
                 .await
             }
             Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = if first {
-                    sqlx::query(INSERT_FIRST_USER)
-                        .bind(&user.id)
-                        .bind(&user.email)
-                        .bind(email_key)
-                        .bind(password_hash)
-                        .bind(user.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                } else {
-                    sqlx::query(INSERT_USER)
-                        .bind(&user.id)
-                        .bind(user.org.as_ref().map(OrgId::as_str))
-                        .bind(&user.email)
-                        .bind(email_key)
-                        .bind(password_hash)
-                        .bind(user.created_at.0)
-                        .execute(&mut *tx)
-                        .await
-                };
-                match inserted {
-                    Ok(done) if done.rows_affected() == 0 => return Ok(UserInsert::NotFirst),
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Ok(UserInsert::Duplicate),
-                    Err(e) => return Err(anyhow::Error::new(e).context("insert console user")),
-                }
-                tx.commit().await.context("commit console user")?;
-                Ok(UserInsert::Done)
+                postgres::console::insert_console_user(p, user, email_key, password_hash, first, audit).await
             }
         }
     }
@@ -163,13 +106,7 @@ impl Store {
                 let id = id.to_owned();
                 db.write(move |tx| Ok(tx.optional(RESERVE_LOGIN, &[&id, &now.0, &limit])?)).await
             }
-            Db::Postgres(p) => sqlx::query_as(RESERVE_LOGIN)
-                .bind(id)
-                .bind(now.0)
-                .bind(limit)
-                .fetch_optional(p)
-                .await
-                .map_err(anyhow::Error::from),
+            Db::Postgres(p) => postgres::console::console_login_reserve(p, id, limit, now).await,
         }
         .context("count a sign-in attempt")?;
         Ok(row.map(|(n,)| n))
@@ -198,14 +135,7 @@ impl Store {
                 })
                 .await
             }
-            Db::Postgres(p) => {
-                let query = sqlx::query(sql).bind(id);
-                let query = match until {
-                    Some(until) => query.bind(until),
-                    None => query,
-                };
-                query.execute(p).await.map(drop).map_err(anyhow::Error::from)
-            }
+            Db::Postgres(p) => postgres::console::console_login_update(p, sql, id, until).await,
         }
     }
 
@@ -223,20 +153,7 @@ impl Store {
                 db.write(move |tx| sqlite::settings::insert_console_session(tx, &digest, &user_id, now, expires_at))
                     .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                sqlx::query(GOOD_LOGIN).bind(user_id).execute(&mut *tx).await.context("reset failed sign-ins")?;
-                sqlx::query(PURGE_SESSIONS).bind(now.0).execute(&mut *tx).await.context("purge sessions")?;
-                sqlx::query(INSERT_SESSION)
-                    .bind(digest)
-                    .bind(user_id)
-                    .bind(now.0)
-                    .bind(expires_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert session")?;
-                tx.commit().await.context("commit session")
-            }
+            Db::Postgres(p) => postgres::console::insert_console_session(p, digest, user_id, now, expires_at).await,
         }
     }
 
@@ -258,9 +175,7 @@ impl Store {
                 let digest = digest.to_owned();
                 db.write(move |tx| sqlite::settings::delete_console_session(tx, &digest)).await
             }
-            Db::Postgres(p) => {
-                sqlx::query(DELETE_SESSION).bind(digest).execute(p).await.map(drop).context("delete session")
-            }
+            Db::Postgres(p) => postgres::console::delete_console_session(p, digest).await,
         }
     }
 }

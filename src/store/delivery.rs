@@ -8,84 +8,12 @@
 
 use anyhow::Context;
 
+use super::sql::delivery::{ATTEMPTS, NOTIFICATION, ORG_NAME, OUTBOX_STATS, PAGE_ALL, PAGE_BY_STATUS, USER_BY_EMAIL};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{
-    Attempt, Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status,
-};
-
-pub(super) const INSERT_EVENT: &str =
-    "INSERT INTO events (id, org_id, type, suppressed, created_at) VALUES ($1, $2, $3, $4, $5)";
-pub(super) const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
-    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
-     created_at, updated_at, attachments)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11, $12)";
-pub(super) const INSERT_OUTBOX: &str =
-    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
-pub(super) const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
-
-pub(super) const CLAIM_KEY: &str =
-    "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
-    VALUES ($1, $2, $3, NULL, $4, $5) ON CONFLICT (org_id, idem_key) DO NOTHING";
-pub(super) const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_until FROM idempotency_keys
-    WHERE org_id = $1 AND idem_key = $2";
-pub(super) const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
-    claimed_until = $5 WHERE org_id = $1 AND idem_key = $2";
-pub(super) const RELEASE_KEY: &str =
-    "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
-pub(super) const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
-
-// The claim: the oldest due rows, leased in one statement. PostgreSQL skips
-// rows another worker is claiming at this moment; SQLite has one writer.
-pub(super) const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4
-    FOR UPDATE SKIP LOCKED)";
-pub(super) const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
-pub(super) const MARK_SENDING: &str =
-    "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
-    WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
-pub(super) const CLAIMED: &str =
-    "SELECT n.id, n.org_id, n.kind, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html,
-    n.attachments, n.attempts, o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id
-    WHERE o.lease_id = $1";
-
-pub(super) const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
-pub(super) const RETRY_OUTBOX: &str =
-    "UPDATE outbox SET available_at = $3, lease_id = NULL WHERE notification_id = $1 AND lease_id = $2";
-pub(super) const SET_RESULT: &str =
-    "UPDATE notifications SET status = $2, last_error = $3, smtp_response = $4, updated_at = $5,
-    sent_at = $6 WHERE id = $1";
-pub(super) const INSERT_ATTEMPT: &str =
-    "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
-    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO NOTHING";
-
-#[cfg(test)]
-pub(super) const NOTIFICATION_COLUMNS: &str =
-    "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at";
-pub(super) const NOTIFICATION: &str =
-    "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications WHERE org_id = $1 AND id = $2";
-pub(super) const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
-    WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3 + 0";
-pub(super) const PAGE_BY_STATUS: &str =
-    "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
-    WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
-pub(super) const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
-    WHERE notification_id = $1 ORDER BY attempt";
-pub(super) const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
-pub(super) const REQUEUE: &str =
-    "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
-    AND status = 'dead'";
-pub(super) const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
-
-pub(super) const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
-pub(super) const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
+use crate::domain::delivery::{Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status};
 
 /// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
 #[derive(sqlx::FromRow)]
@@ -250,174 +178,6 @@ pub(super) fn result_of(outcome: &Outcome) -> ResultRow<'_> {
     }
 }
 
-// PostgreSQL: a whole group commit in four statements, one array per column.
-pub(super) const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
-pub(super) const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
-    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
-     created_at, updated_at, attachments)
-    SELECT id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, 'queued', 0,
-           created_at, created_at, attachments
-    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                $9::text[], $10::text[], $11::bigint[], $12::text[])
-      AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at,
-           attachments)";
-pub(super) const PG_INSERT_OUTBOX: &str =
-    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
-    SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
-pub(super) const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
-    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";
-
-// PostgreSQL: a chunk of results in one statement. The outbox row moves
-// (retry) or leaves (sent, dead) only while the lease is ours; every attempt
-// is kept; the notification changes only where the outbox row did.
-pub(super) const PG_FINISH: &str = "WITH r AS (
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-          AS r(id, status, error, response, attempt, next_at)
-    ), retried AS (
-        UPDATE outbox o SET available_at = r.next_at, lease_id = NULL FROM r
-        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NOT NULL
-        RETURNING o.notification_id
-    ), finished AS (
-        DELETE FROM outbox o USING r
-        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NULL
-        RETURNING o.notification_id
-    ), attempts AS (
-        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
-        SELECT id, attempt, $8, status, error, response FROM r
-        ON CONFLICT (notification_id, attempt) DO NOTHING
-    )
-    UPDATE notifications n SET status = r.status, last_error = r.error, smtp_response = r.response,
-        updated_at = $8, sent_at = CASE WHEN r.status = 'sent' THEN $8 ELSE NULL END
-    FROM r WHERE n.id = r.id
-      AND n.id IN (SELECT notification_id FROM retried UNION ALL SELECT notification_id FROM finished)";
-
-async fn pg_finish_sends(
-    pool: &sqlx::PgPool,
-    lease_id: &str,
-    results: &[(&Claimed, Outcome)],
-    now: Millis,
-) -> anyhow::Result<()> {
-    let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o)| (*c, result_of(o))).collect();
-    let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
-    let statuses: Vec<&str> = rows.iter().map(|(_, r)| r.status.as_str()).collect();
-    let errors: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.error).collect();
-    let responses: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.response).collect();
-    let attempts: Vec<i64> = rows.iter().map(|(c, _)| c.attempt).collect();
-    let next: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.next.map(|m| m.0)).collect();
-    sqlx::query(PG_FINISH)
-        .bind(&ids)
-        .bind(&statuses)
-        .bind(&errors)
-        .bind(&responses)
-        .bind(&attempts)
-        .bind(&next)
-        .bind(lease_id)
-        .bind(now.0)
-        .execute(pool)
-        .await
-        .context("record send results")?;
-    Ok(())
-}
-
-/// Columns of the notifications to insert, one vector each.
-#[derive(Default)]
-struct NotificationColumns {
-    id: Vec<String>,
-    org: Vec<String>,
-    event: Vec<String>,
-    kind: Vec<String>,
-    to_addr: Vec<String>,
-    to_name: Vec<Option<String>>,
-    subject: Vec<String>,
-    text: Vec<String>,
-    html: Vec<Option<String>>,
-    locale: Vec<String>,
-    at: Vec<i64>,
-    attachments: Vec<Option<String>>,
-}
-
-async fn pg_insert_events(pool: &sqlx::PgPool, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
-    let events = writes.iter().map(|w| w.event);
-    let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
-    let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
-    let kinds: Vec<&str> = events.clone().map(|e| e.kind.as_str()).collect();
-    let suppressed: Vec<Option<&str>> = events.clone().map(|e| e.suppressed.as_deref()).collect();
-    let created: Vec<i64> = events.clone().map(|e| e.created_at.0).collect();
-    let mut n = NotificationColumns::default();
-    for e in events {
-        for x in &e.notifications {
-            n.id.push(x.id.clone());
-            n.org.push(e.org.as_str().to_owned());
-            n.event.push(e.id.clone());
-            n.kind.push(e.kind.clone());
-            n.to_addr.push(x.to_addr.clone());
-            n.to_name.push(x.to_name.clone());
-            n.subject.push(x.subject.clone());
-            n.text.push(x.body_text.clone());
-            n.html.push(x.body_html.clone());
-            n.locale.push(x.locale.clone());
-            n.at.push(e.created_at.0);
-            n.attachments.push(x.attachments.clone());
-        }
-    }
-    let keyed: Vec<_> =
-        writes.iter().filter_map(|w| w.idempotency.map(|(k, r)| (w.event.org.as_str(), k, r))).collect();
-    let mut tx = pool.begin().await.context("begin")?;
-    sqlx::query(PG_INSERT_EVENTS)
-        .bind(&ids)
-        .bind(&orgs)
-        .bind(&kinds)
-        .bind(&suppressed)
-        .bind(&created)
-        .execute(&mut *tx)
-        .await
-        .context("insert events")?;
-    if !n.id.is_empty() {
-        sqlx::query(PG_INSERT_NOTIFICATIONS)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.event)
-            .bind(&n.kind)
-            .bind(&n.to_addr)
-            .bind(&n.to_name)
-            .bind(&n.subject)
-            .bind(&n.text)
-            .bind(&n.html)
-            .bind(&n.locale)
-            .bind(&n.at)
-            .bind(&n.attachments)
-            .execute(&mut *tx)
-            .await
-            .context("insert notifications")?;
-        sqlx::query(PG_INSERT_OUTBOX)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.at)
-            .execute(&mut *tx)
-            .await
-            .context("insert outbox rows")?;
-    }
-    if !keyed.is_empty() {
-        let (o, k, r): (Vec<&str>, Vec<&str>, Vec<&str>) =
-            keyed.into_iter().fold((Vec::new(), Vec::new(), Vec::new()), |(mut o, mut k, mut r), (a, b, c)| {
-                o.push(a);
-                k.push(b);
-                r.push(c);
-                (o, k, r)
-            });
-        sqlx::query(PG_STORE_RESPONSES)
-            .bind(&o)
-            .bind(&k)
-            .bind(&r)
-            .execute(&mut *tx)
-            .await
-            .context("store idempotent responses")?;
-    }
-    tx.commit().await.context("commit events")?;
-    Ok(())
-}
-
 /// An event to write, with the idempotency key whose response it stores.
 pub struct EventWrite<'a> {
     pub event: &'a NewEvent,
@@ -440,54 +200,7 @@ impl Store {
                 db.write(move |tx| sqlite::delivery::claim_idempotency_key(tx, &org, &key, &hash, now, claim_until))
                     .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let inserted = sqlx::query(CLAIM_KEY)
-                    .bind(org.as_str())
-                    .bind(key)
-                    .bind(hash)
-                    .bind(now.0)
-                    .bind(claim_until.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("claim idempotency key")?;
-                if inserted.rows_affected() == 1 {
-                    tx.commit().await.context("commit key claim")?;
-                    return Ok(IdempotencyClaim::Claimed);
-                }
-                let (stored_hash, response, created_at, claimed_until): (String, Option<String>, i64, i64) =
-                    sqlx::query_as(READ_KEY)
-                        .bind(org.as_str())
-                        .bind(key)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .context("read idempotency key")?;
-                let expired = created_at <= now.0 - IDEMPOTENCY_WINDOW_MS;
-                // An abandoned claim (its process died before the event was
-                // written) is taken over once its claim time has passed.
-                let abandoned = response.is_none() && claimed_until <= now.0 && stored_hash == hash;
-                let outcome = if expired || abandoned {
-                    sqlx::query(RECLAIM_KEY)
-                        .bind(org.as_str())
-                        .bind(key)
-                        .bind(hash)
-                        .bind(now.0)
-                        .bind(claim_until.0)
-                        .execute(&mut *tx)
-                        .await
-                        .context("reclaim idempotency key")?;
-                    IdempotencyClaim::Claimed
-                } else if stored_hash != hash {
-                    IdempotencyClaim::OtherBody
-                } else {
-                    match response {
-                        Some(body) => IdempotencyClaim::Replay(body),
-                        None => IdempotencyClaim::InFlight,
-                    }
-                };
-                tx.commit().await.context("commit key claim")?;
-                Ok(outcome)
-            }
+            Db::Postgres(p) => postgres::delivery::claim_idempotency_key(p, org, key, hash, now, claim_until).await,
         }
     }
 
@@ -498,13 +211,7 @@ impl Store {
                 let (org, key) = (org.clone(), key.to_owned());
                 db.write(move |tx| sqlite::delivery::release_idempotency_key(tx, &org, &key)).await
             }
-            Db::Postgres(p) => sqlx::query(RELEASE_KEY)
-                .bind(org.as_str())
-                .bind(key)
-                .execute(p)
-                .await
-                .map(drop)
-                .context("release idempotency key"),
+            Db::Postgres(p) => postgres::delivery::release_idempotency_key(p, org, key).await,
         }
     }
 
@@ -512,12 +219,7 @@ impl Store {
     pub async fn purge_idempotency_keys(&self, before: Millis) -> anyhow::Result<u64> {
         match &self.db {
             Db::Sqlite(db) => db.write(move |tx| sqlite::delivery::purge_idempotency_keys(tx, before)).await,
-            Db::Postgres(p) => sqlx::query(PURGE_KEYS)
-                .bind(before.0)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected())
-                .context("purge idempotency keys"),
+            Db::Postgres(p) => postgres::delivery::purge_idempotency_keys(p, before).await,
         }
     }
 
@@ -532,7 +234,7 @@ impl Store {
                     .collect();
                 db.write(move |tx| sqlite::delivery::insert_events(tx, &owned)).await
             }
-            Db::Postgres(pool) => pg_insert_events(pool, writes).await,
+            Db::Postgres(p) => postgres::delivery::insert_events(p, writes).await,
         }
     }
 
@@ -550,30 +252,7 @@ impl Store {
                 let lease_id = lease_id.to_owned();
                 db.write(move |tx| sqlite::delivery::claim_outbox(tx, &lease_id, now, lease_until, limit)).await?
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let claimed = sqlx::query(CLAIM_PG)
-                    .bind(lease_id)
-                    .bind(lease_until.0)
-                    .bind(now.0)
-                    .bind(limit)
-                    .execute(&mut *tx)
-                    .await
-                    .context("claim outbox rows")?;
-                if claimed.rows_affected() == 0 {
-                    return Ok(Vec::new());
-                }
-                sqlx::query(MARK_SENDING)
-                    .bind(lease_id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("mark notifications sending")?;
-                let rows =
-                    sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
-                tx.commit().await.context("commit claim")?;
-                rows
-            }
+            Db::Postgres(p) => postgres::delivery::claim_outbox(p, lease_id, now, lease_until, limit).await?,
         };
         Ok(rows.into_iter().map(claimed_from).collect())
     }
@@ -592,7 +271,7 @@ impl Store {
                 let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
                 db.write(move |tx| sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)).await
             }
-            Db::Postgres(pool) => pg_finish_sends(pool, lease_id, results, now).await,
+            Db::Postgres(p) => postgres::delivery::finish_sends(p, lease_id, results, now).await,
         }
     }
 
@@ -640,38 +319,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::delivery::requeue(tx, &org, &id, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                // First, as every audited change: it orders the org's changes.
-                postgres::append_audit(&mut tx, audit).await?;
-                let status: Option<(String,)> = sqlx::query_as(STATUS_OF)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("read")?;
-                match status {
-                    None => return Ok(Requeue::NotFound),
-                    Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
-                    Some(_) => {}
-                }
-                sqlx::query(REQUEUE)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("requeue")?;
-                sqlx::query(INSERT_OUTBOX)
-                    .bind(id)
-                    .bind(org.as_str())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert outbox row")?;
-                tx.commit().await.context("commit requeue")?;
-                Ok(Requeue::Done)
-            }
+            Db::Postgres(p) => postgres::delivery::requeue(p, org, id, now, audit).await,
         }
     }
 
@@ -698,6 +346,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::delivery::NOTIFICATION_COLUMNS;
 
     #[test]
     fn page_queries_select_the_row_columns() {

@@ -8,7 +8,9 @@
 
 use anyhow::Context;
 
-use super::postgres::is_unique_violation;
+use super::sql::directory::{
+    COUNT_DEPARTMENTS, COUNT_USERS, DEPARTMENT, DEPARTMENTS, PAGE_MEMBERSHIPS, SEARCH_USERS, USER, USER_DEPARTMENTS,
+};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::audit::AuditEntry;
@@ -34,51 +36,6 @@ pub enum UserWrite {
     UnknownDepartment,
 }
 
-pub(super) const DEPARTMENT: &str = "SELECT d.id, d.name, d.enabled, d.created_at,
-    (SELECT COUNT(*) FROM user_departments ud WHERE ud.department_id = d.id)
-    FROM departments d WHERE d.org_id = $1 AND d.id = $2";
-pub(super) const DEPARTMENTS: &str = "SELECT d.id, d.name, d.enabled, d.created_at,
-    (SELECT COUNT(*) FROM user_departments ud WHERE ud.department_id = d.id)
-    FROM departments d WHERE d.org_id = $1 AND d.name_key LIKE $2 ESCAPE '\\'
-    ORDER BY d.name_key, d.id LIMIT $3 + 0 OFFSET $4 + 0";
-pub(super) const COUNT_DEPARTMENTS: &str =
-    "SELECT COUNT(*) FROM departments WHERE org_id = $1 AND name_key LIKE $2 ESCAPE '\\'";
-pub(super) const INSERT_DEPARTMENT: &str =
-    "INSERT INTO departments (id, org_id, name, name_key, enabled, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $6)";
-pub(super) const UPDATE_DEPARTMENT: &str = "UPDATE departments SET name = $3, name_key = $4,
-    enabled = COALESCE($5, enabled), updated_at = $6 WHERE org_id = $1 AND id = $2";
-pub(super) const DELETE_DEPARTMENT: &str = "DELETE FROM departments WHERE org_id = $1 AND id = $2";
-pub(super) const DEPARTMENT_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM departments WHERE org_id = $1 AND id = $2)";
-
-pub(super) const USER: &str =
-    "SELECT id, name, email, locale, created_at, updated_at FROM users WHERE org_id = $1 AND id = $2";
-pub(super) const USER_DEPARTMENTS: &str = "SELECT user_id, department_id FROM user_departments WHERE user_id = $1
-    ORDER BY department_id";
-pub(super) const SEARCH_USERS: &str = "SELECT u.id, u.name, u.email, u.locale, u.created_at, u.updated_at FROM users u
-    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))
-    ORDER BY u.name_key, u.id LIMIT $4 + 0 OFFSET $5 + 0";
-pub(super) const COUNT_USERS: &str = "SELECT COUNT(*) FROM users u
-    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))";
-/// The memberships of exactly the users on one search page (same filter,
-/// order and window), fetched in one query instead of one per user.
-pub(super) const PAGE_MEMBERSHIPS: &str =
-    "SELECT m.user_id, m.department_id FROM user_departments m WHERE m.user_id IN (
-    SELECT u.id FROM users u
-    WHERE u.org_id = $1 AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '' OR EXISTS (SELECT 1 FROM user_departments ud WHERE ud.user_id = u.id AND ud.department_id = $3))
-    ORDER BY u.name_key, u.id LIMIT $4 + 0 OFFSET $5 + 0) ORDER BY m.department_id";
-pub(super) const INSERT_USER: &str =
-    "INSERT INTO users (id, org_id, name, name_key, email, email_key, locale, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-pub(super) const UPDATE_USER: &str = "UPDATE users SET name = $3, name_key = $4, email = $5, email_key = $6,
-    locale = COALESCE($7, locale), updated_at = $8 WHERE org_id = $1 AND id = $2";
-pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE org_id = $1 AND id = $2";
-pub(super) const INSERT_MEMBERSHIP: &str = "INSERT INTO user_departments (user_id, department_id) VALUES ($1, $2)";
-pub(super) const CLEAR_MEMBERSHIPS: &str = "DELETE FROM user_departments WHERE user_id = $1";
-
 pub(super) type DepartmentRow = (String, String, bool, i64, i64);
 super::row! {
     pub(super) struct UserRow { id: String, name: String, email: String, locale: String, created_at: i64, updated_at: i64 }
@@ -93,34 +50,6 @@ pub(super) fn user_from(
     department_ids: Vec<String>,
 ) -> User {
     User { id, name, email, locale, department_ids, created_at: Millis(created_at), updated_at: Millis(updated_at) }
-}
-
-/// Writes a user's memberships, after checking every department is the
-/// org's; `false` (write nothing more) if one is not.
-async fn write_memberships(
-    tx: &mut sqlx::PgConnection,
-    org: &OrgId,
-    user_id: &str,
-    ids: &[String],
-) -> anyhow::Result<bool> {
-    for department in ids {
-        let (exists,): (bool,) = sqlx::query_as(DEPARTMENT_EXISTS)
-            .bind(org.as_str())
-            .bind(department)
-            .fetch_one(&mut *tx)
-            .await
-            .context("check department")?;
-        if !exists {
-            return Ok(false);
-        }
-        sqlx::query(INSERT_MEMBERSHIP)
-            .bind(user_id)
-            .bind(department)
-            .execute(&mut *tx)
-            .await
-            .context("add membership")?;
-    }
-    Ok(true)
 }
 
 impl Store {
@@ -158,25 +87,7 @@ impl Store {
                 let (org, dept, name_key, audit) = (org.clone(), dept.clone(), name_key.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::insert_department(tx, &org, &dept, &name_key, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = sqlx::query(INSERT_DEPARTMENT)
-                    .bind(&dept.id)
-                    .bind(org.as_str())
-                    .bind(&dept.name)
-                    .bind(name_key)
-                    .bind(dept.enabled)
-                    .bind(dept.created_at.0)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
-                    other => other.context("insert department")?,
-                };
-                tx.commit().await.context("commit department")?;
-                Ok(DepartmentWrite::Done(dept.clone()))
-            }
+            Db::Postgres(p) => postgres::directory::insert_department(p, org, dept, name_key, audit).await,
         }
     }
 
@@ -198,28 +109,7 @@ impl Store {
                 })
                 .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(UPDATE_DEPARTMENT)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(name)
-                    .bind(name_key)
-                    .bind(enabled)
-                    .bind(audit.at.0)
-                    .execute(&mut *tx)
-                    .await;
-                let done = match done {
-                    Err(e) if is_unique_violation(&e) => return Ok(DepartmentWrite::DuplicateName),
-                    other => other.context("update department")?,
-                };
-                if done.rows_affected() == 0 {
-                    return Ok(DepartmentWrite::Missing);
-                }
-                tx.commit().await.context("commit department")?;
-                Ok(self.department(org, id).await?.map_or(DepartmentWrite::Missing, DepartmentWrite::Done))
-            }
+            Db::Postgres(p) => postgres::directory::update_department(p, org, id, name, name_key, enabled, audit).await,
         }
     }
 
@@ -230,21 +120,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::delete_department(tx, &org, &id, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(DELETE_DEPARTMENT)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("delete department")?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit department deletion")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::directory::delete_department(p, org, id, audit).await,
         }
     }
 
@@ -291,30 +167,7 @@ impl Store {
                 let (org, user, audit) = (org.clone(), user.clone(), audit.clone());
                 db.write(move |tx| sqlite::directory::insert_user(tx, &org, &user, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = sqlx::query(INSERT_USER)
-                    .bind(&user.id)
-                    .bind(org.as_str())
-                    .bind(&user.name)
-                    .bind(user.name.to_lowercase())
-                    .bind(&user.email)
-                    .bind(user.email.to_lowercase())
-                    .bind(&user.locale)
-                    .bind(user.created_at.0)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
-                    other => other.context("insert user")?,
-                };
-                if !write_memberships(&mut tx, org, &user.id, &user.department_ids).await? {
-                    return Ok(UserWrite::UnknownDepartment);
-                }
-                tx.commit().await.context("commit user")?;
-                Ok(UserWrite::Done(user.clone()))
-            }
+            Db::Postgres(p) => postgres::directory::insert_user(p, org, user, audit).await,
         }
     }
 
@@ -331,36 +184,7 @@ impl Store {
                 let (org, id, draft, audit) = (org.clone(), id.to_owned(), draft.clone(), audit.clone());
                 db.write(move |tx| sqlite::directory::update_user(tx, &org, &id, &draft, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(UPDATE_USER)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(&draft.name)
-                    .bind(draft.name.to_lowercase())
-                    .bind(&draft.email)
-                    .bind(draft.email.to_lowercase())
-                    .bind(draft.locale.as_deref())
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await;
-                let done = match done {
-                    Err(e) if is_unique_violation(&e) => return Ok(UserWrite::DuplicateEmail),
-                    other => other.context("update user")?,
-                };
-                if done.rows_affected() == 0 {
-                    return Ok(UserWrite::Missing);
-                }
-                if let Some(ids) = &draft.department_ids {
-                    sqlx::query(CLEAR_MEMBERSHIPS).bind(id).execute(&mut *tx).await.context("clear memberships")?;
-                    if !write_memberships(&mut tx, org, id, ids).await? {
-                        return Ok(UserWrite::UnknownDepartment);
-                    }
-                }
-                tx.commit().await.context("commit user")?;
-                Ok(self.user(org, id).await?.map_or(UserWrite::Missing, UserWrite::Done))
-            }
+            Db::Postgres(p) => postgres::directory::update_user(p, org, id, draft, now, audit).await,
         }
     }
 
@@ -371,21 +195,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::directory::delete_user(tx, &org, &id, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(DELETE_USER)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("delete user")?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit user deletion")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::directory::delete_user(p, org, id, audit).await,
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use anyhow::Context;
 
-use super::postgres::{self, is_unique_violation};
+use super::postgres::{self};
+use super::sql::identities::{BY_EMAIL, BY_ID, COUNT_PG, COUNT_SQLITE, LINK, LIST_PG, LIST_SQLITE};
 use super::{Backend, Db, Store, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -34,57 +35,6 @@ pub enum LinkUse {
     /// Used meanwhile, past its time, or its identity changed status.
     Gone,
 }
-
-pub(super) const BY_EMAIL: &str =
-    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
-    redirect_url, meta_data, locale, created_at, updated_at
-    FROM sender_identities WHERE org_id = $1 AND email_key = $2";
-pub(super) const BY_ID: &str =
-    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
-    redirect_url, meta_data, locale, created_at, updated_at
-    FROM sender_identities WHERE org_id = $1 AND id = $2";
-// The brand filter is a JSON array (`[]`: no filter), the one list bind both
-// engines take; they differ only in how they unpack it.
-pub(super) const LIST_SQLITE: &str =
-    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
-    redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
-    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))
-    ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
-pub(super) const LIST_PG: &str =
-    "SELECT id, name, email, status, created_by, approved_at, notification_settings, brand_id,
-    redirect_url, meta_data, locale, created_at, updated_at FROM sender_identities
-    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))
-    ORDER BY id DESC LIMIT $4 + 0 OFFSET $5 + 0";
-pub(super) const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM sender_identities
-    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '[]' OR brand_id IN (SELECT value FROM json_each($3)))";
-pub(super) const COUNT_PG: &str = "SELECT COUNT(*) FROM sender_identities
-    WHERE org_id = $1 AND (name_key LIKE $2 ESCAPE '\\' OR email_key LIKE $2 ESCAPE '\\')
-    AND ($3 = '[]' OR brand_id IN (SELECT jsonb_array_elements_text($3::jsonb)))";
-pub(super) const INSERT: &str =
-    "INSERT INTO sender_identities (id, org_id, name, name_key, email, email_key, status, created_by,
-    approved_at, notification_settings, brand_id, redirect_url, meta_data, locale, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-pub(super) const UPDATE: &str = "UPDATE sender_identities SET name = $2, name_key = $3, status = $4, approved_at = $5,
-    notification_settings = $6, redirect_url = $7, meta_data = $8, locale = $9, updated_at = $10 WHERE id = $1";
-pub(super) const SET_STATUS: &str = "UPDATE sender_identities SET status = $2, approved_at = $3, updated_at = $4
-    WHERE id = $1 AND status = $5";
-pub(super) const STATUS: &str = "SELECT status FROM sender_identities WHERE id = $1";
-pub(super) const DELETE: &str = "DELETE FROM sender_identities WHERE org_id = $1 AND email_key = $2 RETURNING id";
-
-pub(super) const LINK: &str = "SELECT id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome
-    FROM sender_identity_links WHERE id = $1";
-pub(super) const REPLACE_LINKS: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = 'replaced'
-    WHERE identity_id = $1 AND used_at IS NULL";
-pub(super) const INSERT_LINK: &str = "INSERT INTO sender_identity_links
-    (id, org_id, identity_id, purpose, created_at, expires_at, used_at, outcome)
-    VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)";
-pub(super) const USE_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
-    WHERE id = $1 AND used_at IS NULL AND expires_at > $2";
-pub(super) const USE_EXPIRED_LINK: &str = "UPDATE sender_identity_links SET used_at = $2, outcome = $3
-    WHERE id = $1 AND used_at IS NULL AND expires_at <= $2";
 
 /// A `sender_identities` row (`BY_ID`'s columns).
 #[derive(sqlx::FromRow)]
@@ -175,29 +125,6 @@ pub(super) fn meta_json(identity: &SenderIdentity) -> String {
     serde_json::to_string(&identity.meta_data).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Earlier unused links of the identity are marked replaced, then the new
-/// link and its mail are written.
-async fn write_issue(tx: &mut sqlx::PgConnection, issue: &Issue, now: Millis) -> anyhow::Result<()> {
-    let link = &issue.link;
-    sqlx::query(REPLACE_LINKS)
-        .bind(&link.identity_id)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .context("replace earlier links")?;
-    sqlx::query(INSERT_LINK)
-        .bind(&link.id)
-        .bind(link.org.as_str())
-        .bind(&link.identity_id)
-        .bind(link.purpose.as_str())
-        .bind(link.created_at.0)
-        .bind(link.expires_at.0)
-        .execute(&mut *tx)
-        .await
-        .context("insert link")?;
-    postgres::insert_event_rows(tx, &issue.event).await
-}
-
 impl Store {
     pub async fn identity_by_email(&self, org: &OrgId, email_key: &str) -> anyhow::Result<Option<SenderIdentity>> {
         let row: Option<IdentityRow> =
@@ -242,8 +169,6 @@ impl Store {
         issue: &Issue,
         audit: &AuditEntry,
     ) -> anyhow::Result<IdentityWrite> {
-        let settings = identity.settings.to_json();
-        let meta = meta_json(identity);
         match &self.db {
             Db::Sqlite(db) => {
                 let (org, identity, email_key, issue, audit) =
@@ -251,36 +176,7 @@ impl Store {
                 db.write(move |tx| sqlite::identities::insert_identity(tx, &org, &identity, &email_key, &issue, &audit))
                     .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let inserted = sqlx::query(INSERT)
-                    .bind(&identity.id)
-                    .bind(org.as_str())
-                    .bind(&identity.name)
-                    .bind(identity.name.to_lowercase())
-                    .bind(&identity.email)
-                    .bind(email_key)
-                    .bind(identity.status.as_str())
-                    .bind(&identity.created_by)
-                    .bind(identity.approved_at.map(|t| t.0))
-                    .bind(&settings)
-                    .bind(identity.brand_id.as_deref())
-                    .bind(identity.redirect_url.as_deref())
-                    .bind(&meta)
-                    .bind(&identity.locale)
-                    .bind(identity.created_at.0)
-                    .bind(identity.updated_at.0)
-                    .execute(&mut *tx)
-                    .await;
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(IdentityWrite::DuplicateEmail),
-                    other => other.context("insert sender identity")?,
-                };
-                write_issue(&mut tx, issue, identity.created_at).await?;
-                tx.commit().await.context("commit sender identity")?;
-                Ok(IdentityWrite::Done(Box::new(identity.clone())))
-            }
+            Db::Postgres(p) => postgres::identities::insert_identity(p, org, identity, email_key, issue, audit).await,
         }
     }
 
@@ -291,7 +187,7 @@ impl Store {
         &self,
         org: &OrgId,
         email_key: &str,
-        mut audit: AuditEntry,
+        audit: AuditEntry,
         now: Millis,
         change: F,
     ) -> anyhow::Result<IdentityWrite>
@@ -315,71 +211,19 @@ impl Store {
                 )
                 .await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let (scope_id, seq) = postgres::bump_sequence(&mut tx, &audit.scope).await?;
-                let row: Option<IdentityRow> = sqlx::query_as(BY_EMAIL)
-                    .bind(org.as_str())
-                    .bind(email_key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("load sender identity")?;
-                let Some(row) = row else { return Ok(IdentityWrite::Missing) };
-                let mut identity = identity_from(row)?;
-                let issue = match change(&mut identity) {
-                    Ok(issue) => issue,
-                    Err(e) => return Ok(IdentityWrite::Refused(e)),
-                };
-                identity.updated_at = now;
-                sqlx::query(UPDATE)
-                    .bind(&identity.id)
-                    .bind(&identity.name)
-                    .bind(identity.name.to_lowercase())
-                    .bind(identity.status.as_str())
-                    .bind(identity.approved_at.map(|t| t.0))
-                    .bind(identity.settings.to_json())
-                    .bind(identity.redirect_url.as_deref())
-                    .bind(meta_json(&identity))
-                    .bind(&identity.locale)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("update sender identity")?;
-                if let Some(issue) = &issue {
-                    write_issue(&mut tx, issue, now).await?;
-                }
-                audit.resource_id = identity.id.clone();
-                postgres::insert_audit(&mut tx, &scope_id, seq, &audit).await?;
-                tx.commit().await.context("commit sender identity")?;
-                Ok(IdentityWrite::Done(Box::new(identity)))
-            }
+            Db::Postgres(p) => postgres::identities::change_identity(p, org, email_key, audit, now, change).await,
         }
     }
 
     /// Deletes the identity with `email_key` (its links go with it); `false`
     /// if there is none.
     pub async fn delete_identity(&self, org: &OrgId, email_key: &str, audit: &AuditEntry) -> anyhow::Result<bool> {
-        let mut audit = audit.clone();
         match &self.db {
             Db::Sqlite(db) => {
                 let (org, email_key, audit) = (org.clone(), email_key.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::identities::delete_identity(tx, &org, &email_key, audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let (scope_id, seq) = postgres::bump_sequence(&mut tx, &audit.scope).await?;
-                let deleted: Option<(String,)> = sqlx::query_as(DELETE)
-                    .bind(org.as_str())
-                    .bind(email_key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("delete sender identity")?;
-                let Some((id,)) = deleted else { return Ok(false) };
-                audit.resource_id = id;
-                postgres::insert_audit(&mut tx, &scope_id, seq, &audit).await?;
-                tx.commit().await.context("commit sender identity")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::identities::delete_identity(p, org, email_key, audit).await,
         }
     }
 
@@ -403,7 +247,6 @@ impl Store {
     /// Uses up a link and makes its change, all or nothing (see [`LinkChange`]).
     pub async fn use_link(&self, change: &LinkChange<'_>) -> anyhow::Result<LinkUse> {
         let LinkChange { link, outcome, renew, expected, next, issue, audit, now } = *change;
-        let use_link = if renew { USE_EXPIRED_LINK } else { USE_LINK };
         match &self.db {
             Db::Sqlite(db) => {
                 let write = sqlite::identities::LinkUseWrite {
@@ -419,47 +262,7 @@ impl Store {
                 };
                 db.write(move |tx| sqlite::identities::use_link(tx, &write)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let used = sqlx::query(use_link)
-                    .bind(&link.id)
-                    .bind(now.0)
-                    .bind(outcome)
-                    .execute(&mut *tx)
-                    .await
-                    .context("use link")?;
-                if used.rows_affected() == 0 {
-                    return Ok(LinkUse::Gone);
-                }
-                let in_place = if renew {
-                    let status: Option<(String,)> = sqlx::query_as(STATUS)
-                        .bind(&link.identity_id)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .context("read identity status")?;
-                    status.is_some_and(|(s,)| s == expected.as_str())
-                } else {
-                    let set = sqlx::query(SET_STATUS)
-                        .bind(&link.identity_id)
-                        .bind(next.status.as_str())
-                        .bind(next.approved_at.map(|t| t.0))
-                        .bind(now.0)
-                        .bind(expected.as_str())
-                        .execute(&mut *tx)
-                        .await
-                        .context("change identity status")?;
-                    set.rows_affected() > 0
-                };
-                if !in_place {
-                    return Ok(LinkUse::Gone);
-                }
-                if let Some(issue) = issue {
-                    write_issue(&mut tx, issue, now).await?;
-                }
-                tx.commit().await.context("commit link use")?;
-                Ok(LinkUse::Done)
-            }
+            Db::Postgres(p) => postgres::identities::use_link(p, change).await,
         }
     }
 }

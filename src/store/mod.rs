@@ -3,10 +3,12 @@
 //!
 //! Domain code calls `Store` methods and never sees SQL. The rule fits in a
 //! sentence: SQLite code is rusqlite ([`sqlite`]), PostgreSQL code is sqlx
-//! ([`postgres`] and the `Db::Postgres` arms), SQL text is shared: a
-//! portable statement is written once as a `const &str` beside the method
-//! that runs it, and each method is a two-arm dispatch over [`Db`]. Where
-//! the dialects differ, both texts sit side by side. Conventions: `$n`
+//! ([`postgres`], a file per area), SQL text is shared: a portable
+//! statement is written once as a `const &str` in [`sql`], and each method
+//! of `store/<area>.rs` is a two-arm dispatch over [`Db`] (one-statement
+//! reads through [`read_optional!`] and [`read_all!`]). Row structs and
+//! their mappers sit beside the methods of their area. Where the dialects
+//! differ, both texts sit side by side. Conventions: `$n`
 //! placeholders (rusqlite binds them by name), `LIMIT $n + 0` rather than a
 //! bare bound `LIMIT $n` (which SQLite re-plans on every run), UUIDv7 `TEXT`
 //! ids, `BIGINT` Unix milliseconds supplied by Herald's clock, and every
@@ -25,6 +27,7 @@ mod overview;
 mod policy;
 mod postgres;
 mod smtp;
+mod sql;
 mod sqlite;
 mod tokens;
 

@@ -2,15 +2,12 @@
 
 use anyhow::Context;
 
+use super::sql::orgs::{ORG, ORGS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::orgs::Org;
-
-pub(super) const INSERT_ORG: &str = "INSERT INTO orgs (id, name, seq, created_at) VALUES ($1, $2, 0, $3)";
-pub(super) const ORGS: &str = "SELECT id, name, created_at FROM orgs ORDER BY created_at, id";
-pub(super) const ORG: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
 
 fn org_from_row((id, name, created_at): (String, String, i64)) -> Org {
     Org { id: OrgId::from_db(id), name, created_at: Millis(created_at) }
@@ -24,18 +21,7 @@ impl Store {
                 let (org, audit) = (org.clone(), audit.clone());
                 db.write(move |tx| sqlite::settings::insert_org(tx, &org, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                sqlx::query(INSERT_ORG)
-                    .bind(org.id.as_str())
-                    .bind(&org.name)
-                    .bind(org.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert org")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                tx.commit().await.context("commit org")
-            }
+            Db::Postgres(p) => postgres::orgs::insert_org(p, org, audit).await,
         }
     }
 

@@ -5,24 +5,11 @@
 use anyhow::Context;
 
 use super::delivery::{NotificationRow, notification_from};
+use super::sql::overview::{DEAD, HOURLY, QUEUES, SEARCH};
 use super::{Store, read_all, read_optional};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::delivery::Notification;
-
-// `$3 = ''` and `$4 = ''` switch a filter off; the time bounds always apply.
-const SEARCH: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
-    WHERE org_id = $1 AND id < $2 AND ($3 = '' OR status = $3) AND ($4 = '' OR lower(to_addr) LIKE $4 ESCAPE '\\')
-    AND created_at >= $5 AND created_at < $6 ORDER BY id DESC LIMIT $7 + 0";
-// Attempts since $1 by hour (0 = the oldest) and outcome; `$2 = ''`: every org.
-const HOURLY: &str = "SELECT (a.at - $1) / 3600000 AS bucket, a.outcome, COUNT(*) FROM delivery_attempts a
-    JOIN notifications n ON n.id = a.notification_id
-    WHERE a.at >= $1 AND ($2 = '' OR n.org_id = $2) GROUP BY 1, 2";
-// Per org: rows in the outbox, and the oldest due time of those waiting.
-const QUEUES: &str = "SELECT org_id, COUNT(*), MIN(CASE WHEN lease_id IS NULL AND available_at <= $1
-    THEN available_at END) FROM outbox GROUP BY org_id";
-const DEAD: &str = "SELECT COUNT(*) FROM notifications WHERE org_id = $1 AND status = 'dead'";
 
 /// Filters of the console's delivery log; empty strings switch one off.
 #[derive(Debug, Clone)]

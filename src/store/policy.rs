@@ -8,10 +8,11 @@
 
 use anyhow::Context;
 
+use super::sql::policy::POLICY;
 use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::audit::AuditEntry;
-use crate::domain::policy::{DEFAULT_PASSWORD_CHANGE, Details, Policy};
+use crate::domain::policy::{Details, Policy};
 
 /// What a policy write found.
 #[derive(Debug)]
@@ -25,20 +26,6 @@ pub enum PolicyChange {
     Unchanged,
 }
 
-pub(super) const POLICY: &str = "SELECT password_change, sequence, created_at, changed_at
-    FROM notification_policies WHERE scope_id = $1";
-pub(super) const INSERT: &str =
-    "INSERT INTO notification_policies (scope_id, password_change, sequence, created_at, changed_at)
-    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (scope_id) DO NOTHING";
-pub(super) const UPDATE: &str = "UPDATE notification_policies SET password_change = $2, sequence = $3, changed_at = $4
-    WHERE scope_id = $1 AND password_change <> $2 RETURNING created_at";
-pub(super) const EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM notification_policies WHERE scope_id = $1)";
-pub(super) const DELETE: &str = "DELETE FROM notification_policies WHERE scope_id = $1 RETURNING created_at";
-pub(super) const INSTANCE_DEFAULT: &str = "INSERT INTO notification_policies
-    (scope_id, password_change, sequence, created_at, changed_at)
-    SELECT id, $1, 0, created_at, created_at FROM instance WHERE singleton = 1
-    ON CONFLICT (scope_id) DO NOTHING";
-
 pub(super) fn details(sequence: i64, created_at: Millis, changed_at: Millis, scope_id: &str) -> Details {
     Details { sequence, created_at, changed_at, resource_owner: scope_id.to_owned() }
 }
@@ -48,12 +35,7 @@ impl Store {
     pub(super) async fn ensure_default_policy(&self) -> anyhow::Result<()> {
         match &self.db {
             Db::Sqlite(db) => db.write(sqlite::settings::ensure_default_policy).await,
-            Db::Postgres(p) => sqlx::query(INSTANCE_DEFAULT)
-                .bind(DEFAULT_PASSWORD_CHANGE)
-                .execute(p)
-                .await
-                .map(drop)
-                .context("create the default notification policy"),
+            Db::Postgres(p) => postgres::policy::ensure_default_policy(p).await,
         }
     }
 
@@ -79,29 +61,12 @@ impl Store {
         password_change: bool,
         audit: &AuditEntry,
     ) -> anyhow::Result<PolicyChange> {
-        let now = audit.at;
         match &self.db {
             Db::Sqlite(db) => {
                 let (scope_id, audit) = (scope_id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::create_policy(tx, &scope_id, password_change, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let seq = postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(INSERT)
-                    .bind(scope_id)
-                    .bind(password_change)
-                    .bind(seq)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert notification policy")?;
-                if done.rows_affected() == 0 {
-                    return Ok(PolicyChange::Exists);
-                }
-                tx.commit().await.context("commit notification policy")?;
-                Ok(PolicyChange::Done(details(seq, now, now, scope_id)))
-            }
+            Db::Postgres(p) => postgres::policy::create_policy(p, scope_id, password_change, audit).await,
         }
     }
 
@@ -111,54 +76,22 @@ impl Store {
         password_change: bool,
         audit: &AuditEntry,
     ) -> anyhow::Result<PolicyChange> {
-        let now = audit.at;
         match &self.db {
             Db::Sqlite(db) => {
                 let (scope_id, audit) = (scope_id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::update_policy(tx, &scope_id, password_change, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let seq = postgres::append_audit(&mut tx, audit).await?;
-                let created: Option<(i64,)> = sqlx::query_as(UPDATE)
-                    .bind(scope_id)
-                    .bind(password_change)
-                    .bind(seq)
-                    .bind(now.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("update notification policy")?;
-                let Some((created_at,)) = created else {
-                    // Nothing written: rolling back also returns the sequence number.
-                    let (exists,): (bool,) =
-                        sqlx::query_as(EXISTS).bind(scope_id).fetch_one(&mut *tx).await.context("find policy")?;
-                    return Ok(if exists { PolicyChange::Unchanged } else { PolicyChange::Missing });
-                };
-                tx.commit().await.context("commit notification policy")?;
-                Ok(PolicyChange::Done(details(seq, Millis(created_at), now, scope_id)))
-            }
+            Db::Postgres(p) => postgres::policy::update_policy(p, scope_id, password_change, audit).await,
         }
     }
 
     pub async fn delete_policy(&self, scope_id: &str, audit: &AuditEntry) -> anyhow::Result<PolicyChange> {
-        let now = audit.at;
         match &self.db {
             Db::Sqlite(db) => {
                 let (scope_id, audit) = (scope_id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::delete_policy(tx, &scope_id, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let seq = postgres::append_audit(&mut tx, audit).await?;
-                let deleted: Option<(i64,)> = sqlx::query_as(DELETE)
-                    .bind(scope_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .context("delete notification policy")?;
-                let Some((created_at,)) = deleted else { return Ok(PolicyChange::Missing) };
-                tx.commit().await.context("commit notification policy")?;
-                Ok(PolicyChange::Done(details(seq, Millis(created_at), now, scope_id)))
-            }
+            Db::Postgres(p) => postgres::policy::delete_policy(p, scope_id, audit).await,
         }
     }
 }

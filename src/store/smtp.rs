@@ -9,6 +9,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
+use super::sql::smtp::BY_SCOPE;
 use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::Actor;
@@ -82,20 +83,6 @@ pub struct Decided {
     pub detail: Value,
 }
 
-pub(super) const BY_SCOPE: &str =
-    "SELECT id, scope_id, enabled, host, port, security, accept_invalid_certs, username, password,
-    from_email, from_name, reply_to, version, created_at, updated_at FROM smtp_servers WHERE scope_id = $1";
-pub(super) const UPSERT: &str =
-    "INSERT INTO smtp_servers (id, scope_id, enabled, host, port, security, accept_invalid_certs,
-    username, password, from_email, from_name, reply_to, version, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-    ON CONFLICT (scope_id) DO UPDATE SET enabled = excluded.enabled, host = excluded.host, port = excluded.port,
-    security = excluded.security, accept_invalid_certs = excluded.accept_invalid_certs,
-    username = excluded.username, password = excluded.password, from_email = excluded.from_email,
-    from_name = excluded.from_name, reply_to = excluded.reply_to, version = excluded.version,
-    updated_at = excluded.updated_at";
-pub(super) const DELETE: &str = "DELETE FROM smtp_servers WHERE scope_id = $1";
-
 impl Store {
     /// The SMTP row of a scope (org id or instance id).
     pub async fn smtp_row(&self, scope_id: &str) -> anyhow::Result<Option<SmtpRow>> {
@@ -143,55 +130,7 @@ impl Store {
                 )
                 .await?
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                let (scope_id, seq) = postgres::bump_sequence(&mut tx, scope).await?;
-                let current: Option<SmtpRow> =
-                    sqlx::query_as(BY_SCOPE).bind(&scope_id).fetch_optional(&mut *tx).await.context("load SMTP row")?;
-                let current_id = current.as_ref().map(|r| r.id.clone());
-                let Decided { decision, action, detail } = decide(current, &scope_id)?;
-                let (saved, resource_id) = match decision {
-                    SmtpDecision::Save(row) => {
-                        sqlx::query(UPSERT)
-                            .bind(&row.id)
-                            .bind(&row.scope_id)
-                            .bind(row.enabled)
-                            .bind(&row.host)
-                            .bind(row.port)
-                            .bind(&row.security)
-                            .bind(row.accept_invalid_certs)
-                            .bind(&row.username)
-                            .bind(&row.password)
-                            .bind(&row.from_email)
-                            .bind(&row.from_name)
-                            .bind(&row.reply_to)
-                            .bind(row.version)
-                            .bind(row.created_at)
-                            .bind(row.updated_at)
-                            .execute(&mut *tx)
-                            .await
-                            .context("save SMTP row")?;
-                        let id = row.id.clone();
-                        (Some(*row), id)
-                    }
-                    SmtpDecision::Delete => {
-                        sqlx::query(DELETE).bind(&scope_id).execute(&mut *tx).await.context("delete SMTP row")?;
-                        (None, current_id.unwrap_or_default())
-                    }
-                };
-                let entry = AuditEntry {
-                    scope: scope.clone(),
-                    actor: actor.clone(),
-                    at: now,
-                    action,
-                    resource_type: "smtp_server",
-                    resource_id,
-                    detail,
-                };
-                postgres::insert_audit(&mut tx, &scope_id, seq, &entry).await?;
-                tx.commit().await.context("commit SMTP change")?;
-                Ok(saved)
-            }
+            Db::Postgres(p) => postgres::smtp::change_smtp(p, scope, actor, now, decide).await,
         }
     }
 }

@@ -2,20 +2,12 @@
 
 use anyhow::Context;
 
+use super::sql::tokens::{ANY_ADMIN, BY_DIGEST, ORG_TOKENS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::tokens::TokenRecord;
-
-pub(super) const INSERT_TOKEN: &str =
-    "INSERT INTO tokens (id, org_id, name, digest, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)";
-pub(super) const ORG_TOKENS: &str = "SELECT id, org_id, name, created_at, revoked_at FROM tokens
-    WHERE org_id = $1 ORDER BY created_at DESC, id DESC";
-pub(super) const REVOKE: &str =
-    "UPDATE tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
-pub(super) const BY_DIGEST: &str = "SELECT id, org_id, digest FROM tokens WHERE digest = $1 AND revoked_at IS NULL";
-pub(super) const ANY_ADMIN: &str = "SELECT EXISTS (SELECT 1 FROM tokens WHERE org_id IS NULL AND revoked_at IS NULL)";
 
 /// `id, org_id, name, created_at, revoked_at`
 type TokenRow = (String, Option<String>, String, i64, Option<i64>);
@@ -45,20 +37,7 @@ impl Store {
                 let (token, digest, audit) = (token.clone(), digest.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::insert_token(tx, &token, &digest, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                sqlx::query(INSERT_TOKEN)
-                    .bind(&token.id)
-                    .bind(token.org_id.as_ref().map(OrgId::as_str))
-                    .bind(&token.name)
-                    .bind(digest)
-                    .bind(token.created_at.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("insert token")?;
-                tx.commit().await.context("commit token")
-            }
+            Db::Postgres(p) => postgres::tokens::insert_token(p, token, digest, audit).await,
         }
     }
 
@@ -74,23 +53,7 @@ impl Store {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
                 db.write(move |tx| sqlite::settings::revoke_token(tx, &org, &id, now, &audit)).await
             }
-            Db::Postgres(p) => {
-                let mut tx = p.begin().await.context("begin")?;
-                postgres::append_audit(&mut tx, audit).await?;
-                let done = sqlx::query(REVOKE)
-                    .bind(org.as_str())
-                    .bind(id)
-                    .bind(now.0)
-                    .execute(&mut *tx)
-                    .await
-                    .context("revoke token")?;
-                if done.rows_affected() == 0 {
-                    // Nothing changed: the rollback also returns the sequence number.
-                    return Ok(false);
-                }
-                tx.commit().await.context("commit revocation")?;
-                Ok(true)
-            }
+            Db::Postgres(p) => postgres::tokens::revoke_token(p, org, id, now, audit).await,
         }
     }
 

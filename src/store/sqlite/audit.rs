@@ -4,7 +4,7 @@ use anyhow::Context;
 
 use super::Tx;
 use crate::domain::audit::{AuditEntry, Scope};
-use crate::store::audit::{BUMP_INSTANCE_SEQ, BUMP_ORG_SEQ, INSERT_AUDIT};
+use crate::store::sql::audit::{BUMP_INSTANCE_SEQ, BUMP_ORG_SEQ, INSERT_AUDIT};
 
 /// Advances the audit sequence of `scope`: `(scope_id, seq)`.
 pub fn bump_sequence(tx: &Tx<'_>, scope: &Scope) -> anyhow::Result<(String, i64)> {

@@ -8,10 +8,11 @@ use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
-use crate::store::delivery::{
-    CLAIM_KEY, CLAIM_SQLITE, CLAIMED, ClaimedRow, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX,
-    MARK_SENDING, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT,
-    STATUS_OF, STORE_RESPONSE, result_of,
+use crate::store::delivery::{ClaimedRow, result_of};
+use crate::store::sql::delivery::{
+    CLAIM_KEY, CLAIM_SQLITE, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, MARK_SENDING,
+    PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT, STATUS_OF,
+    STORE_RESPONSE,
 };
 
 /// Writes an event, its notifications and their outbox rows.

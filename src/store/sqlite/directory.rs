@@ -9,10 +9,10 @@ use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::departments::Department;
 use crate::domain::users::{User, UserDraft};
-use crate::store::directory::{
-    CLEAR_MEMBERSHIPS, DELETE_DEPARTMENT, DELETE_USER, DEPARTMENT, DEPARTMENT_EXISTS, DepartmentRow, INSERT_DEPARTMENT,
-    INSERT_MEMBERSHIP, INSERT_USER, UPDATE_DEPARTMENT, UPDATE_USER, USER, USER_DEPARTMENTS, UserRow, department_from,
-    user_from,
+use crate::store::directory::{DepartmentRow, UserRow, department_from, user_from};
+use crate::store::sql::directory::{
+    CLEAR_MEMBERSHIPS, DELETE_DEPARTMENT, DELETE_USER, DEPARTMENT, DEPARTMENT_EXISTS, INSERT_DEPARTMENT,
+    INSERT_MEMBERSHIP, INSERT_USER, UPDATE_DEPARTMENT, UPDATE_USER, USER, USER_DEPARTMENTS,
 };
 use crate::store::{DepartmentWrite, UserWrite};
 

@@ -13,9 +13,9 @@ use crate::domain::identities::{Issue, Link, SenderIdentity, Status};
 use crate::error::Error;
 use crate::store::IdentityWrite;
 use crate::store::LinkUse;
-use crate::store::identities::{
-    BY_EMAIL, DELETE, INSERT, INSERT_LINK, IdentityRow, REPLACE_LINKS, SET_STATUS, STATUS, UPDATE, USE_EXPIRED_LINK,
-    USE_LINK, identity_from, meta_json,
+use crate::store::identities::{IdentityRow, identity_from, meta_json};
+use crate::store::sql::identities::{
+    BY_EMAIL, DELETE, INSERT, INSERT_LINK, REPLACE_LINKS, SET_STATUS, STATUS, UPDATE, USE_EXPIRED_LINK, USE_LINK,
 };
 
 /// Earlier unused links of the identity are marked replaced, then the new

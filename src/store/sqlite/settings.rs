@@ -13,7 +13,8 @@ use crate::domain::orgs::Org;
 use crate::domain::policy::{DEFAULT_PASSWORD_CHANGE, Details};
 use crate::domain::tokens::TokenRecord;
 use crate::store::smtp::{Decided, SmtpDecision, SmtpRow};
-use crate::store::{PolicyChange, UserInsert, console, orgs, policy, smtp, tokens};
+use crate::store::sql::{console, orgs, policy, smtp, tokens};
+use crate::store::{PolicyChange, UserInsert};
 
 pub fn insert_org(tx: &Tx<'_>, org: &Org, audit: &AuditEntry) -> anyhow::Result<()> {
     tx.execute(orgs::INSERT_ORG, &[&org.id.as_str(), &org.name, &org.created_at.0]).context("insert org")?;

@@ -1,0 +1,130 @@
+//! SQL of `store/delivery.rs`, shared by both drivers.
+
+pub const INSERT_EVENT: &str =
+    "INSERT INTO events (id, org_id, type, suppressed, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
+    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
+     created_at, updated_at, attachments)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, $11, $11, $12)";
+
+pub const INSERT_OUTBOX: &str =
+    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
+
+pub const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
+
+pub const CLAIM_KEY: &str =
+    "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
+    VALUES ($1, $2, $3, NULL, $4, $5) ON CONFLICT (org_id, idem_key) DO NOTHING";
+
+pub const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_until FROM idempotency_keys
+    WHERE org_id = $1 AND idem_key = $2";
+
+pub const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
+    claimed_until = $5 WHERE org_id = $1 AND idem_key = $2";
+
+pub const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
+
+pub const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+
+// The claim: the oldest due rows, leased in one statement. PostgreSQL skips
+// rows another worker is claiming at this moment; SQLite has one writer.
+pub const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4
+    FOR UPDATE SKIP LOCKED)";
+
+pub const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
+
+pub const MARK_SENDING: &str = "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
+    WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
+
+pub const CLAIMED: &str = "SELECT n.id, n.org_id, n.kind, n.to_addr, n.to_name, n.subject, n.body_text, n.body_html,
+    n.attachments, n.attempts, o.queued_at FROM notifications n JOIN outbox o ON o.notification_id = n.id
+    WHERE o.lease_id = $1";
+
+pub const SENT_OUTBOX: &str = "DELETE FROM outbox WHERE notification_id = $1 AND lease_id = $2";
+
+pub const RETRY_OUTBOX: &str =
+    "UPDATE outbox SET available_at = $3, lease_id = NULL WHERE notification_id = $1 AND lease_id = $2";
+
+pub const SET_RESULT: &str =
+    "UPDATE notifications SET status = $2, last_error = $3, smtp_response = $4, updated_at = $5,
+    sent_at = $6 WHERE id = $1";
+
+pub const INSERT_ATTEMPT: &str =
+    "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO NOTHING";
+
+#[cfg(test)]
+pub const NOTIFICATION_COLUMNS: &str = "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at";
+
+pub const NOTIFICATION: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications WHERE org_id = $1 AND id = $2";
+
+pub const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications
+    WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3 + 0";
+
+pub const PAGE_BY_STATUS: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
+    smtp_response, created_at, updated_at, sent_at FROM notifications
+    WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
+
+pub const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
+    WHERE notification_id = $1 ORDER BY attempt";
+
+pub const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
+
+pub const REQUEUE: &str = "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
+    AND status = 'dead'";
+
+pub const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
+
+pub const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE org_id = $1 AND email_key = $2";
+
+pub const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
+
+// PostgreSQL: a whole group commit in four statements, one array per column.
+pub const PG_INSERT_EVENTS: &str = "INSERT INTO events (id, org_id, type, suppressed, created_at)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
+
+pub const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
+    (id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, status, attempts,
+     created_at, updated_at, attachments)
+    SELECT id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, 'queued', 0,
+           created_at, created_at, attachments
+    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                $9::text[], $10::text[], $11::bigint[], $12::text[])
+      AS t(id, org_id, event_id, kind, to_addr, to_name, subject, body_text, body_html, locale, created_at,
+           attachments)";
+
+pub const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
+    SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
+
+pub const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
+    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";
+
+// PostgreSQL: a chunk of results in one statement. The outbox row moves
+// (retry) or leaves (sent, dead) only while the lease is ours; every attempt
+// is kept; the notification changes only where the outbox row did.
+pub const PG_FINISH: &str = "WITH r AS (
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
+          AS r(id, status, error, response, attempt, next_at)
+    ), retried AS (
+        UPDATE outbox o SET available_at = r.next_at, lease_id = NULL FROM r
+        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NOT NULL
+        RETURNING o.notification_id
+    ), finished AS (
+        DELETE FROM outbox o USING r
+        WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NULL
+        RETURNING o.notification_id
+    ), attempts AS (
+        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
+        SELECT id, attempt, $8, status, error, response FROM r
+        ON CONFLICT (notification_id, attempt) DO NOTHING
+    )
+    UPDATE notifications n SET status = r.status, last_error = r.error, smtp_response = r.response,
+        updated_at = $8, sent_at = CASE WHEN r.status = 'sent' THEN $8 ELSE NULL END
+    FROM r WHERE n.id = r.id
+      AND n.id IN (SELECT notification_id FROM retried UNION ALL SELECT notification_id FROM finished)";

@@ -1,0 +1,14 @@
+//! The SQL text of the store, one file per area, shared by both drivers:
+//! `$n` placeholders (rusqlite binds them too), and where the dialects
+//! differ both texts side by side.
+
+pub mod audit;
+pub mod console;
+pub mod delivery;
+pub mod directory;
+pub mod identities;
+pub mod orgs;
+pub mod overview;
+pub mod policy;
+pub mod smtp;
+pub mod tokens;
