@@ -394,6 +394,9 @@ impl Mailer {
             Ok(Err(refused)) => return Err(Failure::refused(refused)),
             Ok(Ok(addrs)) => addrs,
         };
+        // The policy is checked here, on the addresses connected to, once
+        // per connection (a test send reports it as its first step).
+        passed.push((Step::Policy, None));
         let mut conn = if server.security == Security::Tls {
             let connecting =
                 AsyncSmtpConnection::connect_tokio1(addrs.as_slice(), Some(timeout), &hello, params.clone(), None);
@@ -604,16 +607,6 @@ impl Mailer {
             reply,
             passed,
         };
-        if let Err(refused) = self.check_host(&server.host, server.port).await {
-            // A name that does not resolve fails to connect (the metrics'
-            // `network` class); only a refusal is the policy step.
-            let step = match &refused {
-                Delivery::Permanent { class: "policy", .. } => Step::Policy,
-                _ => Step::Connect,
-            };
-            return fail(step, passed, refused.error_text(), None);
-        }
-        passed.push((Step::Policy, None));
         let outgoing = match build(parts, Some(server), &self.config.domain) {
             Ok(o) => o,
             Err(e) => return fail(Step::Data, passed, e, None),
