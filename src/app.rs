@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::delivery::committer::Committer;
+use crate::delivery::http::{OutboundHttp, OutboundHttpConfig};
 use crate::delivery::mailer::{Mailer, MailerConfig};
 use crate::delivery::worker::{self, Engine, WorkerConfig};
 use crate::domain::tokens;
@@ -154,11 +155,17 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         smtp_timeout: d.smtp_timeout,
     });
     mailer.check_outbox_dir()?;
+    let http = OutboundHttp::new(&OutboundHttpConfig {
+        allow_hosts: d.allow_hosts.clone(),
+        timeout: d.smtp_timeout,
+        ..OutboundHttpConfig::default()
+    })?;
     let engine = Engine {
         store,
         cipher,
         clock,
         mailer: Arc::new(mailer),
+        http,
         wake: Arc::new(tokio::sync::Notify::new()),
         config: WorkerConfig {
             loops,

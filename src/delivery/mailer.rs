@@ -1,11 +1,12 @@
 //! Turning a notification into a mail and handing it to the effective
 //! server: SMTP through lettre (plain, STARTTLS-required or implicit TLS,
 //! over rustls), or, with no server configured, an `.eml` file in the outbox
-//! directory. Also the outbound host policy and the step-by-step test send.
+//! directory, and the step-by-step test send. Every connect goes through
+//! the outbound host policy ([`super::outbound`]).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
+use crate::delivery::outbound::HostPolicy;
 use crate::domain::delivery::documents::MailAttachment;
 use crate::domain::smtp::{Security, SmtpServer};
 
@@ -163,59 +165,6 @@ pub fn build(parts: &MailParts<'_>, server: Option<&SmtpServer>, domain: &str) -
     Ok(Outgoing { envelope: message.envelope().clone(), bytes: message.formatted() })
 }
 
-/// True for addresses an SMTP host may not resolve to unless allow-listed:
-/// anything but a public unicast address. IPv6 forms that carry an IPv4
-/// address (IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`,
-/// NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are judged by the IPv4 address
-/// they carry, since that is where the packets end up.
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_internal_v4(v4),
-        IpAddr::V6(v6) => match embedded_v4(v6) {
-            Some(v4) => is_internal_v4(v4),
-            None => {
-                let first = v6.segments()[0];
-                v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                    || v6.segments()[..3] == [0x64, 0xff9b, 1] // local-use NAT64 64:ff9b:1::/48
-                    || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                    || (first & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed internally)
-            }
-        },
-    }
-}
-
-fn is_internal_v4(v4: Ipv4Addr) -> bool {
-    let [a, b, ..] = v4.octets();
-    v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-        || v4.is_multicast() // 224.0.0.0/4
-        || a == 0 // 0.0.0.0/8, "this network"
-        || a >= 240 // 240.0.0.0/4, reserved
-        || (a == 100 && (b & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
-        || (a == 192 && b == 0 && v4.octets()[2] == 0) // 192.0.0.0/24, IETF protocol assignments
-        || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15, benchmarking
-}
-
-/// The IPv4 address an IPv6 address carries, for the forms that deliver to
-/// it: IPv4-mapped, IPv4-translated (`::ffff:0:a.b.c.d`, SIIT),
-/// IPv4-compatible (deprecated), NAT64 (64:ff9b::/96) and 6to4 (2002::/16,
-/// the address in bits 16–48).
-fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = v6.segments();
-    let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return Some(v4);
-    }
-    match s {
-        // ::a.b.c.d, but not :: and ::1 (unspecified, loopback: IPv6's own).
-        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
-        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(low(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
-        [0x2002, hi, lo, ..] => Some(low(hi, lo)),
-        _ => None,
-    }
-}
-
 /// Why a reply or error is what it is, in one line for the log.
 fn smtp_reply(e: &smtp::Error) -> Option<String> {
     let code = e.status()?;
@@ -282,43 +231,16 @@ impl Mailer {
     /// addresses, so a DNS answer that changes between the check and the
     /// connect (DNS rebinding) cannot slip an internal address in.
     async fn resolve_allowed(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Delivery> {
-        let bare = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        let literal = bare.parse::<IpAddr>().ok();
-        let addrs: Vec<SocketAddr> = match literal {
-            Some(ip) => vec![SocketAddr::new(ip, port)],
-            None => match tokio::net::lookup_host((bare.as_str(), port)).await {
-                Ok(found) => found.collect(),
-                Err(e) => {
-                    return Err(Delivery::Transient {
-                        class: "network",
-                        error: format!("could not resolve SMTP host {bare}: {e}"),
-                        response: None,
-                    });
-                }
-            },
-        };
-        if addrs.is_empty() {
-            return Err(Delivery::Transient {
-                class: "network",
-                error: format!("could not resolve SMTP host {bare}: no addresses"),
-                response: None,
-            });
-        }
-        if self.config.allow_hosts.contains(&bare) {
-            return Ok(addrs);
-        }
-        if let Some(ip) = addrs.iter().map(SocketAddr::ip).find(|ip| is_internal(*ip)) {
-            tracing::warn!(host = %bare, %ip, "SMTP host refused by the outbound host policy");
-            let what = if literal.is_some() { "is an internal address" } else { "resolves to an internal address" };
-            return Err(Delivery::Permanent {
-                class: "policy",
-                error: format!(
-                    "refused by the outbound host policy: {bare} {what} (allow it with HERALD_SMTP_ALLOW_HOSTS)"
-                ),
-                response: None,
-            });
-        }
-        Ok(addrs)
+        HostPolicy::new(&self.config.allow_hosts).resolve("SMTP host", host, port).await.map_err(|refusal| {
+            let permanent = refusal.is_permanent();
+            let class = refusal.class();
+            let error = refusal.to_string();
+            if permanent {
+                Delivery::Permanent { class, error, response: None }
+            } else {
+                Delivery::Transient { class, error, response: None }
+            }
+        })
     }
 
     /// Start-up check of the file transport's directory: created if
@@ -739,67 +661,6 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn internal_addresses() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.1.1",
-            "0.0.0.0",
-            "0.1.2.3",
-            "100.64.0.1",
-            "255.255.255.255",
-            "240.0.0.1",
-            "224.0.0.1", // multicast
-            "239.1.2.3", // multicast
-            "::1",
-            "::",
-            "fe80::1",
-            "fd00::1",
-            "fec0::1",          // site-local
-            "ff02::1",          // multicast
-            "ff0e::1",          // multicast, global scope
-            "::ffff:127.0.0.1", // IPv4-mapped
-            "::ffff:10.0.0.1",
-            "::127.0.0.1", // IPv4-compatible
-            "::10.0.0.1",
-            "64:ff9b::7f00:1",  // NAT64 of 127.0.0.1
-            "64:ff9b::a00:1",   // NAT64 of 10.0.0.1
-            "2002:7f00:1::1",   // 6to4 of 127.0.0.1
-            "2002:c0a8:101::1", // 6to4 of 192.168.1.1
-            "2002::1",          // 6to4 of 0.0.0.0
-            "192.0.0.1",        // IETF protocol assignments
-            "192.0.0.170",
-            "198.18.0.1", // benchmarking
-            "198.19.255.254",
-            "64:ff9b:1::1",            // local-use NAT64
-            "64:ff9b:1:ffff::808:808", // local-use NAT64, whatever it carries
-            "::ffff:0:127.0.0.1",      // IPv4-translated
-            "::ffff:0:10.0.0.1",
-        ] {
-            assert!(is_internal(internal.parse().unwrap()), "{internal}");
-        }
-        for public in [
-            "8.8.8.8",
-            "1.1.1.1",
-            "2001:4860:4860::8888",
-            "100.128.0.1",
-            "::ffff:8.8.8.8",
-            "::8.8.8.8",
-            "64:ff9b::808:808", // NAT64 of 8.8.8.8
-            "2002:808:808::1",  // 6to4 of 8.8.8.8
-            "192.0.1.1",
-            "198.17.255.255",
-            "198.20.0.1",
-            "::ffff:0:8.8.8.8", // IPv4-translated 8.8.8.8
-            "64:ff9b:2::1",
-        ] {
-            assert!(!is_internal(public.parse().unwrap()), "{public}");
-        }
-    }
 
     fn mailer(outbox_dir: PathBuf) -> Mailer {
         Mailer::new(MailerConfig {

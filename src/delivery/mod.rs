@@ -5,13 +5,17 @@
 //!
 //! - [`committer`]: the group commit of accepted events.
 //! - [`mailer`]: building messages, SMTP and file transports (TCP, TLS,
-//!   DNS), the outbound host policy, and the step-by-step test send.
+//!   DNS), and the step-by-step test send.
+//! - [`outbound`]: the outbound host policy every connection obeys.
+//! - [`http`]: the HTTP client for requests on a tenant's behalf.
 //! - [`worker`]: the claim loops: claiming, sending, retrying and recording
 //!   results.
 //! - Here: a test send now, through a draft or the effective server.
 
 pub mod committer;
+pub mod http;
 pub mod mailer;
+pub mod outbound;
 pub mod worker;
 
 use crate::crypto::Cipher;

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::http::OutboundHttp;
 use super::mailer::{Delivery, MailParts, Mailer};
 use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
@@ -59,6 +60,8 @@ pub struct Engine {
     pub cipher: Cipher,
     pub clock: Clock,
     pub mailer: Arc<Mailer>,
+    /// Outbound HTTP on a tenant's behalf, under the host policy.
+    pub http: OutboundHttp,
     /// Woken after each commit of new events in this process.
     pub wake: Arc<Notify>,
     pub config: WorkerConfig,
