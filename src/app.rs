@@ -163,6 +163,7 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
     let engine = Engine {
         store,
         cipher,
+        oauth_tokens: Arc::new(crate::delivery::oauth2::TokenCache::with_clock(clock.clone())),
         clock,
         mailer: Arc::new(mailer),
         http,

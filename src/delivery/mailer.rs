@@ -200,9 +200,17 @@ fn tls_parameters(server: &SmtpServer) -> Result<TlsParameters, smtp::Error> {
 }
 
 fn credentials(server: &SmtpServer) -> Option<Credentials> {
-    server.username.as_ref().map(|user| {
-        Credentials::new(user.clone(), server.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default())
-    })
+    let secret = server.oauth_token.as_ref().or(server.password.as_ref());
+    server
+        .username
+        .as_ref()
+        .map(|user| Credentials::new(user.clone(), secret.map(|p| p.expose().to_owned()).unwrap_or_default()))
+}
+
+/// XOAUTH2 (username and access token) when the server has a token, else
+/// PLAIN or LOGIN with the password.
+fn mechanisms(server: &SmtpServer) -> &'static [Mechanism] {
+    if server.oauth_token.is_some() { &[Mechanism::Xoauth2] } else { &[Mechanism::Plain, Mechanism::Login] }
 }
 
 impl Mailer {
@@ -357,13 +365,13 @@ impl Mailer {
             passed.push((Step::Tls, None));
         }
         if let Some(creds) = credentials(server) {
-            match self.step(Step::Auth, "AUTH", conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds)).await {
+            match self.step(Step::Auth, "AUTH", conn.auth(mechanisms(server), &creds)).await {
                 Ok(reply) => passed.push((Step::Auth, Some(response_text(&reply)))),
                 Err(f) => {
                     if !f.timed_out() {
                         close(&mut conn, timeout).await;
                     }
-                    return Err(f);
+                    return Err(if server.oauth_token.is_some() { f.token_refused() } else { f });
                 }
             }
         }
@@ -612,6 +620,10 @@ enum FailureKind {
     Config,
     /// Refused by the outbound host policy.
     Policy,
+    /// The server refused an OAuth2 access token (XOAUTH2): retryable, the
+    /// token may be stale (the caller drops it from its cache) and another
+    /// provider may work.
+    Auth,
 }
 
 impl Failure {
@@ -641,6 +653,21 @@ impl Failure {
         }
     }
 
+    /// A failed XOAUTH2 exchange: a 535, or a SASL error challenge (334,
+    /// which lettre refuses as unexpected), or no XOAUTH2 offered.
+    fn token_refused(self) -> Failure {
+        match self.kind {
+            FailureKind::Smtp(e) if e.is_permanent() || e.is_client() => {
+                let message = match &self.reply {
+                    Some(reply) => format!("the server refused the OAuth2 access token: {reply}"),
+                    None => format!("the server refused the OAuth2 access token: {e}"),
+                };
+                Failure { step: Step::Auth, message, reply: self.reply, kind: FailureKind::Auth }
+            }
+            kind => Failure { kind, ..self },
+        }
+    }
+
     fn timed_out(&self) -> bool {
         matches!(self.kind, FailureKind::Timeout)
     }
@@ -651,6 +678,7 @@ impl Failure {
             FailureKind::Smtp(e) => classify(&e),
             FailureKind::Config => Delivery::Permanent { class: "config", error, response },
             FailureKind::Policy => Delivery::Permanent { class: "policy", error, response },
+            FailureKind::Auth => Delivery::Transient { class: "auth", error, response },
             FailureKind::Network => Delivery::Transient { class: "network", error, response },
             FailureKind::Tls => Delivery::Transient { class: "tls", error, response },
             FailureKind::Timeout => Delivery::Transient { class: "timeout", error, response },
@@ -708,6 +736,7 @@ mod tests {
             accept_invalid_certs: false,
             username: None,
             password: None,
+            oauth_token: None,
             from_email: None,
             from_name: None,
             reply_to: None,

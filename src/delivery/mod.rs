@@ -8,14 +8,20 @@
 //!   DNS), and the step-by-step test send.
 //! - [`outbound`]: the outbound host policy every connection obeys.
 //! - [`http`]: the HTTP client for requests on a tenant's behalf.
+//! - [`oauth2`], [`ses`], [`http_provider`], [`signing`]: the transports
+//!   beyond SMTP: XOAUTH2 access tokens, Amazon SES, a signed JSON POST.
 //! - [`worker`]: the claim loops: claiming, sending, retrying and recording
 //!   results.
 //! - Here: a test send now, through a draft or the effective server.
 
 pub mod committer;
 pub mod http;
+pub mod http_provider;
 pub mod mailer;
+pub mod oauth2;
 pub mod outbound;
+pub mod ses;
+pub mod signing;
 pub mod worker;
 
 use crate::crypto::Cipher;
@@ -94,6 +100,7 @@ pub async fn test_send(
                 accept_invalid_certs: d.accept_invalid_certs,
                 username: d.username,
                 password: d.password.or(borrowed),
+                oauth_token: None,
                 from_email: d.from_email,
                 from_name: d.from_name,
                 reply_to: None,

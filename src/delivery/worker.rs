@@ -62,6 +62,8 @@ pub struct Engine {
     pub mailer: Arc<Mailer>,
     /// Outbound HTTP on a tenant's behalf, under the host policy.
     pub http: OutboundHttp,
+    /// OAuth2 access tokens for XOAUTH2 SMTP, cached until shortly before expiry.
+    pub oauth_tokens: Arc<super::oauth2::TokenCache>,
     /// Woken after each commit of new events in this process.
     pub wake: Arc<Notify>,
     pub config: WorkerConfig,

@@ -178,6 +178,10 @@ pub struct SmtpServer {
     pub accept_invalid_certs: bool,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// An OAuth2 access token: when set, AUTH is XOAUTH2 (username and
+    /// token) instead of PLAIN/LOGIN with the password. Fetched by the
+    /// caller ([`crate::delivery::oauth2::TokenCache`]), never stored.
+    pub oauth_token: Option<Secret>,
     pub from_email: Option<String>,
     pub from_name: Option<String>,
     pub reply_to: Option<String>,
@@ -530,6 +534,7 @@ fn server_from(cipher: &Cipher, row: &SmtpRow, scope: Scope) -> Result<SmtpServe
         accept_invalid_certs: settings.accept_invalid_certs,
         username: settings.username.clone(),
         password,
+        oauth_token: None,
         from_email: settings.from_email.clone(),
         from_name: settings.from_name.clone(),
         reply_to: settings.reply_to.clone(),

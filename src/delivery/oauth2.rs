@@ -1,0 +1,264 @@
+//! OAuth2 access tokens for XOAUTH2 SMTP (Microsoft 365, Google Workspace):
+//! the client-credentials grant (RFC 6749 §4.4) against a configured token
+//! endpoint, cached until shortly before expiry.
+//!
+//! The grant is the `oauth2` crate's (request building, response and error
+//! parsing); its requests go through [`OutboundHttp`], so the token endpoint
+//! obeys the outbound host policy like the SMTP host does, and redirects are
+//! not followed. The client authenticates with `client_id`/`client_secret`
+//! in the form body (`client_secret_post`), which Microsoft's and Google's
+//! endpoints accept.
+//!
+//! Tokens and secrets are [`Secret`]s: never logged, never in an error.
+//! The cache key includes a digest of the client secret, so an org that
+//! names another org's token endpoint and client id (which are not secret)
+//! does not get that org's cached token: only the same secret shares it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use sha2::{Digest, Sha256};
+
+use super::http::{HttpFailure, OutboundHttp};
+use crate::clock::{Clock, Millis};
+use crate::secret::Secret;
+
+/// A token is fetched again when it expires within this margin.
+pub const REFRESH_MARGIN_MS: i64 = 60_000;
+/// The lifetime assumed when the server does not say (`expires_in` absent).
+pub const DEFAULT_LIFETIME_MS: i64 = 300_000;
+/// Token responses larger than this are refused (they are a few KiB).
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// A client of the client-credentials grant.
+#[derive(Debug, Clone)]
+pub struct OAuth2Client {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Space-separated scopes (`https://outlook.office365.com/.default`).
+    pub scope: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    token_url: String,
+    client_id: String,
+    scope: Option<String>,
+    /// SHA-256 of the client secret (see the module comment).
+    secret_digest: [u8; 32],
+}
+
+impl Key {
+    fn of(client: &OAuth2Client) -> Key {
+        Key {
+            token_url: client.token_url.clone(),
+            client_id: client.client_id.clone(),
+            scope: client.scope.clone(),
+            secret_digest: Sha256::digest(client.client_secret.expose().as_bytes()).into(),
+        }
+    }
+}
+
+struct Cached {
+    token: Secret,
+    expires_at: Millis,
+}
+
+/// Access tokens by client; one per process. Concurrent callers for the
+/// same client wait for one token request instead of each making one.
+#[derive(Default)]
+pub struct TokenCache {
+    clock: Clock,
+    slots: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+}
+
+impl TokenCache {
+    /// A cache that reads the time from `clock` (tests move it).
+    pub fn with_clock(clock: Clock) -> TokenCache {
+        TokenCache { clock, slots: Mutex::new(HashMap::new()) }
+    }
+
+    fn slot(&self, key: Key) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().clone()
+    }
+
+    /// A cached access token, fetched by the client-credentials grant when
+    /// missing or within [`REFRESH_MARGIN_MS`] of expiry. Errors carry no
+    /// secret.
+    pub async fn token(&self, http: &OutboundHttp, client: &OAuth2Client) -> Result<Secret, HttpFailure> {
+        let slot = self.slot(Key::of(client));
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref()
+            && c.expires_at.0 - REFRESH_MARGIN_MS > self.clock.now().0
+        {
+            return Ok(c.token.clone());
+        }
+        *cached = None;
+        let requested_at = self.clock.now();
+        let (token, lifetime_ms) = fetch(http, client).await?;
+        *cached = Some(Cached { token: token.clone(), expires_at: Millis(requested_at.0.saturating_add(lifetime_ms)) });
+        Ok(token)
+    }
+
+    /// Drops a token the server refused (SMTP 535 after XOAUTH2): the next
+    /// [`TokenCache::token`] fetches a new one.
+    pub fn forget(&self, client: &OAuth2Client) {
+        let key = Key::of(client);
+        let slot = self.slots.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+        // A caller holding the slot keeps its token; later callers get a new slot.
+        drop(slot);
+    }
+}
+
+/// Why the `oauth2` crate's HTTP call failed (it needs an `Error` type).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Transport(HttpFailure);
+
+/// One client-credentials request: the token and its lifetime in ms.
+async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i64), HttpFailure> {
+    use oauth2::basic::BasicClient;
+    use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+
+    let token_url = TokenUrl::new(client.token_url.clone())
+        .map_err(|_| config_failure("the OAuth2 token URL is not a valid URL".into()))?;
+    let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+        .set_client_secret(ClientSecret::new(client.client_secret.expose().to_owned()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(token_url);
+    let mut request = oauth.exchange_client_credentials();
+    if let Some(scope) = &client.scope {
+        request = request.add_scopes(scope.split_whitespace().map(|s| Scope::new(s.to_owned())));
+    }
+    let send = |req: oauth2::HttpRequest| async move { call(http, req).await.map_err(Transport) };
+    let host =
+        url::Url::parse(&client.token_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    match request.request_async(&send).await {
+        Ok(response) => {
+            let lifetime = response
+                .expires_in()
+                .map_or(DEFAULT_LIFETIME_MS, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4));
+            Ok((Secret::new(response.access_token().secret().clone()), lifetime))
+        }
+        Err(RequestTokenError::Request(Transport(failure))) => Err(failure),
+        Err(RequestTokenError::ServerResponse(error)) => {
+            // The server's own words (`invalid_client: ...`), without the
+            // secret should a server echo it.
+            let mut text = error.error().to_string();
+            if let Some(description) = error.error_description() {
+                text.push_str(": ");
+                text.push_str(description);
+            }
+            let text = redact(&text, client);
+            // A refused client or grant will not work by retrying; a server
+            // error might.
+            let permanent = !matches!(error.error(), oauth2::basic::BasicErrorResponseType::Extension(_));
+            Err(HttpFailure {
+                class: "auth",
+                permanent,
+                message: format!("the OAuth2 token endpoint {host} refused the client: {text}"),
+            })
+        }
+        // The body is not shown: it may be a token in a shape we did not
+        // expect.
+        Err(RequestTokenError::Parse(..)) => Err(HttpFailure {
+            class: "auth",
+            permanent: false,
+            message: format!("the OAuth2 token endpoint {host} answered with something that is not a token response"),
+        }),
+        Err(RequestTokenError::Other(text)) => Err(HttpFailure {
+            class: "auth",
+            permanent: false,
+            message: format!("the OAuth2 token endpoint {host} failed: {}", redact(&text, client)),
+        }),
+    }
+}
+
+/// Sends one of the `oauth2` crate's requests through [`OutboundHttp`].
+async fn call(http: &OutboundHttp, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, HttpFailure> {
+    let (parts, body) = request.into_parts();
+    let mut builder = http.request(parts.method, &parts.uri.to_string())?;
+    for (name, value) in &parts.headers {
+        builder = builder.header(name, value);
+    }
+    let mut response = http.send(builder.body(body)).await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_RESPONSE {
+                    return Err(HttpFailure {
+                        class: "auth",
+                        permanent: false,
+                        message: "the OAuth2 token endpoint's answer is too large".into(),
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return Err(HttpFailure {
+                    class: "network",
+                    permanent: false,
+                    message: "the connection to the OAuth2 token endpoint failed while reading its answer".into(),
+                });
+            }
+        }
+    }
+    let mut out = oauth2::HttpResponse::new(bytes);
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+fn config_failure(message: String) -> HttpFailure {
+    HttpFailure { class: "config", permanent: true, message }
+}
+
+/// `text` with the client secret replaced, and at most 300 characters
+/// without control characters.
+fn redact(text: &str, client: &OAuth2Client) -> String {
+    let secret = client.client_secret.expose();
+    let text = if secret.is_empty() { text.to_owned() } else { text.replace(secret, "***") };
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(secret: &str) -> OAuth2Client {
+        OAuth2Client {
+            token_url: "https://login.example.com/token".into(),
+            client_id: "app".into(),
+            client_secret: Secret::new(secret),
+            scope: None,
+        }
+    }
+
+    #[test]
+    fn another_secret_is_another_cache_entry() {
+        assert!(Key::of(&client("a")) == Key::of(&client("a")));
+        assert!(Key::of(&client("a")) != Key::of(&client("b")));
+    }
+
+    #[test]
+    fn redaction_removes_the_secret() {
+        let c = client("canary-secret-77");
+        assert_eq!(redact("bad secret canary-secret-77\n", &c), "bad secret ***");
+        assert!(!format!("{c:?}").contains("canary"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_token_url_is_a_config_error() {
+        let http = OutboundHttp::new(&super::super::http::OutboundHttpConfig::default()).unwrap();
+        let cache = TokenCache::default();
+        let mut c = client("s");
+        c.token_url = "not a url".into();
+        let failure = cache.token(&http, &c).await.unwrap_err();
+        assert_eq!((failure.class, failure.permanent), ("config", true));
+    }
+}
