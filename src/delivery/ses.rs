@@ -146,11 +146,22 @@ fn sign(settings: &SesSettings, url: &str, body: &[u8]) -> Result<Vec<(String, S
     Ok(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect())
 }
 
+/// The text of the first `<name>` element of an XML error body (AWS's
+/// front end answers some authentication errors in the older XML shape).
+fn xml_element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{name}>"))? + start;
+    Some(body[start..end].trim())
+}
+
 /// Sorts SES's answer (see the module comment). `error_type` is the
 /// `x-amzn-ErrorType` header without its `:`-suffix; the body's `__type`,
-/// `code` or `Code` is used when the header is missing.
+/// `code` or `Code` (JSON, or XML `<Code>`) is used when the header is
+/// missing.
 pub fn classify(status: u16, error_type: Option<&str>, body: &[u8], settings: &SesSettings) -> Delivery {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = String::from_utf8_lossy(body);
     if (200..300).contains(&status) {
         return match json.get("MessageId").and_then(serde_json::Value::as_str) {
             Some(id) => Delivery::Accepted { response: clean(id, settings) },
@@ -165,8 +176,12 @@ pub fn classify(status: u16, error_type: Option<&str>, body: &[u8], settings: &S
                 .find_map(|k| json.get(k).and_then(serde_json::Value::as_str))
                 .map(|t| t.rsplit('#').next().unwrap_or(t).to_owned())
         })
+        .or_else(|| xml_element(&text, "Code").map(str::to_owned))
         .unwrap_or_default();
-    let message = ["message", "Message"].iter().find_map(|k| json.get(k).and_then(serde_json::Value::as_str));
+    let message = ["message", "Message"]
+        .iter()
+        .find_map(|k| json.get(k).and_then(serde_json::Value::as_str))
+        .or_else(|| xml_element(&text, "Message"));
     let shown = clean(
         &match (kind.is_empty(), message) {
             (false, Some(m)) => format!("HTTP {status} {kind}: {m}"),
@@ -270,6 +285,10 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        let xml =
+            b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error></ErrorResponse>";
+        let Delivery::Transient { class: "auth", error, .. } = classify(403, None, xml, &s) else { panic!() };
+        assert!(error.ends_with("HTTP 403 SignatureDoesNotMatch: no"), "{error}");
         let echoed = classify(403, None, br#"{"message":"key canary-ses-secret"}"#, &s).error_text();
         assert!(!echoed.contains("canary"), "{echoed}");
     }

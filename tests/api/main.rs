@@ -29,5 +29,6 @@ mod processes;
 mod smtp_settings;
 mod startup;
 mod timeouts;
+mod transports;
 mod upgrade;
 mod zitadel;

@@ -31,7 +31,7 @@ impl std::io::Write for LogSink {
     }
 }
 
-fn capture_logs() {
+pub fn capture_logs() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let _ = tracing_subscriber::fmt()

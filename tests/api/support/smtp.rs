@@ -1,6 +1,6 @@
 //! A small SMTP server for tests, over real TCP: plain, STARTTLS or
 //! implicit TLS (a certificate generated with rcgen for `localhost`), AUTH
-//! PLAIN/LOGIN, and scripted failures (a 4xx/5xx reply to DATA, or a
+//! PLAIN/LOGIN/XOAUTH2, and scripted failures (a 4xx/5xx reply to DATA, or a
 //! connection dropped in the middle of DATA). It records every message and
 //! every byte a client sent before TLS.
 
@@ -74,6 +74,9 @@ struct State {
     connections: usize,
     /// Every credential presented in AUTH, accepted or not.
     auth_attempts: Vec<(String, String)>,
+    /// Every AUTH XOAUTH2: user, token, and whether the initial response
+    /// ended in `\x01\x01` as the mechanism requires.
+    xoauth2: Vec<(String, String, bool)>,
 }
 
 pub struct TestSmtp {
@@ -149,6 +152,11 @@ impl TestSmtp {
     /// Every (username, password) presented in AUTH, over TLS or not.
     pub fn auth_attempts(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().auth_attempts.clone()
+    }
+
+    /// Every AUTH XOAUTH2 exchange: (user, token, well formed).
+    pub fn xoauth2_attempts(&self) -> Vec<(String, String, bool)> {
+        self.state.lock().unwrap().xoauth2.clone()
     }
 
     /// Every byte clients sent outside TLS.
@@ -243,7 +251,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         let upper = cmd.to_ascii_uppercase();
         if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             let starttls = if mode == Mode::StartTls && !tls { "250-STARTTLS\r\n" } else { "" };
-            reply!("250-localhost\r\n{starttls}250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
+            reply!("250-localhost\r\n{starttls}250-AUTH PLAIN LOGIN XOAUTH2\r\n250 8BITMIME\r\n");
         } else if upper == "STARTTLS" && mode == Mode::StartTls && !tls {
             reply!("220 2.0.0 ready to start TLS\r\n");
             return End::Upgrade(io.into_inner());
@@ -261,6 +269,32 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             let pass = parts.next().unwrap_or_default().to_owned();
             auth = Some((user, pass));
             reply!("{}", auth_reply(state, &auth));
+        } else if upper.starts_with("AUTH XOAUTH2") {
+            // `user=<user>\x01auth=Bearer <token>\x01\x01`; a refusal as
+            // Gmail does it: a 334 error challenge, the client's empty
+            // line, then 535.
+            let decoded = decode(cmd.get(12..).unwrap_or_default());
+            let mut user = String::new();
+            let mut token = String::new();
+            for field in decoded.split('\x01') {
+                if let Some(u) = field.strip_prefix("user=") {
+                    user = u.to_owned();
+                } else if let Some(t) = field.strip_prefix("auth=Bearer ") {
+                    token = t.to_owned();
+                }
+            }
+            let well_formed = decoded.ends_with("\x01\x01");
+            state.lock().unwrap().xoauth2.push((user.clone(), token.clone(), well_formed));
+            auth = Some((user, token));
+            let answer = auth_reply(state, &auth);
+            if answer.starts_with("235") && well_formed {
+                reply!("{answer}");
+            } else {
+                auth = None;
+                reply!("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n");
+                let _ = read_line!();
+                reply!("535 5.7.8 Username and Password not accepted\r\n");
+            }
         } else if upper.starts_with("AUTH LOGIN") {
             reply!("334 VXNlcm5hbWU6\r\n");
             let user = decode(&read_line!());
