@@ -11,8 +11,11 @@
 //! other statuses (4xx, and 3xx, since redirects are not followed)
 //! permanent.
 
+use base64::Engine as _;
+use serde_json::json;
+
 use super::http::OutboundHttp;
-use super::mailer::Delivery;
+use super::mailer::{Delivery, MailParts};
 use super::signing;
 use crate::secret::Secret;
 
@@ -26,6 +29,34 @@ pub struct HttpProvider {
     pub url: String,
     /// `whsec_<base64>`.
     pub secret: Secret,
+}
+
+/// The JSON Herald POSTs for a notification (its shape is documented in
+/// `docs/transports.md`): the same parts as the mail, the Message-ID the
+/// mail would have, attachments in base64.
+pub fn message(parts: &MailParts<'_>, from_email: &str, from_name: Option<&str>, domain: &str) -> serde_json::Value {
+    let attachments: Vec<serde_json::Value> = parts
+        .attachments
+        .iter()
+        .map(|a| {
+            json!({
+                "fileName": a.file_name,
+                "contentType": a.content_type,
+                "contentBase64": base64::engine::general_purpose::STANDARD.encode(&a.bytes),
+            })
+        })
+        .collect();
+    json!({
+        "type": "email",
+        "id": parts.id,
+        "messageId": format!("<{}@{}>", parts.id, domain),
+        "from": { "address": from_email, "name": from_name },
+        "to": [{ "address": parts.to_addr, "name": parts.to_name }],
+        "subject": parts.subject,
+        "text": parts.text,
+        "html": parts.html,
+        "attachments": attachments,
+    })
 }
 
 /// POSTs `message` as signed JSON (Standard Webhooks headers `webhook-id`,
@@ -107,6 +138,30 @@ async fn answer(mut response: reqwest::Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_has_the_documented_shape() {
+        let files = [crate::domain::delivery::documents::MailAttachment {
+            file_name: "a.txt".into(),
+            content_type: "text/plain".into(),
+            bytes: b"hi".to_vec(),
+        }];
+        let parts = MailParts {
+            id: "0193-x",
+            to_addr: "ada@example.com",
+            to_name: None,
+            subject: "S",
+            text: "T",
+            html: None,
+            attachments: &files,
+        };
+        let m = message(&parts, "noreply@example.com", Some("Herald"), "herald.test");
+        assert_eq!(m["messageId"], "<0193-x@herald.test>");
+        assert_eq!(m["to"][0], json!({ "address": "ada@example.com", "name": null }));
+        assert_eq!(m["from"]["name"], "Herald");
+        assert_eq!(m["html"], serde_json::Value::Null);
+        assert_eq!(m["attachments"][0]["contentBase64"], "aGk=");
+    }
 
     #[test]
     fn statuses_are_classified() {

@@ -23,7 +23,8 @@ use super::http::{HttpFailure, OutboundHttp};
 use crate::clock::{Clock, Millis};
 use crate::secret::Secret;
 
-/// A token is fetched again when it expires within this margin.
+/// A token is fetched again when it expires within this margin (or within
+/// half its lifetime, for tokens that live less than two minutes).
 pub const REFRESH_MARGIN_MS: i64 = 60_000;
 /// The lifetime assumed when the server does not say (`expires_in` absent).
 pub const DEFAULT_LIFETIME_MS: i64 = 300_000;
@@ -62,7 +63,8 @@ impl Key {
 
 struct Cached {
     token: Secret,
-    expires_at: Millis,
+    /// When a caller fetches a new one instead.
+    refresh_at: Millis,
 }
 
 /// Access tokens by client; one per process. Concurrent callers for the
@@ -85,19 +87,20 @@ impl TokenCache {
 
     /// A cached access token, fetched by the client-credentials grant when
     /// missing or within [`REFRESH_MARGIN_MS`] of expiry. Errors carry no
-    /// secret.
+    /// secret, and a failure is not cached (the next call asks again).
     pub async fn token(&self, http: &OutboundHttp, client: &OAuth2Client) -> Result<Secret, HttpFailure> {
         let slot = self.slot(Key::of(client));
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref()
-            && c.expires_at.0 - REFRESH_MARGIN_MS > self.clock.now().0
+            && c.refresh_at > self.clock.now()
         {
             return Ok(c.token.clone());
         }
         *cached = None;
         let requested_at = self.clock.now();
         let (token, lifetime_ms) = fetch(http, client).await?;
-        *cached = Some(Cached { token: token.clone(), expires_at: Millis(requested_at.0.saturating_add(lifetime_ms)) });
+        let usable_ms = lifetime_ms - REFRESH_MARGIN_MS.min(lifetime_ms / 2);
+        *cached = Some(Cached { token: token.clone(), refresh_at: Millis(requested_at.0.saturating_add(usable_ms)) });
         Ok(token)
     }
 
