@@ -81,8 +81,20 @@ impl TokenCache {
         TokenCache { clock, slots: Mutex::new(HashMap::new()) }
     }
 
+    /// The slot of `key`. Making a new one first drops the slots nobody
+    /// is using whose token is due for refresh (clients that were removed or
+    /// whose secret changed), so the map does not grow without bound.
     fn slot(&self, key: Key) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().clone()
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get(&key) {
+            return slot.clone();
+        }
+        let now = self.clock.now();
+        slots.retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot.try_lock().is_ok_and(|cached| cached.as_ref().is_some_and(|c| c.refresh_at > now))
+        });
+        slots.entry(key).or_default().clone()
     }
 
     /// A cached access token, fetched by the client-credentials grant when
@@ -246,6 +258,25 @@ mod tests {
     fn another_secret_is_another_cache_entry() {
         assert!(Key::of(&client("a")) == Key::of(&client("a")));
         assert!(Key::of(&client("a")) != Key::of(&client("b")));
+    }
+
+    #[test]
+    fn unused_stale_slots_are_dropped_when_a_new_one_is_made() {
+        let clock = Clock::default();
+        let cache = TokenCache::with_clock(clock.clone());
+        let old = cache.slot(Key::of(&client("old")));
+        let refresh_at = Millis(clock.now().0 + 1000);
+        *old.try_lock().unwrap() = Some(Cached { token: Secret::new("t"), refresh_at });
+        drop(old);
+        let held = cache.slot(Key::of(&client("held")));
+        assert_eq!(cache.slots.lock().unwrap().len(), 2, "a usable token is kept");
+        clock.advance(std::time::Duration::from_secs(2));
+        let _newer = cache.slot(Key::of(&client("newer")));
+        let slots = cache.slots.lock().unwrap();
+        assert!(!slots.contains_key(&Key::of(&client("old"))), "stale and unused: dropped");
+        assert!(slots.contains_key(&Key::of(&client("held"))), "in use: kept");
+        assert_eq!(slots.len(), 2);
+        drop(held);
     }
 
     #[test]
