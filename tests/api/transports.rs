@@ -372,6 +372,9 @@ async fn moto() -> Option<Moto> {
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("INITIAL_NO_AUTH_ACTION_COUNT", "4");
     let tool = Tool::start(command, Some(port)).await;
+    // reqwest is built without a crypto provider; Herald's OutboundHttp
+    // installs ring's, which this plain client needs too when it comes first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let iam = |form: &[(&str, &str)]| {
         client
