@@ -298,6 +298,15 @@ async fn a_refused_access_token_is_a_retryable_auth_failure_without_the_token() 
     assert_eq!(smtp.xoauth2_attempts().len(), 2);
     assert!(smtp.messages().is_empty());
     assert_absent(&stale, &[error, &report.message, &format!("{report:?}")]);
+
+    // Microsoft's way: a plain 535, shown as the server's reply.
+    smtp.refuse_xoauth2_with_535();
+    let server = smtp_server("refusing-535", smtp.port(), "mailbox@contoso.example", Some(Secret::new(stale.clone())));
+    let outcome = mailer.deliver(Some(&server), &parts("0193-refused-535", &[])).await;
+    let Delivery::Transient { class: "auth", error, response } = &outcome else { panic!("{outcome:?}") };
+    assert!(error.contains("refused the OAuth2 access token: 535 5.7.3"), "{error}");
+    assert!(response.as_deref().is_some_and(|r| r.starts_with("535")), "{outcome:?}");
+    assert_absent(&stale, &[error]);
 }
 
 #[tokio::test]

@@ -77,6 +77,9 @@ struct State {
     /// Every AUTH XOAUTH2: user, token, and whether the initial response
     /// ended in `\x01\x01` as the mechanism requires.
     xoauth2: Vec<(String, String, bool)>,
+    /// Refuse XOAUTH2 with a plain 535, as Microsoft 365 does, instead of
+    /// Gmail's error challenge.
+    xoauth2_plain_refusal: bool,
 }
 
 pub struct TestSmtp {
@@ -152,6 +155,12 @@ impl TestSmtp {
     /// Every (username, password) presented in AUTH, over TLS or not.
     pub fn auth_attempts(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().auth_attempts.clone()
+    }
+
+    /// Refuse XOAUTH2 with a plain 535 (Microsoft's way) rather than a 334
+    /// error challenge (Gmail's).
+    pub fn refuse_xoauth2_with_535(&self) {
+        self.state.lock().unwrap().xoauth2_plain_refusal = true;
     }
 
     /// Every AUTH XOAUTH2 exchange: (user, token, well formed).
@@ -289,6 +298,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             let answer = auth_reply(state, &auth);
             if answer.starts_with("235") && well_formed {
                 reply!("{answer}");
+            } else if state.lock().unwrap().xoauth2_plain_refusal {
+                auth = None;
+                reply!("535 5.7.3 Authentication unsuccessful\r\n");
             } else {
                 auth = None;
                 reply!("334 eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=\r\n");
