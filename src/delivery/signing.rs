@@ -62,8 +62,9 @@ mod tests {
 
     #[test]
     fn matches_the_specification_example() {
-        // The example of the Standard Webhooks reference libraries
-        // (standard-webhooks/libraries, javascript/src/index.test.ts).
+        // A fixed vector (the same result from Python's hmac module); the
+        // reference library itself checks Herald's signatures in
+        // tests/api/transports.rs.
         let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let body = br#"{"test": 2432232314}"#;
         let sig = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
