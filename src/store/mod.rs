@@ -29,6 +29,7 @@ mod postgres;
 mod smtp;
 mod sql;
 mod sqlite;
+mod suppressions;
 mod tokens;
 
 use std::fmt;

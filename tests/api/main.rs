@@ -28,6 +28,7 @@ mod outage;
 mod processes;
 mod smtp_settings;
 mod startup;
+mod suppressions;
 mod timeouts;
 mod upgrade;
 mod zitadel;

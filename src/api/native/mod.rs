@@ -5,6 +5,7 @@ pub mod audit;
 pub mod delivery;
 pub mod error;
 pub mod orgs;
+pub mod suppressions;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,4 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
+        .routes(routes!(suppressions::list_suppressions, suppressions::add_suppression))
+        .routes(routes!(suppressions::get_suppression, suppressions::remove_suppression))
 }

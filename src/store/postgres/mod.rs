@@ -12,6 +12,7 @@ pub mod identities;
 pub mod orgs;
 pub mod policy;
 pub mod smtp;
+pub mod suppressions;
 pub mod tokens;
 
 /// True when a database error is a unique-constraint violation.

@@ -11,4 +11,5 @@ pub mod orgs;
 pub mod overview;
 pub mod policy;
 pub mod smtp;
+pub mod suppressions;
 pub mod tokens;

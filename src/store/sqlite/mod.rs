@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod directory;
 pub mod identities;
 pub mod settings;
+pub mod suppressions;
 
 use std::cell::Cell;
 use std::collections::VecDeque;

@@ -1,0 +1,67 @@
+-- Delivery feedback (issue 18): the suppression list, webhook endpoints and
+-- their durable outbox with a delivery log.
+
+-- Addresses an org's mail no longer goes to. `email_key` is the address
+-- lower-cased in Rust; `reason` is manual, hard_bounce or complaint.
+CREATE TABLE suppressions (
+    org_id          TEXT   NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    email_key       TEXT   NOT NULL,
+    email           TEXT   NOT NULL,
+    reason          TEXT   NOT NULL,
+    detail          TEXT,
+    notification_id TEXT,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (org_id, email_key)
+);
+
+-- An org's webhook endpoints. `event_types` is the subscribed types as
+-- `,a,b,` (so one LIKE finds subscribers in both dialects); the secrets are
+-- AEAD-encrypted (associated data: org id + endpoint id), the previous one
+-- kept until `previous_until` after a rotation.
+CREATE TABLE webhook_endpoints (
+    id               TEXT    PRIMARY KEY,
+    org_id           TEXT    NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    url              TEXT    NOT NULL,
+    description      TEXT    NOT NULL,
+    event_types      TEXT    NOT NULL,
+    enabled          BOOLEAN NOT NULL,
+    disabled_reason  TEXT,
+    secret_enc       BYTEA   NOT NULL,
+    previous_enc     BYTEA,
+    previous_until   BIGINT,
+    failing_since    BIGINT,
+    created_at       BIGINT  NOT NULL,
+    updated_at       BIGINT  NOT NULL
+);
+CREATE INDEX webhook_endpoints_by_org ON webhook_endpoints (org_id, id);
+
+-- One row per message per endpoint, written in the transaction of the
+-- change it reports. `seq` orders an endpoint's messages: a worker takes
+-- only the oldest pending message of each endpoint (head of line).
+CREATE TABLE webhook_messages (
+    seq          BIGSERIAL PRIMARY KEY,
+    id           TEXT    NOT NULL UNIQUE,
+    org_id       TEXT    NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    endpoint_id  TEXT    NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    event_type   TEXT    NOT NULL,
+    payload      TEXT    NOT NULL,
+    status       TEXT    NOT NULL,
+    attempts     BIGINT  NOT NULL DEFAULT 0,
+    available_at BIGINT  NOT NULL,
+    lease_id     TEXT,
+    created_at   BIGINT  NOT NULL,
+    finished_at  BIGINT
+);
+CREATE INDEX webhook_messages_pending ON webhook_messages (endpoint_id, status, seq);
+CREATE INDEX webhook_messages_by_org ON webhook_messages (org_id, endpoint_id, seq);
+
+-- Every delivery attempt: the endpoint's delivery log.
+CREATE TABLE webhook_attempts (
+    message_id  TEXT   NOT NULL REFERENCES webhook_messages (id) ON DELETE CASCADE,
+    attempt     BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    status_code BIGINT,
+    latency_ms  BIGINT NOT NULL,
+    error       TEXT,
+    PRIMARY KEY (message_id, attempt)
+);
