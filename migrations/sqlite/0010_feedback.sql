@@ -14,10 +14,10 @@ CREATE TABLE suppressions (
     PRIMARY KEY (org_id, email_key)
 );
 
--- An org's webhook endpoints. `event_types` is the subscribed types as
--- `,a,b,` (so one LIKE finds subscribers in both dialects); the secrets are
--- AEAD-encrypted (associated data: org id + endpoint id), the previous one
--- kept until `previous_until` after a rotation.
+-- An org's webhook endpoints. `event_types` is the subscribed types as a
+-- JSON array, for reading back (`webhook_subscriptions` is what matches);
+-- the secrets are AEAD-encrypted (associated data: org id + endpoint id),
+-- the previous one kept until `previous_until` after a rotation.
 CREATE TABLE webhook_endpoints (
     id               TEXT    PRIMARY KEY,
     org_id           TEXT    NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
@@ -35,12 +35,22 @@ CREATE TABLE webhook_endpoints (
 );
 CREATE INDEX webhook_endpoints_by_org ON webhook_endpoints (org_id, id);
 
+CREATE TABLE webhook_subscriptions (
+    endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    org_id      TEXT NOT NULL,
+    event_type  TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, event_type)
+);
+CREATE INDEX webhook_subscriptions_by_type ON webhook_subscriptions (org_id, event_type);
+
 -- One row per message per endpoint, written in the transaction of the
--- change it reports. `seq` orders an endpoint's messages: a worker takes
--- only the oldest pending message of each endpoint (head of line).
+-- change it reports. `id` is the message's `webhook-id` (the same for every
+-- endpoint it went to); `seq` orders an endpoint's messages: a worker takes
+-- only the oldest pending message of each endpoint (head of line). While
+-- leased, `available_at` is the lease's end. Status: pending or delivered.
 CREATE TABLE webhook_messages (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
-    id           TEXT    NOT NULL UNIQUE,
+    id           TEXT    NOT NULL,
     org_id       TEXT    NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     endpoint_id  TEXT    NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
     event_type   TEXT    NOT NULL,
@@ -54,14 +64,15 @@ CREATE TABLE webhook_messages (
 );
 CREATE INDEX webhook_messages_pending ON webhook_messages (endpoint_id, status, seq);
 CREATE INDEX webhook_messages_by_org ON webhook_messages (org_id, endpoint_id, seq);
+CREATE INDEX webhook_messages_by_lease ON webhook_messages (lease_id);
 
 -- Every delivery attempt: the endpoint's delivery log.
 CREATE TABLE webhook_attempts (
-    message_id  TEXT   NOT NULL REFERENCES webhook_messages (id) ON DELETE CASCADE,
+    message_seq BIGINT NOT NULL REFERENCES webhook_messages (seq) ON DELETE CASCADE,
     attempt     BIGINT NOT NULL,
     at          BIGINT NOT NULL,
     status_code BIGINT,
     latency_ms  BIGINT NOT NULL,
     error       TEXT,
-    PRIMARY KEY (message_id, attempt)
+    PRIMARY KEY (message_seq, attempt)
 );

@@ -16,6 +16,8 @@ pub mod committer;
 pub mod http;
 pub mod mailer;
 pub mod outbound;
+pub mod signing;
+pub mod webhooks;
 pub mod worker;
 
 use crate::crypto::Cipher;

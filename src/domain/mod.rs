@@ -17,6 +17,7 @@ pub mod smtp;
 pub mod suppressions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::fmt;
 

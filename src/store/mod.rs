@@ -31,6 +31,7 @@ mod sql;
 mod sqlite;
 mod suppressions;
 mod tokens;
+mod webhooks;
 
 use std::fmt;
 use std::str::FromStr;

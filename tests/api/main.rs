@@ -31,4 +31,5 @@ mod startup;
 mod suppressions;
 mod timeouts;
 mod upgrade;
+mod webhooks;
 mod zitadel;

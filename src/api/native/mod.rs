@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod error;
 pub mod orgs;
 pub mod suppressions;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,4 +27,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::smtp_test))
         .routes(routes!(suppressions::list_suppressions, suppressions::add_suppression))
         .routes(routes!(suppressions::get_suppression, suppressions::remove_suppression))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::webhook_messages))
 }

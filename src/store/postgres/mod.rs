@@ -14,6 +14,7 @@ pub mod policy;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;
+pub mod webhooks;
 
 /// True when a database error is a unique-constraint violation.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {

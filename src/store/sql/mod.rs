@@ -13,3 +13,4 @@ pub mod policy;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;
+pub mod webhooks;

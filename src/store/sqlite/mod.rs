@@ -23,6 +23,7 @@ pub mod directory;
 pub mod identities;
 pub mod settings;
 pub mod suppressions;
+pub mod webhooks;
 
 use std::cell::Cell;
 use std::collections::VecDeque;
