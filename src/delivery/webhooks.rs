@@ -25,7 +25,6 @@ use crate::domain::webhooks::{self, ClaimedMessage, DISABLE_AFTER_MS, MessageRes
 
 const BATCH: i64 = 64;
 const CONCURRENCY: usize = 16;
-const LEASE_MS: i64 = 60_000;
 
 /// Runs until `stop` turns true.
 pub async fn run(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
@@ -53,7 +52,10 @@ pub async fn run(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
 pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
     let lease_id = uuid::Uuid::now_v7().to_string();
     let now = engine.clock.now();
-    let claimed = engine.store.claim_webhooks(&lease_id, now, Millis(now.0 + LEASE_MS), BATCH).await?;
+    // The mail workers' lease (`HERALD_LEASE_SECONDS`): a crashed process's
+    // message is due again after it.
+    let lease_ms = i64::try_from(engine.config.lease.as_millis()).unwrap_or(60_000);
+    let claimed = engine.store.claim_webhooks(&lease_id, now, Millis(now.0 + lease_ms), BATCH).await?;
     if claimed.is_empty() {
         return Ok(0);
     }

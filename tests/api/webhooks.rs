@@ -51,6 +51,8 @@ pub async fn receiver() -> (String, Arc<Mutex<Inbox>>) {
         axum::routing::post(move |headers: HeaderMap, body: String| {
             let state = state.clone();
             async move {
+                // Slow enough that a kill lands while messages go out.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 let mut inbox = state.lock().unwrap();
                 inbox.attempts += 1;
                 if inbox.fail {
@@ -438,4 +440,148 @@ async fn webhook_endpoints_reject_bad_input_and_hide_other_orgs(app: TestApp) {
     assert_eq!(res.status, 200, "{}", res.text);
     assert_eq!(res.json["success"], false, "{}", res.text);
     assert!(res.json["error"].is_string(), "{}", res.text);
+}
+
+/// The real `herald` binary, killed with SIGKILL while webhooks are being
+/// delivered: after a restart every message arrives (only the one in flight
+/// may arrive twice, with the same `webhook-id`), in the order of the
+/// endpoint's log.
+mod crash {
+    use std::collections::HashSet;
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use crate::support::{Backend, TEST_SECRET_KEY, TestDb};
+
+    struct Node(Child);
+
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = self.0.kill(); // SIGKILL
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start(db: &TestDb, backend: Backend, admin: &str, port: u16, outbox: &std::path::Path) -> Node {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.arg("serve")
+            .env("HERALD_DATABASE_URL", &db.url)
+            .env("HERALD_ADMIN_TOKEN", admin)
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HERALD_SMTP_ALLOW_HOSTS", "127.0.0.1")
+            .env("HERALD_OUTBOX_DIR", outbox)
+            .env("HERALD_LEASE_SECONDS", "2")
+            .env("HERALD_WORKER_POLL_MS", "50")
+            .env("HERALD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if backend == Backend::Postgres {
+            cmd.env("HERALD_SECRET_KEY", TEST_SECRET_KEY);
+        }
+        Node(cmd.spawn().expect("start herald"))
+    }
+
+    async fn ready(client: &reqwest::Client, base: &str) {
+        for _ in 0..300 {
+            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("herald did not become ready");
+    }
+
+    async fn kill_9_loses_no_webhook(backend: Backend) {
+        let Some(db) = TestDb::new(backend).await else { return };
+        // reqwest here is built before any server installs rustls's provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
+        let outbox = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let (url, inbox) = super::receiver().await;
+        let node = start(&db, backend, &admin, port, outbox.path());
+        ready(&client, &base).await;
+        let post = |path: String, token: String, body: Value| {
+            let client = client.clone();
+            let base = base.clone();
+            async move {
+                let res = client.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+                res.json::<Value>().await.unwrap()
+            }
+        };
+        let org = post("/admin/v1/orgs".into(), admin.clone(), json!({"name": "Crash Hooks"})).await;
+        let org_id = org["id"].as_str().unwrap().to_owned();
+        let token = post(format!("/admin/v1/orgs/{org_id}/tokens"), admin.clone(), json!({"name": "t"})).await;
+        let token = token["token"].as_str().unwrap().to_owned();
+        let hook =
+            post("/v1/webhooks".into(), token.clone(), json!({"url": url, "eventTypes": ["notification.sent"]})).await;
+        let hook_id = hook["id"].as_str().unwrap().to_owned();
+        let mut ids = Vec::new();
+        for i in 0..60 {
+            let body = json!({"type": "message.send", "data": {"to": format!("u{i}@example.com"), "subject": "s", "text": "t"}});
+            let accepted = post("/v1/events".into(), token.clone(), body).await;
+            ids.push(accepted["notifications"][0]["id"].as_str().unwrap().to_owned());
+        }
+        // Kill once some (not all) webhooks went out.
+        for _ in 0..400 {
+            if inbox.lock().unwrap().got.len() >= 10 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(node);
+        let before = inbox.lock().unwrap().got.len();
+        let node = start(&db, backend, &admin, port, outbox.path());
+        ready(&client, &base).await;
+        let notification_of = |g: &super::Got| {
+            serde_json::from_str::<Value>(&g.body).unwrap()["data"]["notificationId"].as_str().unwrap().to_owned()
+        };
+        for _ in 0..600 {
+            let got: HashSet<String> = inbox.lock().unwrap().got.iter().map(notification_of).collect();
+            if ids.iter().all(|id| got.contains(id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let got = inbox.lock().unwrap().got.clone();
+        let mut seen = HashSet::new();
+        let firsts: Vec<String> = got.iter().filter(|g| seen.insert(g.id.clone())).map(|g| g.id.clone()).collect();
+        let arrived: HashSet<String> = got.iter().map(notification_of).collect();
+        assert!(
+            ids.iter().all(|id| arrived.contains(id)),
+            "an accepted event's webhook was lost ({before} before the kill)"
+        );
+        let duplicates = got.len() - firsts.len();
+        eprintln!("{backend:?}: SIGKILL after {before} webhooks; {duplicates} delivered twice");
+        assert!(duplicates <= 1, "only the message in flight may repeat: {duplicates}");
+        // In the order of the endpoint's log (its sequence).
+        let log = client
+            .get(format!("{base}/v1/webhooks/{hook_id}/messages?limit=500"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let mut logged: Vec<String> =
+            log["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+        logged.reverse();
+        assert_eq!(firsts, logged, "delivered in the endpoint's order");
+        drop(node);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_kill_9_loses_no_webhook() {
+        kill_9_loses_no_webhook(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_kill_9_loses_no_webhook() {
+        kill_9_loses_no_webhook(Backend::Postgres).await;
+    }
 }
