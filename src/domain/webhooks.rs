@@ -21,6 +21,7 @@ use crate::clock::Millis;
 use crate::crypto::Cipher;
 use crate::domain::audit::{AuditEntry, Scope};
 use crate::domain::delivery::{Claimed, NewEvent, Outcome, RetryPolicy};
+use crate::domain::identities::{SenderIdentity, Status as IdentityStatus};
 use crate::domain::{Actor, OrgId};
 use crate::error::{Error, FieldErrors, Resource};
 use crate::secret::Secret;
@@ -143,6 +144,24 @@ pub fn for_suppressed(event: &NewEvent) -> Option<WebhookEvent> {
     let reason = event.suppressed.as_ref()?;
     let data = json!({ "eventId": event.id, "type": event.kind, "reason": reason });
     Some(WebhookEvent::new(&event.org, "notification.suppressed", event.created_at, data))
+}
+
+/// The webhook event of a sender identity's new status (approved, denied
+/// or revoked through its mailed link).
+pub fn for_identity(org: &OrgId, identity: &SenderIdentity, at: Millis) -> Option<WebhookEvent> {
+    let kind = match identity.status {
+        IdentityStatus::Approved => "sender_identity.approved",
+        IdentityStatus::Denied => "sender_identity.denied",
+        IdentityStatus::Revoked => "sender_identity.revoked",
+        IdentityStatus::Pending => return None,
+    };
+    let data = json!({
+        "senderIdentityId": identity.id,
+        "name": identity.name,
+        "email": identity.email,
+        "status": identity.status.as_str(),
+    });
+    Some(WebhookEvent::new(org, kind, at, data))
 }
 
 /// A fresh secret in the Standard Webhooks format.

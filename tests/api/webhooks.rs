@@ -21,6 +21,7 @@ on_each_backend!(
     a_rotated_secret_overlaps_with_the_old_one,
     an_endpoint_failing_for_a_day_is_disabled_and_resumes_in_order_when_enabled,
     suppressed_events_are_reported,
+    sender_identity_decisions_are_reported,
     webhook_endpoints_reject_bad_input_and_hide_other_orgs,
 );
 
@@ -361,6 +362,27 @@ async fn suppressed_events_are_reported(app: TestApp) {
     assert_eq!(body["type"], "notification.suppressed");
     assert_eq!(body["data"]["eventId"], accepted.json["id"]);
     assert!(body["data"]["reason"].as_str().unwrap().contains("gone@example.com"), "{body}");
+}
+
+async fn sender_identity_decisions_are_reported(app: TestApp) {
+    use crate::support::identity::{approved_identity, follow, link_in, smtp_for};
+    let org = app.new_org().await;
+    let (url, inbox) = receiver().await;
+    create(&app, &org, &url, &["sender_identity.approved", "sender_identity.revoked"]).await;
+    let server = smtp_for(&app, &org).await;
+    let mails = approved_identity(&app, &org, &server, json!({"Name": "Luther", "Email": "luther@example.com"})).await;
+    wait_until("the approval is reported", async || received(&inbox).len() == 1).await;
+    let body: Value = serde_json::from_str(&received(&inbox)[0].body).unwrap();
+    assert_eq!(body["type"], "sender_identity.approved", "{body}");
+    assert_eq!(body["data"]["email"], "luther@example.com");
+    assert_eq!(body["data"]["status"], "Approved");
+    // The approval mail carries the revoke link.
+    let all = server.wait_for(mails).await;
+    let res = follow(&app, &link_in(&all[mails - 1]), "revoke").await;
+    assert!(res.status == 200 || res.status == 303, "{} {}", res.status, res.text);
+    wait_until("the revocation is reported", async || received(&inbox).len() == 2).await;
+    let body: Value = serde_json::from_str(&received(&inbox)[1].body).unwrap();
+    assert_eq!(body["type"], "sender_identity.revoked", "{body}");
 }
 
 async fn webhook_endpoints_reject_bad_input_and_hide_other_orgs(app: TestApp) {
