@@ -76,3 +76,18 @@ CREATE TABLE webhook_attempts (
     error       TEXT,
     PRIMARY KEY (message_seq, attempt)
 );
+
+-- Alerts: a condition of an org that someone should look at. At most one
+-- open alert per (org, kind, subject): the partial unique index makes
+-- "opens once" hold across processes evaluating at the same time.
+CREATE TABLE alerts (
+    id          TEXT   PRIMARY KEY,
+    org_id      TEXT   NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    kind        TEXT   NOT NULL,
+    subject     TEXT   NOT NULL,
+    detail      TEXT   NOT NULL,
+    opened_at   BIGINT NOT NULL,
+    resolved_at BIGINT
+);
+CREATE UNIQUE INDEX alerts_open ON alerts (org_id, kind, subject) WHERE resolved_at IS NULL;
+CREATE INDEX alerts_by_org ON alerts (org_id, id);

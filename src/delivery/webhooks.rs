@@ -26,11 +26,22 @@ use crate::domain::webhooks::{self, ClaimedMessage, DISABLE_AFTER_MS, MessageRes
 const BATCH: i64 = 64;
 const CONCURRENCY: usize = 16;
 
-/// Runs until `stop` turns true.
+/// How often this process evaluates the alert conditions.
+const ALERTS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs until `stop` turns true; also evaluates the alert conditions every
+/// [`ALERTS_EVERY`] (they watch the same queues).
 pub async fn run(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let mut evaluated = Instant::now();
     loop {
         if *stop.borrow() {
             return;
+        }
+        if evaluated.elapsed() >= ALERTS_EVERY {
+            evaluated = Instant::now();
+            if let Err(e) = crate::domain::alerts::evaluate(&engine.store, engine.clock.now()).await {
+                tracing::error!(error = format!("{e:#}"), "could not evaluate alerts");
+            }
         }
         let worked = match run_batch(&engine).await {
             Ok(n) => n > 0,
@@ -72,7 +83,7 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
         metrics::counter!("herald_webhook_attempts_total", "outcome" => outcome).increment(1);
     }
     for endpoint in disabled {
-        // Alerts (issue 18, not built yet) hook in here: "webhook endpoint disabled".
+        // The `webhook_disabled` alert opens at the next evaluation.
         tracing::warn!(endpoint = %endpoint, "webhook endpoint disabled after failing for 24 hours");
         metrics::counter!("herald_webhook_endpoints_disabled_total").increment(1);
     }

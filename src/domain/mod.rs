@@ -6,6 +6,7 @@
 //! commit are [`crate::delivery`]. Every API family calls into here, so
 //! rules (who may do what, what is valid) are decided once.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;

@@ -17,6 +17,7 @@
 //! sqlx's SQLite driver remains only to run the migrations, so a database
 //! made by an earlier release keeps its `_sqlx_migrations` history.
 
+mod alerts;
 mod audit;
 mod console;
 mod delivery;

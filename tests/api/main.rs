@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 
+mod alerts;
 mod audit;
 mod browser;
 mod cli;

@@ -1,6 +1,7 @@
 //! Herald's native API (contract §2): org and token administration and the
 //! audit log. Errors are RFC 9457 problem documents.
 
+pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod error;
@@ -31,4 +32,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::webhook_messages))
+        .routes(routes!(alerts::list_alerts))
 }

@@ -4,6 +4,7 @@
 //! transaction that run the SQL of `store/sql/`. `Store` methods call them
 //! from their `Db::Postgres` arm.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;

@@ -2,6 +2,7 @@
 //! `$n` placeholders (rusqlite binds them too), and where the dialects
 //! differ both texts side by side.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;

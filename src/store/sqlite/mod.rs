@@ -17,6 +17,7 @@
 //! Statements are the shared `$n` SQL text; a write binds `$n` by name, so
 //! the text may use them in any order.
 
+pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod directory;
