@@ -37,6 +37,10 @@ pub enum Resource {
     Notification,
     /// A BoldSign sender identity.
     SenderIdentity,
+    /// An address on an org's suppression list.
+    Suppression,
+    /// An org's webhook endpoint.
+    Webhook,
 }
 
 impl fmt::Display for Resource {
@@ -51,6 +55,8 @@ impl fmt::Display for Resource {
             Resource::User => "user",
             Resource::Notification => "notification",
             Resource::SenderIdentity => "sender identity",
+            Resource::Suppression => "suppression",
+            Resource::Webhook => "webhook endpoint",
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP provider: the rendered message POSTed as JSON to a URL the org
-//! chose, signed as a Standard Webhook ([`super::signing`]) so the receiver
+//! chose, signed as a Standard Webhook ([`crate::domain::signing`]) so the receiver
 //! can check it came from Herald and was not replayed.
 //!
 //! Headers: `webhook-id` (the message's `id` when it has one, so every
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::http::OutboundHttp;
 use super::mailer::{Delivery, MailParts};
-use super::signing;
+use crate::domain::signing;
 use crate::secret::Secret;
 
 /// How much of the receiver's answer is kept for the delivery log.

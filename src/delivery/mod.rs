@@ -21,7 +21,7 @@ pub mod mailer;
 pub mod oauth2;
 pub mod outbound;
 pub mod ses;
-pub mod signing;
+pub mod webhooks;
 pub mod worker;
 
 use crate::crypto::Cipher;

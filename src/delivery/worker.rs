@@ -81,6 +81,7 @@ pub async fn run(engine: Arc<Engine>, stop: watch::Receiver<bool>) {
         tasks.spawn(claim_loop(engine.clone(), stop.clone(), n));
     }
     tasks.spawn(housekeeping(engine.clone(), stop.clone()));
+    tasks.spawn(super::webhooks::run(engine.clone(), stop.clone()));
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
             tracing::error!(error = %e, "a delivery task failed");

@@ -6,6 +6,7 @@
 //! commit are [`crate::delivery`]. Every API family calls into here, so
 //! rules (who may do what, what is valid) are decided once.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;
@@ -13,9 +14,12 @@ pub mod departments;
 pub mod identities;
 pub mod orgs;
 pub mod policy;
+pub mod signing;
 pub mod smtp;
+pub mod suppressions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::fmt;
 

@@ -14,6 +14,7 @@ use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status};
+use crate::domain::webhooks::{self, WebhookEvent};
 
 /// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
 #[derive(sqlx::FromRow)]
@@ -184,6 +185,19 @@ pub struct EventWrite<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
 }
 
+/// The `notification.suppressed` webhook events of accepted events, written
+/// in their transaction.
+fn suppressed_hooks(writes: &[EventWrite<'_>]) -> Vec<WebhookEvent> {
+    writes.iter().filter_map(|w| webhooks::for_suppressed(w.event)).collect()
+}
+
+/// The `notification.sent|deferred|dead` webhook events of send results,
+/// written in the results' transaction (a result recorded after its lease
+/// was lost is reported too: the attempt happened).
+fn outcome_hooks(results: &[(&Claimed, Outcome)], now: Millis) -> Vec<WebhookEvent> {
+    results.iter().map(|(c, o)| webhooks::for_outcome(c, o, now)).collect()
+}
+
 impl Store {
     /// Claims `key` for a request with body digest `hash`, or says why not.
     pub async fn claim_idempotency_key(
@@ -232,9 +246,14 @@ impl Store {
                     .iter()
                     .map(|w| (w.event.clone(), w.idempotency.map(|(k, r)| (k.to_owned(), r.to_owned()))))
                     .collect();
-                db.write(move |tx| sqlite::delivery::insert_events(tx, &owned)).await
+                let hooks = suppressed_hooks(writes);
+                db.write(move |tx| {
+                    sqlite::delivery::insert_events(tx, &owned)?;
+                    sqlite::webhooks::enqueue(tx, &hooks)
+                })
+                .await
             }
-            Db::Postgres(p) => postgres::delivery::insert_events(p, writes).await,
+            Db::Postgres(p) => postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes)).await,
         }
     }
 
@@ -269,9 +288,16 @@ impl Store {
             Db::Sqlite(db) => {
                 let lease_id = lease_id.to_owned();
                 let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
-                db.write(move |tx| sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)).await
+                let hooks = outcome_hooks(results, now);
+                db.write(move |tx| {
+                    sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)?;
+                    sqlite::webhooks::enqueue(tx, &hooks)
+                })
+                .await
             }
-            Db::Postgres(p) => postgres::delivery::finish_sends(p, lease_id, results, now).await,
+            Db::Postgres(p) => {
+                postgres::delivery::finish_sends(p, lease_id, results, now, &outcome_hooks(results, now)).await
+            }
         }
     }
 

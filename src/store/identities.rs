@@ -247,6 +247,10 @@ impl Store {
     /// Uses up a link and makes its change, all or nothing (see [`LinkChange`]).
     pub async fn use_link(&self, change: &LinkChange<'_>) -> anyhow::Result<LinkUse> {
         let LinkChange { link, outcome, renew, expected, next, issue, audit, now } = *change;
+        // The new status is reported to webhooks in the same transaction.
+        let hooks: Vec<_> = if renew { None } else { crate::domain::webhooks::for_identity(&link.org, next, now) }
+            .into_iter()
+            .collect();
         match &self.db {
             Db::Sqlite(db) => {
                 let write = sqlite::identities::LinkUseWrite {
@@ -260,9 +264,16 @@ impl Store {
                     audit: audit.clone(),
                     now,
                 };
-                db.write(move |tx| sqlite::identities::use_link(tx, &write)).await
+                db.write(move |tx| {
+                    let used = sqlite::identities::use_link(tx, &write)?;
+                    if used == LinkUse::Done {
+                        sqlite::webhooks::enqueue(tx, &hooks)?;
+                    }
+                    Ok(used)
+                })
+                .await
             }
-            Db::Postgres(p) => postgres::identities::use_link(p, change).await,
+            Db::Postgres(p) => postgres::identities::use_link(p, change, &hooks).await,
         }
     }
 }

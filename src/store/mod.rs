@@ -17,6 +17,7 @@
 //! sqlx's SQLite driver remains only to run the migrations, so a database
 //! made by an earlier release keeps its `_sqlx_migrations` history.
 
+mod alerts;
 mod audit;
 mod console;
 mod delivery;
@@ -29,7 +30,9 @@ mod postgres;
 mod smtp;
 mod sql;
 mod sqlite;
+mod suppressions;
 mod tokens;
+mod webhooks;
 
 use std::fmt;
 use std::str::FromStr;

@@ -62,7 +62,7 @@ async fn cli_commands_and_bootstrap(backend: Backend) {
             let _ = tx.send(line);
         }
     });
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&client, &base).await;
     let lines: Vec<String> = rx.try_iter().collect();

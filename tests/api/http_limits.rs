@@ -162,7 +162,7 @@ async fn at_the_connection_cap_with_every_request_in_flight_new_connections_wait
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleartext_http2_with_prior_knowledge_is_served() {
     let app = app_with(|_| {}).await;
-    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let h2 = crate::support::client_builder().http2_prior_knowledge().build().unwrap();
     for _ in 0..3 {
         let res = h2.get(app.url("/healthz")).send().await.unwrap();
         assert_eq!(res.version(), reqwest::Version::HTTP_2);

@@ -7,6 +7,7 @@
 #[macro_use]
 mod support;
 
+mod alerts;
 mod audit;
 mod browser;
 mod cli;
@@ -28,7 +29,9 @@ mod outage;
 mod processes;
 mod smtp_settings;
 mod startup;
+mod suppressions;
 mod timeouts;
 mod transports;
 mod upgrade;
+mod webhooks;
 mod zitadel;

@@ -163,7 +163,7 @@ async fn kill_9_loses_nothing(backend: Backend) {
     let sink = TestSmtp::start(Mode::Plain).await;
     // Slow enough that the kill lands while mail is being sent.
     sink.set_delay(Duration::from_millis(40));
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let port = free_port();
     let node = env.start(&["serve"], port, 2, "first.test");
     wait_healthy(&client, &node).await;
@@ -209,7 +209,7 @@ async fn postgres_kill_9_loses_nothing() {
 async fn postgres_two_nodes_deliver_each_mail_once() {
     let Some((env, _db)) = env(Backend::Postgres).await else { return };
     let sink = TestSmtp::start(Mode::Plain).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let api = env.start(&["serve"], free_port(), 60, "node-a.test");
     wait_healthy(&client, &api).await;
     let worker = env.start(&["worker"], free_port(), 60, "node-b.test");

@@ -384,7 +384,7 @@ async fn moto() -> Option<Moto> {
     // reqwest is built without a crypto provider; Herald's OutboundHttp
     // installs ring's, which this plain client needs too when it comes first.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let iam = |form: &[(&str, &str)]| {
         client
             .post(tool.url("/"))

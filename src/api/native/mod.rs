@@ -1,10 +1,13 @@
 //! Herald's native API (contract §2): org and token administration and the
 //! audit log. Errors are RFC 9457 problem documents.
 
+pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod error;
 pub mod orgs;
+pub mod suppressions;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,4 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
+        .routes(routes!(suppressions::list_suppressions, suppressions::add_suppression))
+        .routes(routes!(suppressions::get_suppression, suppressions::remove_suppression))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::webhook_messages))
+        .routes(routes!(alerts::list_alerts))
 }

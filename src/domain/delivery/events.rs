@@ -307,7 +307,11 @@ pub async fn accept(
             }
         }
     }
-    let event = match build(store, org, &parsed.kind, plan, now).await {
+    let built = match build(store, org, &parsed.kind, plan, now).await {
+        Ok(mut event) => crate::domain::suppressions::apply(store, org, &mut event).await.map(|()| event),
+        Err(e) => Err(e),
+    };
+    let event = match built {
         Ok(event) => event,
         Err(e) => {
             release(store, org, key.as_deref()).await;

@@ -9,6 +9,7 @@ use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
+use crate::domain::webhooks::WebhookEvent;
 use crate::store::EventWrite;
 use crate::store::delivery::{ClaimedRow, ResultRow, result_of};
 use crate::store::sql::delivery::{
@@ -63,6 +64,7 @@ pub async fn finish_sends(
     lease_id: &str,
     results: &[(&Claimed, Outcome)],
     now: Millis,
+    hooks: &[WebhookEvent],
 ) -> anyhow::Result<()> {
     let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o)| (*c, result_of(o))).collect();
     let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
@@ -71,6 +73,7 @@ pub async fn finish_sends(
     let responses: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.response).collect();
     let attempts: Vec<i64> = rows.iter().map(|(c, _)| c.attempt).collect();
     let next: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.next.map(|m| m.0)).collect();
+    let mut tx = pool.begin().await.context("begin")?;
     sqlx::query(PG_FINISH)
         .bind(&ids)
         .bind(&statuses)
@@ -80,10 +83,11 @@ pub async fn finish_sends(
         .bind(&next)
         .bind(lease_id)
         .bind(now.0)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .context("record send results")?;
-    Ok(())
+    super::webhooks::enqueue(&mut tx, hooks).await?;
+    tx.commit().await.context("commit send results")
 }
 
 /// Columns of the notifications to insert, one vector each.
@@ -103,7 +107,7 @@ struct NotificationColumns {
     attachments: Vec<Option<String>>,
 }
 
-pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
+pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>], hooks: &[WebhookEvent]) -> anyhow::Result<()> {
     let events = writes.iter().map(|w| w.event);
     let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
     let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
@@ -180,6 +184,7 @@ pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>]) -> anyhow::
             .await
             .context("store idempotent responses")?;
     }
+    super::webhooks::enqueue(&mut tx, hooks).await?;
     tx.commit().await.context("commit events")?;
     Ok(())
 }

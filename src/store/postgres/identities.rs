@@ -147,7 +147,11 @@ pub async fn delete_identity(p: &PgPool, org: &OrgId, email_key: &str, audit: &A
     Ok(true)
 }
 
-pub async fn use_link(p: &PgPool, change: &LinkChange<'_>) -> anyhow::Result<LinkUse> {
+pub async fn use_link(
+    p: &PgPool,
+    change: &LinkChange<'_>,
+    hooks: &[crate::domain::webhooks::WebhookEvent],
+) -> anyhow::Result<LinkUse> {
     let LinkChange { link, outcome, renew, expected, next, issue, audit, now } = *change;
     let use_link = if renew { USE_EXPIRED_LINK } else { USE_LINK };
     let mut tx = p.begin().await.context("begin")?;
@@ -182,6 +186,7 @@ pub async fn use_link(p: &PgPool, change: &LinkChange<'_>) -> anyhow::Result<Lin
     if let Some(issue) = issue {
         write_issue(&mut tx, issue, now).await?;
     }
+    super::webhooks::enqueue(&mut tx, hooks).await?;
     tx.commit().await.context("commit link use")?;
     Ok(LinkUse::Done)
 }

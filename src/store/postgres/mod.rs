@@ -4,6 +4,7 @@
 //! transaction that run the SQL of `store/sql/`. `Store` methods call them
 //! from their `Db::Postgres` arm.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;
@@ -12,7 +13,9 @@ pub mod identities;
 pub mod orgs;
 pub mod policy;
 pub mod smtp;
+pub mod suppressions;
 pub mod tokens;
+pub mod webhooks;
 
 /// True when a database error is a unique-constraint violation.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -2,6 +2,7 @@
 //! `$n` placeholders (rusqlite binds them too), and where the dialects
 //! differ both texts side by side.
 
+pub mod alerts;
 pub mod audit;
 pub mod console;
 pub mod delivery;
@@ -11,4 +12,6 @@ pub mod orgs;
 pub mod overview;
 pub mod policy;
 pub mod smtp;
+pub mod suppressions;
 pub mod tokens;
+pub mod webhooks;

@@ -17,11 +17,14 @@
 //! Statements are the shared `$n` SQL text; a write binds `$n` by name, so
 //! the text may use them in any order.
 
+pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod directory;
 pub mod identities;
 pub mod settings;
+pub mod suppressions;
+pub mod webhooks;
 
 use std::cell::Cell;
 use std::collections::VecDeque;

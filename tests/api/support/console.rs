@@ -25,7 +25,7 @@ pub struct Visitor<'a> {
 
 impl<'a> Visitor<'a> {
     pub fn new(app: &'a TestApp) -> Self {
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = super::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Visitor { app, client, cookies: HashMap::new() }
     }
 

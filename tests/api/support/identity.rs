@@ -87,7 +87,7 @@ pub struct Visit {
 
 /// A client that does not follow redirects (to see the 303 itself).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    super::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 pub async fn visit(app: &TestApp, link: &str) -> Visit {

@@ -299,7 +299,7 @@ impl TestApp {
             admin_token,
             store,
             clock,
-            client: reqwest::Client::new(),
+            client: client(),
             shutdown: Some(tx),
             db,
         }
@@ -371,4 +371,16 @@ async fn read(res: reqwest::Response) -> TestResponse {
 fn database_names_are_replaced() {
     assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
     assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+}
+
+/// A reqwest client for tests. reqwest is built without a bundled crypto
+/// provider (Herald's TLS is rustls with ring), so one is installed first;
+/// without it, building a client panics.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+fn client() -> reqwest::Client {
+    client_builder().build().expect("a reqwest client")
 }

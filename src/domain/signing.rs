@@ -1,11 +1,13 @@
-//! Standard Webhooks signatures (<https://www.standardwebhooks.com/>), used
-//! by the HTTP provider ([`super::http_provider`]): the receiver checks
-//! `webhook-signature` with any Standard Webhooks library.
+//! Standard Webhooks signatures (<https://www.standardwebhooks.com/>), for
+//! webhooks ([`crate::delivery::webhooks`]) and the HTTP provider
+//! ([`crate::delivery::http_provider`]): the receiver checks `webhook-signature` with
+//! any Standard Webhooks library.
 //!
 //! The signed content is `"{id}.{timestamp}.{body}"`, the key is the
 //! base64 part of a `whsec_<base64>` secret, the MAC is HMAC-SHA256 and the
-//! header value is `v1,<base64 of the MAC>`. HMAC is the `hmac` crate; only
-//! the framing is written here.
+//! header value is `v1,<base64 of the MAC>`, space-separated when several
+//! secrets are valid (a webhook rotation's overlap). HMAC is the `hmac`
+//! crate; only the framing is written here.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -38,16 +40,24 @@ pub fn secret_key(secret: &Secret) -> Result<Vec<u8>, SecretError> {
 }
 
 /// The `webhook-signature` header value for `body` sent as message `id` at
-/// `timestamp` (seconds since the epoch): `v1,<base64(HMAC-SHA256)>`.
+/// `timestamp` (seconds since the epoch), from a `whsec_` secret.
 pub fn sign(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SecretError> {
-    let key = secret_key(secret)?;
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).map_err(|_| SecretError::Length)?;
+    Ok(sign_with_key(&secret_key(secret)?, id, timestamp, body))
+}
+
+/// The signature of one message with the key bytes themselves:
+/// `v1,<base64 of HMAC-SHA256>`.
+pub fn sign_with_key(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
+        unreachable!("HMAC accepts keys of any length")
+    };
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 /// A fresh secret: `whsec_` and 32 random bytes.
@@ -60,15 +70,17 @@ pub fn generate_secret() -> Secret {
 mod tests {
     use super::*;
 
+    /// The example of the Standard Webhooks reference libraries
+    /// (`webhooks/python/standardwebhooks/tests`); the libraries themselves
+    /// check Herald's signatures in tests/api/transports.rs and webhooks.rs.
     #[test]
-    fn matches_the_specification_example() {
-        // A fixed vector (the same result from Python's hmac module); the
-        // reference library itself checks Herald's signatures in
-        // tests/api/transports.rs.
+    fn matches_the_reference_example() {
         let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let body = br#"{"test": 2432232314}"#;
-        let sig = sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        let expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        assert_eq!(sign(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap(), expected);
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(sign_with_key(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), expected);
     }
 
     #[test]
