@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod delivery;
 pub mod error;
+pub mod limits;
 pub mod orgs;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -23,4 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
+        .routes(routes!(limits::get_limits, limits::put_limits))
+        .routes(routes!(limits::get_usage))
 }

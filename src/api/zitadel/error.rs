@@ -24,7 +24,7 @@ fn code_and_id(err: &Error) -> (u8, &'static str) {
         Error::NotFound(_) => (5, "HERALD-NOTFOUND"),
         Error::Conflict(_) => (6, "HERALD-EXISTS"),
         Error::Forbidden(_) => (7, "HERALD-DENIED"),
-        Error::RateLimited => (8, "HERALD-RATE"),
+        Error::RateLimited(_) => (8, "HERALD-RATE"),
         Error::Unprocessable(_) => (3, "HERALD-UNPROCESSABLE"),
         Error::InProgress(_) => (10, "HERALD-IN-PROGRESS"),
         Error::Precondition(_) => (9, "HERALD-PRECONDITION"),

@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod delivery;
 pub mod directory;
+pub mod fairness;
 pub mod identities;
 pub mod settings;
 
