@@ -55,5 +55,11 @@ pub fn status(err: &Error) -> tonic::Status {
         tracing::error!(error = format!("{cause:#}"), "internal error");
     }
     let (code, id) = code_and_id(err);
-    tonic::Status::new(tonic::Code::from_i32(i32::from(code)), format!("{} ({id})", public_message(err)))
+    let mut status =
+        tonic::Status::new(tonic::Code::from_i32(i32::from(code)), format!("{} ({id})", public_message(err)));
+    if let Error::RateLimited(seconds) = err {
+        // RESOURCE_EXHAUSTED says when to come back, as the REST 429 does.
+        status.metadata_mut().insert("retry-after", tonic::metadata::MetadataValue::from(*seconds));
+    }
+    status
 }

@@ -1,0 +1,236 @@
+//! Many tenants on one Herald (issue 19): the fair claim (asserted on claim
+//! order, not on time), quotas in hold and reject mode with the test clock,
+//! one quota shared by two nodes, and API rate limits answered 429 with
+//! `Retry-After` in every family's envelope, storing nothing.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::{Auth, Backend, TestApp, TestDb, TestOrg};
+
+on_each_backend!(
+    a_small_org_is_claimed_in_the_next_round,
+    weights_share_a_claim,
+    quota_reject_answers_429_and_rolls_over,
+    quota_hold_queues_mail_for_the_next_window,
+    limits_endpoints_reject_bad_input,
+);
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A server without workers: the test claims by hand.
+async fn quiet(backend: Backend) -> Option<TestApp> {
+    let db = TestDb::new(backend).await?;
+    Some(TestApp::spawn_with(backend, db, |c| c.delivery.workers = false).await)
+}
+
+fn message(i: usize) -> Value {
+    json!({ "type": "message.send", "data": { "to": format!("user{i}@example.com"), "subject": format!("m{i}"), "text": "hi" } })
+}
+
+/// Posts `n` events for `org`; returns their notification ids.
+async fn post_many(app: &TestApp, org: &TestOrg, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let res = app.post("/v1/events", &org.token, message(i)).await;
+        assert_eq!(res.status, 202, "{}", res.text);
+        ids.push(res.json["notifications"][0]["id"].as_str().unwrap().to_owned());
+    }
+    ids
+}
+
+async fn claim(app: &TestApp, limit: i64) -> Vec<String> {
+    let now = app.clock.now();
+    let lease = uuid::Uuid::now_v7().to_string();
+    // Leases longer than the test moves its clock: a claimed row stays claimed.
+    let until = herald::clock::Millis(now.0 + 100 * 3_600_000);
+    let claimed = app.store.claim_outbox(&lease, now, until, limit).await.unwrap();
+    claimed.into_iter().map(|c| c.id).collect()
+}
+
+async fn put_limits(app: &TestApp, org: &str, body: Value) -> crate::support::TestResponse {
+    app.call(Method::PUT, &format!("/admin/v1/orgs/{org}/limits"), Auth::Bearer(&app.admin_token), Some(body)).await
+}
+
+/// With 250 mails of org A due, org B's one mail is in the very next claim
+/// of 100, not behind A's backlog (where the oldest-first claim put it).
+async fn a_small_org_is_claimed_in_the_next_round(app: TestApp) {
+    let Some(app) = quiet(app.backend).await else { return };
+    let (a, b) = (app.new_org().await, app.new_org().await);
+    let a_ids = post_many(&app, &a, 250).await;
+    let b_ids = post_many(&app, &b, 1).await;
+    let first = claim(&app, 100).await;
+    assert_eq!(first.len(), 100);
+    assert!(first.contains(&b_ids[0]), "org B's mail was not in the first claim");
+    // A's share is its oldest 99, in order of age.
+    let a_claimed: Vec<&String> = first.iter().filter(|id| **id != b_ids[0]).collect();
+    let expected: HashSet<&String> = a_ids[..99].iter().collect();
+    assert_eq!(a_claimed.iter().copied().collect::<HashSet<_>>(), expected);
+    // Then A alone gets whole batches, and nothing is claimed twice.
+    let second = claim(&app, 100).await;
+    assert_eq!(second.len(), 100);
+    assert!(second.iter().all(|id| !first.contains(id)));
+    let third = claim(&app, 100).await;
+    assert_eq!(third.len(), 51);
+    assert!(claim(&app, 100).await.is_empty());
+}
+
+/// An org of weight 3 gets three rows a round to another's one.
+async fn weights_share_a_claim(app: TestApp) {
+    let Some(app) = quiet(app.backend).await else { return };
+    let (a, b) = (app.new_org().await, app.new_org().await);
+    assert_eq!(put_limits(&app, &a.id, json!({ "weight": 3 })).await.status, 200);
+    let a_ids: HashSet<String> = post_many(&app, &a, 20).await.into_iter().collect();
+    let b_ids: HashSet<String> = post_many(&app, &b, 20).await.into_iter().collect();
+    let first = claim(&app, 8).await;
+    let from_a = first.iter().filter(|id| a_ids.contains(*id)).count();
+    let from_b = first.iter().filter(|id| b_ids.contains(*id)).count();
+    assert_eq!((from_a, from_b), (6, 2), "weights 3:1 over a claim of 8");
+}
+
+/// Reject mode: over the hourly quota new events get 429 with Retry-After
+/// and nothing is stored; the next hour (test clock) takes mail again.
+async fn quota_reject_answers_429_and_rolls_over(app: TestApp) {
+    let Some(app) = quiet(app.backend).await else { return };
+    let org = app.new_org().await;
+    let res = put_limits(&app, &org.id, json!({ "hourlyQuota": 2, "quotaMode": "reject" })).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    post_many(&app, &org, 2).await;
+    let refused = app
+        .send(
+            app.client
+                .post(app.url("/v1/events"))
+                .bearer_auth(&org.token)
+                .header("Idempotency-Key", "over-quota")
+                .json(&message(99)),
+        )
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.content_type(), "application/problem+json");
+    assert_eq!(refused.json["type"], "urn:herald:problem:rate-limited");
+    let retry: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    // Nothing was stored: two notifications, and the key is free.
+    let list = app.get("/v1/notifications", &org.token).await;
+    assert_eq!(list.json["items"].as_array().unwrap().len(), 2);
+    let usage = app.get("/v1/usage", &org.token).await;
+    assert_eq!(usage.json["hour"]["used"], 2);
+    assert_eq!(usage.json["hour"]["quota"], 2);
+    // The next hour has room again; the same key is not a replay.
+    app.clock.advance(HOUR);
+    let res = app
+        .send(
+            app.client
+                .post(app.url("/v1/events"))
+                .bearer_auth(&org.token)
+                .header("Idempotency-Key", "over-quota")
+                .json(&message(99)),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text);
+    assert!(res.headers.get("idempotent-replayed").is_none());
+    assert_eq!(app.get("/v1/usage", &org.token).await.json["hour"]["used"], 1);
+}
+
+/// Hold mode: mail over the quota is accepted but due only when the next
+/// window opens; no attempt is counted meanwhile.
+async fn quota_hold_queues_mail_for_the_next_window(app: TestApp) {
+    let Some(app) = quiet(app.backend).await else { return };
+    let org = app.new_org().await;
+    assert_eq!(put_limits(&app, &org.id, json!({ "hourlyQuota": 2 })).await.status, 200);
+    let ids = post_many(&app, &org, 5).await;
+    let held = app.post("/v1/events", &org.token, message(5)).await;
+    assert_eq!(held.status, 202);
+    assert!(held.json["heldUntil"].is_string(), "{}", held.text);
+    let usage = app.get("/v1/usage", &org.token).await;
+    assert_eq!(usage.json["hour"]["used"], 2);
+    assert_eq!(usage.json["held"], 4, "{}", usage.text);
+    // Only this hour's two are due.
+    let now: HashSet<String> = claim(&app, 100).await.into_iter().collect();
+    assert_eq!(now, ids[..2].iter().cloned().collect::<HashSet<_>>());
+    // Held mail has no attempt counted.
+    let third = app.get(&format!("/v1/notifications/{}", ids[2]), &org.token).await;
+    assert_eq!(third.json["status"], "queued");
+    assert_eq!(third.json["attempts"], 0);
+    // Each new hour releases two more.
+    app.clock.advance(HOUR);
+    let next: HashSet<String> = claim(&app, 100).await.into_iter().collect();
+    assert_eq!(next, ids[2..4].iter().cloned().collect::<HashSet<_>>());
+    app.clock.advance(HOUR);
+    assert_eq!(claim(&app, 100).await.len(), 2);
+    assert!(claim(&app, 100).await.is_empty());
+}
+
+async fn limits_endpoints_reject_bad_input(app: TestApp) {
+    let org = app.new_org().await;
+    let path = format!("/admin/v1/orgs/{}/limits", org.id);
+    // Defaults before any change.
+    let res = app.get(&path, &app.admin_token).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(res.json["isDefault"], true);
+    assert_eq!(res.json["weight"], 1);
+    for bad in [
+        json!({ "weight": 0 }),
+        json!({ "weight": 101 }),
+        json!({ "weight": "3" }),
+        json!({ "hourlyQuota": -1 }),
+        json!({ "dailyQuota": 1.5 }),
+        json!({ "quotaMode": "drop" }),
+        json!({ "apiRatePerMinute": 0 }),
+        json!({ "hourlyQuota": 1_000_000_001 }),
+        json!({ "hourlyQuota": u64::MAX }),
+        json!({ "unknown": 1 }),
+        json!([1]),
+    ] {
+        let res = put_limits(&app, &org.id, bad.clone()).await;
+        assert_eq!(res.status, 400, "{bad}: {}", res.text);
+        assert_eq!(res.content_type(), "application/problem+json");
+    }
+    let res = app
+        .send(
+            app.client
+                .put(app.url(&path))
+                .bearer_auth(&app.admin_token)
+                .header("content-type", "application/json")
+                .body("{\"weight\":"),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    let res = app
+        .send(
+            app.client
+                .put(app.url(&path))
+                .bearer_auth(&app.admin_token)
+                .header("content-type", "application/json")
+                .body("{\"hourlyQuota\": 99999999999999999999999999}"),
+        )
+        .await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    // An org token may not set limits; an unknown org is 404.
+    let res = app.call(Method::PUT, &path, Auth::Bearer(&org.token), Some(json!({}))).await;
+    assert_eq!(res.status, 403);
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(put_limits(&app, &unknown, json!({})).await.status, 404);
+    assert_eq!(put_limits(&app, "not-an-id", json!({})).await.status, 404);
+    assert_eq!(app.get(&format!("/admin/v1/orgs/{unknown}/limits"), &app.admin_token).await.status, 404);
+    // A valid change, read back and audited.
+    let res = put_limits(&app, &org.id, json!({ "weight": 5, "dailyQuota": 1000, "quotaMode": "reject" })).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let res = app.get(&path, &app.admin_token).await;
+    assert_eq!(res.json["weight"], 5);
+    assert_eq!(res.json["dailyQuota"], 1000);
+    assert_eq!(res.json["hourlyQuota"], Value::Null);
+    assert_eq!(res.json["quotaMode"], "reject");
+    assert_eq!(res.json["isDefault"], false);
+    let audit = app.get("/v1/audit?limit=500", &org.token).await;
+    assert!(audit.text.contains("org.limits_updated"), "{}", audit.text);
+    // The org sees its usage.
+    let usage = app.get("/v1/usage", &org.token).await;
+    assert_eq!(usage.status, 200, "{}", usage.text);
+    assert_eq!(usage.json["day"]["quota"], 1000);
+    assert_eq!(usage.json["day"]["used"], 0);
+    assert_eq!(usage.json["quotaMode"], "reject");
+}
