@@ -17,6 +17,7 @@ on_each_backend!(
     quota_reject_answers_429_and_rolls_over,
     quota_hold_queues_mail_for_the_next_window,
     limits_endpoints_reject_bad_input,
+    rate_limits_answer_429_in_every_family,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -233,4 +234,135 @@ async fn limits_endpoints_reject_bad_input(app: TestApp) {
     assert_eq!(usage.json["day"]["quota"], 1000);
     assert_eq!(usage.json["day"]["used"], 0);
     assert_eq!(usage.json["quotaMode"], "reject");
+}
+
+/// A second token of `org` (each token has its own rate).
+async fn another_token(app: &TestApp, org: &TestOrg) -> String {
+    let res = app.post(&format!("/admin/v1/orgs/{}/tokens", org.id), &app.admin_token, json!({"name": "t2"})).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.json["token"].as_str().unwrap().to_owned()
+}
+
+fn retry_after(res: &crate::support::TestResponse) -> u64 {
+    let raw = res.headers.get("retry-after").unwrap_or_else(|| panic!("no Retry-After: {}", res.text));
+    raw.to_str().unwrap().parse().unwrap()
+}
+
+/// Two requests a minute per token (the org's own rate): the third is 429
+/// with Retry-After in the family's envelope, in every family, and a
+/// refused request stores nothing.
+async fn rate_limits_answer_429_in_every_family(app: TestApp) {
+    let org = app.new_org().await;
+    let res = put_limits(&app, &org.id, json!({ "apiRatePerMinute": 2 })).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    type Check = fn(&crate::support::TestResponse);
+    let families: [(&str, Method, &str, &str, Option<Value>, Check); 5] = [
+        ("native", Method::GET, "/v1/audit", "bearer", None, |r| {
+            assert_eq!(r.content_type(), "application/problem+json");
+            assert_eq!(r.json["type"], "urn:herald:problem:rate-limited");
+            assert_eq!(r.json["status"], 429);
+        }),
+        ("leegality", Method::GET, "/api/v1/notification-config", "x-auth-token", None, |r| {
+            assert_eq!(r.json["code"], "LE_ERR_SS_429", "{}", r.text);
+            assert!(r.json["errors"][0]["message"].is_string(), "{}", r.text);
+        }),
+        ("zitadel", Method::GET, "/management/v1/policies/notification", "bearer", None, |r| {
+            assert_eq!(r.json["code"], 8, "{}", r.text);
+            assert_eq!(r.json["details"][0]["id"], "HERALD-RATE");
+        }),
+        ("boldsign", Method::GET, "/v1/senderIdentities/list", "x-api-key", None, |r| {
+            assert!(r.json["error"].is_string(), "{}", r.text);
+        }),
+        ("zitadel connect", Method::POST, "/zitadel.management.v1.ManagementService/GetNotificationPolicy",
+            "bearer", Some(json!({})), |r| {
+            assert_eq!(r.json["code"], "resource_exhausted", "{}", r.text);
+        }),
+    ];
+    let auth = |kind: &str, token: &'static str| match kind {
+        "x-auth-token" => Auth::XAuthToken(token),
+        "x-api-key" => Auth::XApiKey(token),
+        _ => Auth::Bearer(token),
+    };
+    for (family, method, path, kind, body, check) in families {
+        let token: &'static str = Box::leak(another_token(&app, &org).await.into_boxed_str());
+        for _ in 0..2 {
+            let res = app.call(method.clone(), path, auth(kind, token), body.clone()).await;
+            assert_ne!(res.status, 429, "{family}: {}", res.text);
+        }
+        let res = app.call(method.clone(), path, auth(kind, token), body.clone()).await;
+        assert_eq!(res.status, 429, "{family}: {}", res.text);
+        let wait = retry_after(&res);
+        assert!((1..=30).contains(&wait), "{family}: Retry-After {wait}");
+        check(&res);
+    }
+    // Nothing is stored for a refused request: no event, and its
+    // idempotency key is still free a minute later.
+    let token = another_token(&app, &org).await;
+    let post = |key: &'static str| {
+        app.client.post(app.url("/v1/events")).bearer_auth(&token).header("Idempotency-Key", key).json(&message(1))
+    };
+    assert_eq!(app.send(post("a")).await.status, 202);
+    assert_eq!(app.send(post("b")).await.status, 202);
+    let refused = app.send(post("c")).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    let list = app.get("/v1/notifications", &org.token).await;
+    assert_eq!(list.json["items"].as_array().unwrap().len(), 2, "{}", list.text);
+    app.clock.advance(Duration::from_secs(60));
+    let again = app.send(post("c")).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert!(again.headers.get("idempotent-replayed").is_none());
+    // Other tokens (the admin's: the instance default, unlimited here) are untouched.
+    assert_eq!(app.get("/admin/v1/orgs", &app.admin_token).await.status, 200);
+}
+
+/// The instance default applies to tokens of orgs without a rate of their
+/// own, and to admin tokens (Dbvisit is admin-only).
+async fn instance_rate_limit_applies_to_admin_tokens(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else { return };
+    let app = TestApp::spawn_with(backend, db, |c| c.http.api_rate_per_minute = 2).await;
+    for _ in 0..2 {
+        let res = app.get("/email-settings/show", &app.admin_token).await;
+        assert_ne!(res.status, 429, "{}", res.text);
+    }
+    let res = app.get("/email-settings/show", &app.admin_token).await;
+    assert_eq!(res.status, 429, "{}", res.text);
+    assert_eq!(res.json["successful"], false, "{}", res.text);
+    assert!(res.json["error"]["message"].is_string(), "{}", res.text);
+    assert!((1..=30).contains(&retry_after(&res)));
+    app.clock.advance(Duration::from_secs(30));
+    assert_eq!(app.get("/email-settings/show", &app.admin_token).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_instance_rate_limit_applies_to_admin_tokens() {
+    instance_rate_limit_applies_to_admin_tokens(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instance_rate_limit_applies_to_admin_tokens() {
+    instance_rate_limit_applies_to_admin_tokens(Backend::Postgres).await;
+}
+
+/// Two nodes on one PostgreSQL database share one quota: 20 events posted
+/// at once, half to each node, against a daily quota of 7 in reject mode:
+/// exactly 7 are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_nodes_share_one_quota() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let shared = db.share();
+    let a = TestApp::spawn_with(Backend::Postgres, db, |c| c.delivery.workers = false).await;
+    let b = TestApp::spawn_with(Backend::Postgres, shared, |c| c.delivery.workers = false).await;
+    let org = a.new_org().await;
+    let res = put_limits(&a, &org.id, json!({ "dailyQuota": 7, "quotaMode": "reject" })).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let statuses = futures::future::join_all((0..20).map(|i| {
+        let (node, token) = (if i % 2 == 0 { &a } else { &b }, org.token.clone());
+        async move { node.post("/v1/events", &token, message(i)).await.status }
+    }))
+    .await;
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((accepted, refused), (7, 13), "{statuses:?}");
+    assert_eq!(b.get("/v1/usage", &org.token).await.json["day"]["used"], 7);
+    assert_eq!(a.get("/v1/notifications", &org.token).await.json["items"].as_array().unwrap().len(), 7);
 }
