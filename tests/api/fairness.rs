@@ -18,6 +18,7 @@ on_each_backend!(
     quota_hold_queues_mail_for_the_next_window,
     limits_endpoints_reject_bad_input,
     rate_limits_answer_429_in_every_family,
+    approval_page_limits_guessing,
 );
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -365,4 +366,29 @@ async fn postgres_two_nodes_share_one_quota() {
     assert_eq!((accepted, refused), (7, 13), "{statuses:?}");
     assert_eq!(b.get("/v1/usage", &org.token).await.json["day"]["used"], 7);
     assert_eq!(a.get("/v1/notifications", &org.token).await.json["items"].as_array().unwrap().len(), 7);
+}
+
+/// The approval page cannot be used to guess links: after 50 unknown links
+/// from one address in five minutes it answers 429 (an HTML page with
+/// Retry-After), also for the form; the window's end lets it in again.
+async fn approval_page_limits_guessing(app: TestApp) {
+    for i in 0..50 {
+        let res = app.call(Method::GET, &format!("/sender-identity/guess{i:0>40}"), Auth::None, None).await;
+        assert_eq!(res.status, 404, "{}", res.text);
+    }
+    let res = app.call(Method::GET, "/sender-identity/guess-once-more", Auth::None, None).await;
+    assert_eq!(res.status, 429, "{}", res.text);
+    assert!(res.content_type().starts_with("text/html"), "{}", res.content_type());
+    assert_eq!(retry_after(&res), 300);
+    let form = app
+        .client
+        .post(app.url("/sender-identity/guess-once-more"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", "herald_csrf=abcdefghijklmnopqrstuvwxyzABCDEF")
+        .body("csrf=abcdefghijklmnopqrstuvwxyzABCDEF&action=approve");
+    let res = app.send(form).await;
+    assert!(res.status == 429 || res.status == 403, "{}: {}", res.status, res.text);
+    app.clock.advance(Duration::from_secs(300));
+    let res = app.call(Method::GET, "/sender-identity/guess-after-the-window", Auth::None, None).await;
+    assert_eq!(res.status, 404, "{}", res.text);
 }
