@@ -68,7 +68,13 @@ pub struct OrgLimits {
 
 impl Default for OrgLimits {
     fn default() -> Self {
-        OrgLimits { weight: 1, hourly_quota: None, daily_quota: None, quota_mode: QuotaMode::Hold, api_rate_per_minute: None }
+        OrgLimits {
+            weight: 1,
+            hourly_quota: None,
+            daily_quota: None,
+            quota_mode: QuotaMode::Hold,
+            api_rate_per_minute: None,
+        }
     }
 }
 
@@ -90,14 +96,18 @@ impl OrgLimits {
         if !(1..=MAX_WEIGHT).contains(&weight) {
             errors.add("weight", format!("must be an integer from 1 to {MAX_WEIGHT}"));
         }
-        for (field, v) in [("hourlyQuota", hourly_quota), ("dailyQuota", daily_quota), ("apiRatePerMinute", api_rate_per_minute)] {
+        for (field, v) in
+            [("hourlyQuota", hourly_quota), ("dailyQuota", daily_quota), ("apiRatePerMinute", api_rate_per_minute)]
+        {
             if v.is_some_and(|v| !(1..=MAX_COUNT).contains(&v)) {
                 errors.add(field, format!("must be null or an integer from 1 to {MAX_COUNT}"));
             }
         }
         let quota_mode = match quota_mode {
             None => Some(QuotaMode::Hold),
-            Some(m) => errors.take(QuotaMode::parse(m).ok_or_else(|| FieldError::new("quotaMode", "must be hold or reject"))),
+            Some(m) => {
+                errors.take(QuotaMode::parse(m).ok_or_else(|| FieldError::new("quotaMode", "must be hold or reject")))
+            }
         };
         errors.finish()?;
         Ok(OrgLimits {
@@ -149,7 +159,8 @@ pub enum Reservation {
 pub fn decide(limits: &OrgLimits, usage: &Usage, n: i64, now: Millis) -> Reservation {
     let (hour, day) = windows(now);
     let fits = |h: i64, d: i64| {
-        limits.hourly_quota.is_none_or(|q| usage.hour(h) + n <= q) && limits.daily_quota.is_none_or(|q| usage.day(d) + n <= q)
+        limits.hourly_quota.is_none_or(|q| usage.hour(h) + n <= q)
+            && limits.daily_quota.is_none_or(|q| usage.day(d) + n <= q)
     };
     if fits(hour, day) {
         return Reservation::Counted { hour, day, release_at: None };
@@ -244,13 +255,24 @@ pub async fn usage(store: &Store, org: &OrgId, now: Millis) -> Result<UsageRepor
     let usage = store.org_usage(org, day).await?;
     let held = usage.hours.iter().filter(|(start, _)| **start > hour).map(|(_, n)| *n).sum();
     let report = UsageReport {
-        hour: WindowUsage { start: Millis(hour), end: Millis(hour + HOUR_MS), used: usage.hour(hour), quota: limits.hourly_quota },
-        day: WindowUsage { start: Millis(day), end: Millis(day + DAY_MS), used: usage.day(day), quota: limits.daily_quota },
+        hour: WindowUsage {
+            start: Millis(hour),
+            end: Millis(hour + HOUR_MS),
+            used: usage.hour(hour),
+            quota: limits.hourly_quota,
+        },
+        day: WindowUsage {
+            start: Millis(day),
+            end: Millis(day + DAY_MS),
+            used: usage.day(day),
+            quota: limits.daily_quota,
+        },
         held,
         limits,
     };
     for (window, w) in [("hour", &report.hour), ("day", &report.day)] {
-        metrics::gauge!("herald_org_quota_used", "org" => org.as_str().to_owned(), "window" => window).set(w.used as f64);
+        metrics::gauge!("herald_org_quota_used", "org" => org.as_str().to_owned(), "window" => window)
+            .set(w.used as f64);
     }
     Ok(report)
 }

@@ -257,7 +257,9 @@ async fn rate_limits_answer_429_in_every_family(app: TestApp) {
     let res = put_limits(&app, &org.id, json!({ "apiRatePerMinute": 2 })).await;
     assert_eq!(res.status, 200, "{}", res.text);
     type Check = fn(&crate::support::TestResponse);
-    let families: [(&str, Method, &str, &str, Option<Value>, Check); 5] = [
+    /// family, method, path, token header, body, envelope check
+    type Case = (&'static str, Method, &'static str, &'static str, Option<Value>, Check);
+    let families: [Case; 5] = [
         ("native", Method::GET, "/v1/audit", "bearer", None, |r| {
             assert_eq!(r.content_type(), "application/problem+json");
             assert_eq!(r.json["type"], "urn:herald:problem:rate-limited");
@@ -274,10 +276,16 @@ async fn rate_limits_answer_429_in_every_family(app: TestApp) {
         ("boldsign", Method::GET, "/v1/senderIdentities/list", "x-api-key", None, |r| {
             assert!(r.json["error"].is_string(), "{}", r.text);
         }),
-        ("zitadel connect", Method::POST, "/zitadel.management.v1.ManagementService/GetNotificationPolicy",
-            "bearer", Some(json!({})), |r| {
-            assert_eq!(r.json["code"], "resource_exhausted", "{}", r.text);
-        }),
+        (
+            "zitadel connect",
+            Method::POST,
+            "/zitadel.management.v1.ManagementService/GetNotificationPolicy",
+            "bearer",
+            Some(json!({})),
+            |r| {
+                assert_eq!(r.json["code"], "resource_exhausted", "{}", r.text);
+            },
+        ),
     ];
     let auth = |kind: &str, token: &'static str| match kind {
         "x-auth-token" => Auth::XAuthToken(token),

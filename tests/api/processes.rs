@@ -261,7 +261,15 @@ async fn postgres_two_workers_claim_fairly() {
     let order: Vec<String> = sink
         .messages()
         .iter()
-        .map(|m| m.header("Message-ID").unwrap_or_default().trim_start_matches('<').split('@').next().unwrap_or_default().to_owned())
+        .map(|m| {
+            m.header("Message-ID")
+                .unwrap_or_default()
+                .trim_start_matches('<')
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     let at = order.iter().position(|id| *id == b_ids[0]).unwrap();
     assert!(at < 400, "org B's mail arrived as number {at} of {}", order.len());

@@ -48,8 +48,11 @@ pub async fn reserve(p: &PgPool, org: &OrgId, n: i64, now: Millis, decide: Decid
         return Ok(Reservation::Counted { hour, day, release_at: None });
     }
     let mut tx = p.begin().await.context("begin")?;
-    let limits: Option<LimitsRow> =
-        sqlx::query_as(LIMITS_OF_FOR_UPDATE).bind(org.as_str()).fetch_optional(&mut *tx).await.context("read limits")?;
+    let limits: Option<LimitsRow> = sqlx::query_as(LIMITS_OF_FOR_UPDATE)
+        .bind(org.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("read limits")?;
     let limits = limits.map(limits_from).transpose()?.unwrap_or_default();
     let rows: Vec<UsageRow> =
         sqlx::query_as(USAGE_FROM).bind(org.as_str()).bind(day).fetch_all(&mut *tx).await.context("read usage")?;

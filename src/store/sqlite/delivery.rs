@@ -10,9 +10,9 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
 use crate::store::delivery::{ClaimedRow, result_of};
 use crate::store::sql::delivery::{
-    CLAIM_KEY, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, MARK_SENDING,
-    PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT, STATUS_OF,
-    STORE_RESPONSE,
+    CLAIM_KEY, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE,
+    MARK_SENDING, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT,
+    STATUS_OF, STORE_RESPONSE,
 };
 
 /// Writes an event, its notifications and their outbox rows.

@@ -16,7 +16,13 @@ use crate::store::sql::fairness::{
 
 /// Leases up to `limit` due rows, the orgs with due mail taking turns by
 /// weight. The one writer makes it atomic; each step is an index probe.
-pub fn lease_fairly(tx: &Tx<'_>, lease_id: &str, now: Millis, lease_until: Millis, limit: i64) -> anyhow::Result<usize> {
+pub fn lease_fairly(
+    tx: &Tx<'_>,
+    lease_id: &str,
+    now: Millis,
+    lease_until: Millis,
+    limit: i64,
+) -> anyhow::Result<usize> {
     let due: Vec<(String, i64)> = tx.all(SQLITE_DUE_ORGS, &[&now.0]).context("find orgs with due mail")?;
     if due.is_empty() {
         return Ok(0);
@@ -41,7 +47,15 @@ pub fn set_limits(tx: &Tx<'_>, org: &OrgId, l: &OrgLimits, now: Millis, audit: &
     append_audit(tx, audit)?;
     tx.execute(
         UPSERT_LIMITS,
-        &[&org.as_str(), &l.weight, &l.hourly_quota, &l.daily_quota, &l.quota_mode.as_str(), &l.api_rate_per_minute, &now.0],
+        &[
+            &org.as_str(),
+            &l.weight,
+            &l.hourly_quota,
+            &l.daily_quota,
+            &l.quota_mode.as_str(),
+            &l.api_rate_per_minute,
+            &now.0,
+        ],
     )
     .context("store org limits")?;
     Ok(())
