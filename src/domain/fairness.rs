@@ -254,7 +254,7 @@ pub async fn usage(store: &Store, org: &OrgId, now: Millis) -> Result<UsageRepor
     let (hour, day) = windows(now);
     let usage = store.org_usage(org, day).await?;
     let held = usage.hours.iter().filter(|(start, _)| **start > hour).map(|(_, n)| *n).sum();
-    let report = UsageReport {
+    Ok(UsageReport {
         hour: WindowUsage {
             start: Millis(hour),
             end: Millis(hour + HOUR_MS),
@@ -269,12 +269,7 @@ pub async fn usage(store: &Store, org: &OrgId, now: Millis) -> Result<UsageRepor
         },
         held,
         limits,
-    };
-    for (window, w) in [("hour", &report.hour), ("day", &report.day)] {
-        metrics::gauge!("herald_org_quota_used", "org" => org.as_str().to_owned(), "window" => window)
-            .set(w.used as f64);
-    }
-    Ok(report)
+    })
 }
 
 /// Where an event's notifications were counted, to give them back if the
@@ -426,7 +421,11 @@ impl ApiLimits {
         let rate = org
             .and_then(|o| self.overrides.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.get(o).copied())
             .unwrap_or(self.default_per_minute);
-        self.limiter.check(digest, rate, now).map_err(Error::RateLimited)
+        self.limiter.check(digest, rate, now).map_err(|wait| {
+            let org = org.map_or_else(|| "instance".to_owned(), |o| o.as_str().to_owned());
+            metrics::counter!("herald_api_rate_limited_total", "org" => org).increment(1);
+            Error::RateLimited(wait)
+        })
     }
 }
 
