@@ -469,7 +469,7 @@ mod tests {
         let b = vec![("b0".to_owned(), 100)];
         assert_eq!(fair_order(vec![(1, a.clone()), (1, b.clone())], 3), ["a0", "b0", "a1"]);
         let c: Vec<(String, i64)> = (0..5).map(|i| (format!("c{i}"), 50 + i)).collect();
-        assert_eq!(fair_order(vec![(1, b), (2, c)], 4), ["c0", "b0", "c1", "c2"]);
+        assert_eq!(fair_order(vec![(1, b), (2, c)], 4), ["c0", "c1", "b0", "c2"]);
         assert_eq!(candidates_per_org(100, 1, 2), 100);
         assert_eq!(candidates_per_org(100, 1, 1000), 1);
     }
