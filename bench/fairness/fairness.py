@@ -95,7 +95,38 @@ class Herald:
 
 
 def burst(h, token):
+    if os.environ.get("BENCH_PY_BURST") == "1":
+        return py_burst(h, token)
     subprocess.run([POST, h.base + "/v1/events", token, str(BURST), "64"], check=True, stdout=subprocess.DEVNULL)
+
+
+def py_burst(h, token, clients=32):
+    """The burst from Python (keep-alive connections, one thread each), for
+    when examples/post_events cannot run; slower than Herald accepts."""
+    import http.client
+    body = json.dumps({"type": "message.send", "data": {"to": "a@example.com", "subject": "burst", "text": "hi"}})
+    left = [BURST]
+    lock = threading.Lock()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=60)
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            conn.request("POST", "/v1/events", body, {"Authorization": f"Bearer {token}",
+                                                      "content-type": "application/json"})
+            res = conn.getresponse()
+            res.read()
+            if res.status != 202:
+                raise SystemExit(f"burst: {res.status}")
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def trickle(h, token):
