@@ -221,6 +221,8 @@ impl Server {
             http: config.http.clone(),
             sign_in_limiter: Default::default(),
             hash_gate: crate::domain::console::HashGate::new(config.console.hash_permits, config.console.hash_wait),
+            api_limits: crate::domain::fairness::ApiLimits::new(i64::from(config.http.api_rate_per_minute)),
+            link_limiter: Default::default(),
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }

@@ -52,6 +52,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Error
     if let Some(admin) = state.admin_token_digest()
         && digests_match(admin, &digest)
     {
+        state.api_limits().check(state.store(), None, &digest, state.clock().now()).await?;
         return Ok(Caller { actor: Actor::env_admin(), org: None });
     }
     if !tokens::looks_issued(token) {
@@ -61,6 +62,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, Error
         // The index found the row by digest; compare again in constant time
         // so the decision itself does not depend on where bytes differ.
         Some(found) if digests_match(&found.digest, &digest) => {
+            // Rate limits per token (issue 19), before any handler runs: a
+            // refused request changes nothing.
+            state.api_limits().check(state.store(), found.org_id.as_ref(), &digest, state.clock().now()).await?;
             Ok(Caller { actor: Actor::token(&found.id), org: found.org_id })
         }
         _ => Err(Error::Unauthenticated),

@@ -114,6 +114,10 @@ pub struct HttpArgs {
     /// allows); more wait in the kernel's listen backlog.
     #[arg(long, env = "HERALD_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub http_max_connections: usize,
+    /// API requests per minute per token (0: unlimited), unless the org has
+    /// a rate of its own (`/admin/v1/orgs/{id}/limits`).
+    #[arg(long, env = "HERALD_API_RATE_PER_MINUTE", default_value_t = 0)]
+    pub api_rate_per_minute: u32,
 }
 
 impl HttpArgs {
@@ -125,6 +129,7 @@ impl HttpArgs {
             body_timeout: seconds(self.http_body_timeout_seconds),
             write_timeout: seconds(self.http_write_timeout_seconds),
             max_connections: self.http_max_connections.max(1),
+            api_rate_per_minute: self.api_rate_per_minute,
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct HttpConfig {
     pub write_timeout: Duration,
     /// Connections open at once; lowered to what the open-file limit allows.
     pub max_connections: usize,
+    /// API requests per minute per token unless the org has its own rate;
+    /// 0: unlimited (issue 19).
+    pub api_rate_per_minute: u32,
 }
 
 impl Default for HttpConfig {
@@ -95,6 +98,7 @@ impl Default for HttpConfig {
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            api_rate_per_minute: 0,
         }
     }
 }

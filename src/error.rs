@@ -100,8 +100,11 @@ pub enum Error {
     RequestTimeout,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Too many requests (an API rate limit, a quota in reject mode, busy
+    /// sign-in hashing); the seconds after which a retry may succeed
+    /// (`Retry-After`).
     #[error("too many requests")]
-    RateLimited,
+    RateLimited(u32),
     /// An idempotency key reused with a different request.
     #[error("{0}")]
     Unprocessable(&'static str),

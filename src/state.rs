@@ -24,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) http: HttpConfig,
     pub(crate) sign_in_limiter: crate::domain::console::SignInLimiter,
     pub(crate) hash_gate: crate::domain::console::HashGate,
+    pub(crate) api_limits: crate::domain::fairness::ApiLimits,
+    pub(crate) link_limiter: crate::domain::console::SignInLimiter,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -71,6 +73,14 @@ impl AppState {
     /// The argon2 work running at once (console sign-in, setup, accounts).
     pub fn hash_gate(&self) -> &crate::domain::console::HashGate {
         &self.0.hash_gate
+    }
+    /// Unknown approval links opened per client address (this process's count).
+    pub fn link_limiter(&self) -> &crate::domain::console::SignInLimiter {
+        &self.0.link_limiter
+    }
+    /// API rate limits per token (this process's counts).
+    pub fn api_limits(&self) -> &crate::domain::fairness::ApiLimits {
+        &self.0.api_limits
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {

@@ -210,9 +210,30 @@ pub async fn show(
     State(app): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
+    ext: axum::http::Extensions,
 ) -> Result<Response, Error> {
-    let view = identities::open_link(app.store(), app.cipher(), &token, app.clock().now()).await?;
+    let now = app.clock().now();
+    let attempt = link_attempt(&app, &ext, now)?;
+    let view = identities::open_link(app.store(), app.cipher(), &token, now).await?;
+    if view.is_none() {
+        attempt.failed();
+    }
     Ok(render(page_of(view.as_ref(), &headers), secure(&app)))
+}
+
+/// Guessing links (issue 19): an address that opened too many unknown links
+/// in a window (the console's sign-in limits: `ATTEMPTS_PER_ADDRESS` per
+/// `ADDRESS_WINDOW_MS`, counted per process) gets 429 until it ends.
+fn link_attempt<'a>(
+    app: &'a AppState,
+    ext: &axum::http::Extensions,
+    now: crate::clock::Millis,
+) -> Result<crate::domain::console::Attempt<'a>, Error> {
+    let addr = ext
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let window = u32::try_from(crate::domain::console::ADDRESS_WINDOW_MS / 1000).unwrap_or(300);
+    app.link_limiter().attempt(addr, now).ok_or(Error::RateLimited(window))
 }
 
 /// The form the page posts.
@@ -238,6 +259,7 @@ pub async fn act(
     State(app): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
+    ext: axum::http::Extensions,
     body: Bytes,
 ) -> Result<Response, Error> {
     if !is_form(&headers) {
@@ -255,9 +277,15 @@ pub async fn act(
         return Err(Error::field("action", "must be approve, deny, revoke or renew"));
     };
     let now = app.clock().now();
+    let attempt = link_attempt(&app, &ext, now)?;
     let result = identities::follow_link(app.store(), app.cipher(), &token, action, now, app.public_url()).await?;
     let view = match result {
-        LinkResult::Refused(view) => return Ok(render(page_of(view.as_ref(), &headers), secure(&app))),
+        LinkResult::Refused(view) => {
+            if view.is_none() {
+                attempt.failed();
+            }
+            return Ok(render(page_of(view.as_ref(), &headers), secure(&app)));
+        }
         LinkResult::Done(view) => view,
     };
     app.wake_workers();

@@ -160,6 +160,10 @@ impl Family {
         if res.status() == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
+        if let Error::RateLimited(seconds) = err {
+            // Every family's 429 says when to come back (issue 19).
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         if let Error::RequestTimeout = err {
             // The rest of the body may still come; the connection cannot be reused.
             res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -188,7 +192,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::InProgress(_) => StatusCode::CONFLICT,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -215,7 +219,7 @@ pub fn public_message(err: &Error) -> String {
         Error::PayloadTooLarge => "request body is too large".into(),
         Error::RequestTimeout => "the request body did not arrive in time".into(),
         Error::UnsupportedMediaType => "request body must be JSON (Content-Type: application/json)".into(),
-        Error::RateLimited => "too many requests".into(),
+        Error::RateLimited(_) => "too many requests; retry later".into(),
         Error::Unprocessable(why) | Error::InProgress(why) => (*why).into(),
         Error::Unavailable(_) => "the service is temporarily unavailable; retry later".into(),
         Error::Internal(_) => "internal server error".into(),
@@ -274,7 +278,7 @@ fn framework_error(status: StatusCode) -> Error {
         StatusCode::METHOD_NOT_ALLOWED => Error::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType,
-        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited,
+        StatusCode::TOO_MANY_REQUESTS => Error::RateLimited(RETRY_AFTER_SECONDS),
         s if s.is_client_error() => Error::field("request", "the request could not be understood"),
         s => Error::Internal(anyhow::anyhow!("framework answered {s}")),
     }

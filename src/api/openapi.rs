@@ -7,6 +7,8 @@
 //! - every status an operation can answer is documented with its family's
 //!   envelope: 400, 401 and 403 for every authenticated operation (invalid
 //!   input, a missing or revoked token, another org or an admin-only route),
+//!   429 for every authenticated operation (the token's rate limit) and
+//!   the approval pages (guessing links),
 //!   404 where the path names a resource, 413 and 415 where there is a body
 //!   (approval pages answer in HTML);
 //! - every response has a description.
@@ -223,6 +225,12 @@ fn finish_operation(method: &str, path: &str, op: &mut Map<String, Value>) {
     let mut statuses: Vec<&str> = Vec::new();
     if authenticated {
         statuses.extend(["400", "401", "403"]);
+        // The token's API rate limit (issue 19).
+        statuses.push("429");
+    }
+    if tag == "approval" {
+        // Too many unknown links from one address (issue 19).
+        statuses.push("429");
     }
     if names_resource && tag != "approval" {
         statuses.push("404");
@@ -279,7 +287,7 @@ mod tests {
         let op = &doc["paths"]["/api/v1/departments/{id}"]["put"];
         assert_eq!(op["operationId"], "leegality_replace_department");
         let statuses: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
-        assert_eq!(statuses, ["200", "400", "401", "403", "404", "409", "413", "415"]);
+        assert_eq!(statuses, ["200", "400", "401", "403", "404", "409", "413", "415", "429"]);
         assert_eq!(op["responses"]["409"]["description"], "taken");
         assert_eq!(op["responses"]["200"]["description"], "OK");
         assert_eq!(

@@ -298,7 +298,7 @@ pub fn render_error(err: &Error) -> Response {
             "bad_request"
         }
         Error::Precondition(_) | Error::Conflict(_) => "conflict",
-        Error::RateLimited => "rate_limited",
+        Error::RateLimited(_) => "rate_limited",
         _ if status.is_server_error() => "error",
         _ => "bad_request",
     };
@@ -308,7 +308,7 @@ pub fn render_error(err: &Error) -> Response {
         _ => None,
     };
     let mut res = render_status_with(status, kind, detail);
-    if matches!(err, Error::RateLimited) {
+    if matches!(err, Error::RateLimited(_)) {
         res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(crate::api::RETRY_AFTER_SECONDS));
     }
     res

@@ -108,7 +108,7 @@ impl HashGate {
     pub async fn enter(&self) -> Result<OwnedSemaphorePermit, Error> {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) | Err(_) => Err(Error::RateLimited),
+            Ok(Err(_)) | Err(_) => Err(Error::RateLimited(crate::api::RETRY_AFTER_SECONDS)),
         }
     }
 }
@@ -454,7 +454,7 @@ mod tests {
     async fn hashing_waits_for_a_turn_and_then_gives_up() {
         let gate = HashGate::new(1, Duration::ZERO);
         let turn = gate.enter().await.unwrap();
-        assert!(matches!(hash_password(&gate, Secret::new("correct horse battery")).await, Err(Error::RateLimited)));
+        assert!(matches!(hash_password(&gate, Secret::new("correct horse battery")).await, Err(Error::RateLimited(_))));
         assert_eq!(verify_password(&gate, Secret::new("x"), "not a hash".into()).await, None);
         drop(turn);
         assert!(hash_password(&gate, Secret::new("correct horse battery")).await.is_ok());

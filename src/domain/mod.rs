@@ -11,6 +11,7 @@ pub mod audit;
 pub mod console;
 pub mod delivery;
 pub mod departments;
+pub mod fairness;
 pub mod identities;
 pub mod orgs;
 pub mod policy;

@@ -22,6 +22,7 @@ mod audit;
 mod console;
 mod delivery;
 mod directory;
+mod fairness;
 mod identities;
 mod orgs;
 mod overview;

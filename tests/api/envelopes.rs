@@ -33,7 +33,7 @@ fn every_error() -> Vec<(Error, u16)> {
         (Error::Conflict(Resource::Org), 409),
         (Error::PayloadTooLarge, 413),
         (Error::UnsupportedMediaType, 415),
-        (Error::RateLimited, 429),
+        (Error::RateLimited(7), 429),
         (Error::Precondition("nothing to change"), 400),
         (Error::Internal(anyhow::anyhow!("{CAUSE_CANARY}").context("load department")), 500),
     ]

@@ -19,6 +19,7 @@ mod directory;
 mod documents;
 mod envelopes;
 mod every_endpoint;
+mod fairness;
 mod http_limits;
 mod identities;
 mod interop;

@@ -40,6 +40,9 @@ pub struct EventAccepted {
     notifications: Vec<AcceptedNotification>,
     /// Why no notification was made, when none was.
     suppressed: Option<String>,
+    /// Over the org's quota in hold mode: when the mail becomes due.
+    #[serde(rename = "heldUntil")]
+    held_until: Option<String>,
 }
 
 /// POST /v1/events: accept an event; its notifications are durable before
@@ -50,6 +53,7 @@ pub struct EventAccepted {
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 202, body = EventAccepted), (status = 400), (status = 401), (status = 403), (status = 404),
         (status = 409, description = "the first request with this key is still in flight"),
+        (status = 429, description = "over the org's quota (reject mode) or the token's rate limit; see Retry-After"),
         (status = 413), (status = 415),
         (status = 422, description = "the key was used with a different body")))]
 pub async fn post_event(

@@ -23,7 +23,7 @@ fn slug(err: &Error) -> &'static str {
         Error::PayloadTooLarge => "payload-too-large",
         Error::RequestTimeout => "request-timeout",
         Error::UnsupportedMediaType => "unsupported-media-type",
-        Error::RateLimited => "rate-limited",
+        Error::RateLimited(_) => "rate-limited",
         Error::Unprocessable(_) => "idempotency-key-reused",
         Error::InProgress(_) => "request-in-progress",
         Error::Unavailable(_) => "unavailable",

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod error;
+pub mod limits;
 pub mod orgs;
 pub mod suppressions;
 pub mod webhooks;
@@ -33,4 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::webhook_messages))
         .routes(routes!(alerts::list_alerts))
+        .routes(routes!(limits::get_limits, limits::put_limits))
+        .routes(routes!(limits::get_usage))
 }

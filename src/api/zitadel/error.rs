@@ -24,7 +24,7 @@ fn code_and_id(err: &Error) -> (u8, &'static str) {
         Error::NotFound(_) => (5, "HERALD-NOTFOUND"),
         Error::Conflict(_) => (6, "HERALD-EXISTS"),
         Error::Forbidden(_) => (7, "HERALD-DENIED"),
-        Error::RateLimited => (8, "HERALD-RATE"),
+        Error::RateLimited(_) => (8, "HERALD-RATE"),
         Error::Unprocessable(_) => (3, "HERALD-UNPROCESSABLE"),
         Error::InProgress(_) => (10, "HERALD-IN-PROGRESS"),
         Error::Precondition(_) => (9, "HERALD-PRECONDITION"),
@@ -55,5 +55,11 @@ pub fn status(err: &Error) -> tonic::Status {
         tracing::error!(error = format!("{cause:#}"), "internal error");
     }
     let (code, id) = code_and_id(err);
-    tonic::Status::new(tonic::Code::from_i32(i32::from(code)), format!("{} ({id})", public_message(err)))
+    let mut status =
+        tonic::Status::new(tonic::Code::from_i32(i32::from(code)), format!("{} ({id})", public_message(err)));
+    if let Error::RateLimited(seconds) = err {
+        // RESOURCE_EXHAUSTED says when to come back, as the REST 429 does.
+        status.metadata_mut().insert("retry-after", tonic::metadata::MetadataValue::from(*seconds));
+    }
+    status
 }

@@ -309,7 +309,11 @@ fn connect_code(code: Code) -> (&'static str, StatusCode) {
 fn connect_error(status: &Status) -> Response {
     let (code, http) = connect_code(status.code());
     let body = serde_json::json!({ "code": code, "message": status.message() });
-    (http, axum::Json(body)).into_response()
+    let mut res = (http, axum::Json(body)).into_response();
+    if let Some(retry) = status.metadata().get("retry-after").and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        res.headers_mut().insert(header::RETRY_AFTER, retry);
+    }
+    res
 }
 
 /// Decodes a Connect request, calls the service method, encodes the answer.

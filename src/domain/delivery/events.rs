@@ -15,7 +15,7 @@ use super::{IdempotencyClaim, NewEvent, NewNotification};
 use crate::clock::{Clock, Millis};
 use crate::delivery::committer::Committer;
 use crate::domain::smtp::{parse_address, parse_text};
-use crate::domain::{OrgId, policy};
+use crate::domain::{OrgId, fairness, policy};
 use crate::error::{Error, FieldErrors, Resource};
 use crate::store::Store;
 
@@ -222,6 +222,7 @@ async fn build(store: &Store, org: &OrgId, kind: &str, plan: Plan, now: Millis) 
         suppressed: None,
         notifications: Vec::new(),
         created_at: now,
+        not_before: None,
     };
     match plan {
         Plan::Message { to, subject, text, html } => {
@@ -275,6 +276,10 @@ fn response_body(event: &NewEvent) -> String {
     if let Some(reason) = &event.suppressed {
         body["suppressed"] = json!(reason);
     }
+    if let Some(at) = event.not_before {
+        // Over the org's quota in hold mode: queued, due then (issue 19).
+        body["heldUntil"] = json!(at.rfc3339());
+    }
     body.to_string()
 }
 
@@ -311,17 +316,34 @@ pub async fn accept(
         Ok(mut event) => crate::domain::suppressions::apply(store, org, &mut event).await.map(|()| event),
         Err(e) => Err(e),
     };
-    let event = match built {
+    let mut event = match built {
         Ok(event) => event,
         Err(e) => {
             release(store, org, key.as_deref()).await;
             return Err(e);
         }
     };
+    // The org's quota (issue 19): counted, held for a later window, or 429.
+    let n = i64::try_from(event.notifications.len()).unwrap_or(i64::MAX);
+    let reserved = if n > 0 {
+        match fairness::reserve(store, org, n, now).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                release(store, org, key.as_deref()).await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    event.not_before = reserved.and_then(|r| r.release_at);
     let response = response_body(&event);
     let idempotency = key.clone().map(|k| (k, response.clone()));
     if let Err(e) = committer.commit(event.clone(), idempotency).await {
         release(store, org, key.as_deref()).await;
+        if let Some(r) = &reserved {
+            fairness::unreserve(store, org, r).await;
+        }
         return Err(e.into());
     }
     metrics::counter!("herald_events_total", "type" => event.kind.clone()).increment(1);

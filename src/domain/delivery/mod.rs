@@ -85,6 +85,16 @@ pub struct NewEvent {
     pub suppressed: Option<String>,
     pub notifications: Vec<NewNotification>,
     pub created_at: Millis,
+    /// When its mail becomes due, if not at once: mail over a quota in hold
+    /// mode waits for a window with room (issue 19).
+    pub not_before: Option<Millis>,
+}
+
+impl NewEvent {
+    /// When its outbox rows become due.
+    pub fn due_at(&self) -> Millis {
+        self.not_before.map_or(self.created_at, |at| Millis(at.0.max(self.created_at.0)))
+    }
 }
 
 /// A notification in the delivery log.

@@ -245,6 +245,7 @@ pub(super) fn issue(
         suppressed: None,
         notifications: vec![notification],
         created_at: now,
+        not_before: None,
     };
     let link = Link {
         id,

@@ -13,7 +13,7 @@ use crate::domain::webhooks::WebhookEvent;
 use crate::store::EventWrite;
 use crate::store::delivery::{ClaimedRow, ResultRow, result_of};
 use crate::store::sql::delivery::{
-    CLAIM_KEY, CLAIM_PG, CLAIMED, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, MARK_SENDING, PG_FINISH,
+    CLAIM_KEY, CLAIMED, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, MARK_SENDING, PG_FINISH,
     PG_INSERT_EVENTS, PG_INSERT_NOTIFICATIONS, PG_INSERT_OUTBOX, PG_STORE_RESPONSES, PURGE_KEYS, READ_KEY, RECLAIM_KEY,
     RELEASE_KEY, REQUEUE, STATUS_OF,
 };
@@ -48,9 +48,10 @@ pub async fn insert_event_rows(tx: &mut PgConnection, e: &NewEvent) -> anyhow::R
             .execute(&mut *tx)
             .await
             .context("insert notification")?;
-        sqlx::query(INSERT_OUTBOX)
+        sqlx::query(INSERT_OUTBOX_DUE)
             .bind(&n.id)
             .bind(e.org.as_str())
+            .bind(e.due_at().0)
             .bind(e.created_at.0)
             .execute(&mut *tx)
             .await
@@ -104,6 +105,7 @@ struct NotificationColumns {
     html: Vec<Option<String>>,
     locale: Vec<String>,
     at: Vec<i64>,
+    due: Vec<i64>,
     attachments: Vec<Option<String>>,
 }
 
@@ -128,6 +130,7 @@ pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>], hooks: &[We
             n.html.push(x.body_html.clone());
             n.locale.push(x.locale.clone());
             n.at.push(e.created_at.0);
+            n.due.push(e.due_at().0);
             n.attachments.push(x.attachments.clone());
         }
     }
@@ -163,6 +166,7 @@ pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>], hooks: &[We
         sqlx::query(PG_INSERT_OUTBOX)
             .bind(&n.id)
             .bind(&n.org)
+            .bind(&n.due)
             .bind(&n.at)
             .execute(&mut *tx)
             .await
@@ -263,7 +267,7 @@ pub async fn claim_outbox(
     limit: i64,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
     let mut tx = p.begin().await.context("begin")?;
-    let claimed = sqlx::query(CLAIM_PG)
+    let claimed = sqlx::query(crate::store::sql::fairness::CLAIM_FAIR_PG)
         .bind(lease_id)
         .bind(lease_until.0)
         .bind(now.0)

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod console;
 pub mod delivery;
 pub mod directory;
+pub mod fairness;
 pub mod identities;
 pub mod orgs;
 pub mod policy;

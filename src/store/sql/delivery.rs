@@ -11,6 +11,10 @@ pub const INSERT_NOTIFICATION: &str = "INSERT INTO notifications
 pub const INSERT_OUTBOX: &str =
     "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $3, NULL)";
 
+/// An event's outbox row: due at `$3`, queued at `$4`.
+pub const INSERT_OUTBOX_DUE: &str =
+    "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id) VALUES ($1, $2, $3, $4, NULL)";
+
 pub const STORE_RESPONSE: &str = "UPDATE idempotency_keys SET response = $3 WHERE org_id = $1 AND idem_key = $2";
 
 pub const CLAIM_KEY: &str =
@@ -27,14 +31,8 @@ pub const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE org_id = $1 AN
 
 pub const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
 
-// The claim: the oldest due rows, leased in one statement. PostgreSQL skips
-// rows another worker is claiming at this moment; SQLite has one writer.
-pub const CLAIM_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4
-    FOR UPDATE SKIP LOCKED)";
-
-pub const CLAIM_SQLITE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-    SELECT notification_id FROM outbox WHERE available_at <= $3 ORDER BY available_at LIMIT $4 + 0)";
+// The claim is fair between orgs: `sql/fairness.rs` (`CLAIM_FAIR_PG`, and
+// SQLite's steps).
 
 pub const MARK_SENDING: &str = "UPDATE notifications SET status = 'sending', attempts = attempts + 1, updated_at = $2
     WHERE id IN (SELECT notification_id FROM outbox WHERE lease_id = $1)";
@@ -100,7 +98,7 @@ pub const PG_INSERT_NOTIFICATIONS: &str = "INSERT INTO notifications
            attachments)";
 
 pub const PG_INSERT_OUTBOX: &str = "INSERT INTO outbox (notification_id, org_id, available_at, queued_at, lease_id)
-    SELECT n, o, a, a, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS t(n, o, a)";
+    SELECT n, o, a, q, NULL FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(n, o, a, q)";
 
 pub const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t.r
     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(o, key, r) WHERE k.org_id = t.o AND k.idem_key = t.key";

@@ -10,9 +10,9 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
 use crate::store::delivery::{ClaimedRow, result_of};
 use crate::store::sql::delivery::{
-    CLAIM_KEY, CLAIM_SQLITE, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, MARK_SENDING,
-    PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT, STATUS_OF,
-    STORE_RESPONSE,
+    CLAIM_KEY, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE,
+    MARK_SENDING, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT,
+    STATUS_OF, STORE_RESPONSE,
 };
 
 /// Writes an event, its notifications and their outbox rows.
@@ -38,7 +38,7 @@ pub fn insert_event_rows(tx: &Tx<'_>, e: &NewEvent) -> anyhow::Result<()> {
             ],
         )
         .context("insert notification")?;
-        tx.execute(INSERT_OUTBOX, &[&n.id, &org, &e.created_at.0]).context("insert outbox row")?;
+        tx.execute(INSERT_OUTBOX_DUE, &[&n.id, &org, &e.due_at().0, &e.created_at.0]).context("insert outbox row")?;
     }
     Ok(())
 }
@@ -94,7 +94,8 @@ pub fn purge_idempotency_keys(tx: &Tx<'_>, before: Millis) -> anyhow::Result<u64
     Ok(tx.execute(PURGE_KEYS, &[&before.0]).context("purge idempotency keys")? as u64)
 }
 
-/// SQLite has no row locks; the one writer makes the claim atomic.
+/// SQLite has no row locks; the one writer makes the claim atomic. The
+/// orgs with due mail take turns (`sqlite/fairness.rs`).
 pub fn claim_outbox(
     tx: &Tx<'_>,
     lease_id: &str,
@@ -102,7 +103,7 @@ pub fn claim_outbox(
     lease_until: Millis,
     limit: i64,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
-    if tx.execute(CLAIM_SQLITE, &[&lease_id, &lease_until.0, &now.0, &limit]).context("claim outbox rows")? == 0 {
+    if super::fairness::lease_fairly(tx, lease_id, now, lease_until, limit).context("claim outbox rows")? == 0 {
         return Ok(Vec::new());
     }
     tx.execute(MARK_SENDING, &[&lease_id, &now.0]).context("mark notifications sending")?;

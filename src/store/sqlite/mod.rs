@@ -21,6 +21,7 @@ pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod directory;
+pub mod fairness;
 pub mod identities;
 pub mod settings;
 pub mod suppressions;

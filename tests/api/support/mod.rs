@@ -156,6 +156,12 @@ impl TestDb {
         }
     }
 
+    /// The same database for a second server (another node); only the
+    /// original removes it.
+    pub fn share(&self) -> TestDb {
+        TestDb { url: self.url.clone(), _dir: None, pg: None, sqlite_path: self.sqlite_path.clone() }
+    }
+
     /// Every byte the database holds, as text, for secret canaries: the
     /// SQLite file and its WAL, or every row of every PostgreSQL table.
     pub async fn everything(&self) -> String {
