@@ -18,6 +18,7 @@
 //! made by an earlier release keeps its `_sqlx_migrations` history.
 
 mod audit;
+mod cache;
 mod console;
 mod delivery;
 mod directory;
@@ -80,6 +81,8 @@ pub struct Store {
     /// Where the data is, for people: the absolute SQLite path, or
     /// PostgreSQL's host, port and database (never a password).
     location: Arc<str>,
+    /// Token lookups and SMTP rows, with their bounds (see [`cache`]).
+    cache: Arc<cache::ReadCache>,
 }
 
 impl fmt::Debug for Store {
@@ -256,7 +259,7 @@ impl Store {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
         let location = location.into();
-        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location })
+        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location, cache: Arc::default() })
     }
 
     /// The SQLite database file, if this store is one (the default home of

@@ -9,6 +9,7 @@ mod support;
 
 mod audit;
 mod browser;
+mod cache;
 mod cli;
 mod clients;
 mod console;

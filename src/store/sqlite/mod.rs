@@ -3,7 +3,8 @@
 //!
 //! Reads run on a read-only (`query_only`) connection. Under WAL a reader
 //! never waits for the writer and each statement sees every committed
-//! change, from this process or another, so nothing is cached.
+//! change, from this process or another (token lookups and SMTP rows are
+//! cached above this layer, in `store/cache.rs`).
 //!
 //! Writes are closures over a [`Tx`], queued to one OS thread that owns the
 //! only write connection. The thread takes everything queued, opens one
