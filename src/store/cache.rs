@@ -20,7 +20,7 @@
 //! Only what exists is cached: a token that is not found (or revoked) is
 //! never stored, so guessed tokens cannot fill memory, and each shelf holds
 //! at most [`CAPACITY`] entries (when full, expired entries are dropped;
-//! if still full, the new answer is simply not stored).
+//! if none had expired, the shelf starts over empty).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -111,7 +111,9 @@ impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
         if inner.entries.len() >= CAPACITY && !inner.entries.contains_key(&key) {
             inner.entries.retain(|_, (began, _)| began.elapsed() < TTL);
             if inner.entries.len() >= CAPACITY {
-                return;
+                // Nothing expired: start over (a cache may forget anything;
+                // this keeps the scan above to once per CAPACITY inserts).
+                inner.entries.clear();
             }
         }
         inner.entries.insert(key, (ticket.began, value));
@@ -167,22 +169,25 @@ mod tests {
     }
 
     #[test]
-    fn a_full_shelf_makes_room_only_from_expired_entries() {
+    fn a_full_shelf_drops_expired_entries_first_and_never_grows_past_capacity() {
         let shelf: Shelf<u32, u32> = Shelf::default();
         let stale = Ticket { epoch: 0, began: Instant::now() - TTL };
-        for k in 0..CAPACITY as u32 / 2 {
+        // Fresh however slowly this test runs.
+        let fresh = Ticket { epoch: 0, began: Instant::now() + Duration::from_secs(3600) };
+        let half = CAPACITY as u32 / 2;
+        for k in 0..half {
             shelf.put(stale, k, k);
         }
-        let fresh = shelf.ticket();
-        for k in CAPACITY as u32 / 2..CAPACITY as u32 {
+        for k in half..2 * half {
             shelf.put(fresh, k, k);
         }
         assert_eq!(shelf.len(), CAPACITY);
         shelf.put(fresh, u32::MAX, 0);
-        assert_eq!(shelf.len(), CAPACITY / 2 + 1, "expired entries made room");
+        assert_eq!(shelf.len(), CAPACITY / 2 + 1, "the expired half made room");
+        assert_eq!(shelf.get(&half), Some(half), "fresh entries stay");
         for k in 0..CAPACITY as u32 {
-            shelf.put(fresh, k + CAPACITY as u32, 0);
+            shelf.put(fresh, k + 2 * half, 0);
+            assert!(shelf.len() <= CAPACITY);
         }
-        assert_eq!(shelf.len(), CAPACITY, "never more than CAPACITY");
     }
 }
