@@ -113,13 +113,21 @@ macro_rules! row {
 pub(crate) use row;
 
 /// Runs a read returning at most one row, decoded as `T` (a tuple or a
-/// named row with a mapper per driver): on a SQLite read connection, or
+/// named row with a mapper per driver): on a SQLite reader thread, or
 /// through sqlx on PostgreSQL. Binds must be types both drivers take
 /// (`&str`, `String`, `i64`, `bool`, options of those).
 macro_rules! read_optional {
     ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(db) => db.optional($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Sqlite(db) => {
+                // A statement of its own: the borrowed binds must not live
+                // across the await (the future stays `Send`).
+                let params = $crate::store::sqlite::owned_params(&[$(&$bind as &dyn rusqlite::ToSql),*]);
+                match params {
+                    Ok(params) => db.optional($sql, params).await,
+                    Err(e) => Err(e),
+                }
+            }
             $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_optional(p).await
                 .map_err(anyhow::Error::from),
         }
@@ -130,7 +138,15 @@ macro_rules! read_optional {
 macro_rules! read_all {
     ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(db) => db.all($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Sqlite(db) => {
+                // A statement of its own: the borrowed binds must not live
+                // across the await (the future stays `Send`).
+                let params = $crate::store::sqlite::owned_params(&[$(&$bind as &dyn rusqlite::ToSql),*]);
+                match params {
+                    Ok(params) => db.all($sql, params).await,
+                    Err(e) => Err(e),
+                }
+            }
             $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_all(p).await
                 .map_err(anyhow::Error::from),
         }
