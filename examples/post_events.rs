@@ -21,8 +21,7 @@ async fn main() {
     let n: usize = n.parse().unwrap_or(20_000);
     let c: usize = c.parse().unwrap_or(64);
     let body = r#"{"type":"message.send","data":{"to":"someone@example.com","subject":"Benchmark","text":"Hello from bench/delivery.","html":"<p>Hello from <b>bench/delivery</b>.</p>"}}"#;
-    // reqwest is built without a bundled crypto provider (Herald's TLS is
-    // rustls with ring); without one installed, building a client panics.
+    // reqwest is built without a TLS provider of its own (as Herald is).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().pool_max_idle_per_host(c).build().unwrap_or_default();
     let keys = std::env::var("BENCH_IDEMPOTENCY_KEYS").is_ok_and(|v| v == "1");

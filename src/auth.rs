@@ -1,8 +1,9 @@
 //! Who is calling, and for which org (contract §1).
 //!
 //! A token may arrive in `Authorization: Bearer`, `X-Auth-Token` (Leegality)
-//! or `X-API-KEY` (BoldSign). [`Caller`] authenticates it on every request —
-//! nothing is cached, so a revocation holds from the next request on.
+//! or `X-API-KEY` (BoldSign). [`Caller`] authenticates it on every request,
+//! through the store's token cache: a revocation holds from the next request
+//! on this node and within a second on every other (`store/cache.rs`).
 //! [`OrgScope`] then picks the org: an org token acts on its own org; an
 //! admin token names one with `x-zitadel-orgid`. A named org that does not
 //! exist and one the token may not see get the same answer.

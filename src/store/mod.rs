@@ -19,6 +19,7 @@
 
 mod alerts;
 mod audit;
+mod cache;
 mod console;
 mod delivery;
 mod directory;
@@ -84,6 +85,8 @@ pub struct Store {
     /// Where the data is, for people: the absolute SQLite path, or
     /// PostgreSQL's host, port and database (never a password).
     location: Arc<str>,
+    /// Token lookups and SMTP rows, with their bounds (see [`cache`]).
+    cache: Arc<cache::ReadCache>,
 }
 
 impl fmt::Debug for Store {
@@ -114,13 +117,21 @@ macro_rules! row {
 pub(crate) use row;
 
 /// Runs a read returning at most one row, decoded as `T` (a tuple or a
-/// named row with a mapper per driver): on a SQLite read connection, or
+/// named row with a mapper per driver): on a SQLite reader thread, or
 /// through sqlx on PostgreSQL. Binds must be types both drivers take
 /// (`&str`, `String`, `i64`, `bool`, options of those).
 macro_rules! read_optional {
     ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(db) => db.optional($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Sqlite(db) => {
+                // A statement of its own: the borrowed binds must not live
+                // across the await (the future stays `Send`).
+                let params = $crate::store::sqlite::owned_params(&[$(&$bind as &dyn rusqlite::ToSql),*]);
+                match params {
+                    Ok(params) => db.optional($sql, params).await,
+                    Err(e) => Err(e),
+                }
+            }
             $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_optional(p).await
                 .map_err(anyhow::Error::from),
         }
@@ -131,7 +142,15 @@ macro_rules! read_optional {
 macro_rules! read_all {
     ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(db) => db.all($sql, &[$(&$bind as &dyn rusqlite::ToSql),*]),
+            $crate::store::Db::Sqlite(db) => {
+                // A statement of its own: the borrowed binds must not live
+                // across the await (the future stays `Send`).
+                let params = $crate::store::sqlite::owned_params(&[$(&$bind as &dyn rusqlite::ToSql),*]);
+                match params {
+                    Ok(params) => db.all($sql, params).await,
+                    Err(e) => Err(e),
+                }
+            }
             $crate::store::Db::Postgres(p) => sqlx::query_as($sql)$(.bind($bind))*.fetch_all(p).await
                 .map_err(anyhow::Error::from),
         }
@@ -260,7 +279,7 @@ impl Store {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
         let location = location.into();
-        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location })
+        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location, cache: Arc::default() })
     }
 
     /// The SQLite database file, if this store is one (the default home of

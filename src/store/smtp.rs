@@ -9,6 +9,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
+use super::cache::ClearOnDrop;
 use super::sql::smtp::BY_SCOPE;
 use super::{Db, Store, postgres, read_optional, sqlite};
 use crate::clock::Millis;
@@ -84,9 +85,16 @@ pub struct Decided {
 }
 
 impl Store {
-    /// The SMTP row of a scope (org id or instance id).
+    /// The SMTP row of a scope (org id or instance id). Answers from the
+    /// cache while fresh (see `store/cache.rs` for the bounds).
     pub async fn smtp_row(&self, scope_id: &str) -> anyhow::Result<Option<SmtpRow>> {
-        read_optional!(self, BY_SCOPE, scope_id).context("load SMTP settings")
+        if let Some(cached) = self.cache.smtp.get(scope_id) {
+            return Ok(cached);
+        }
+        let ticket = self.cache.smtp.ticket();
+        let row: Option<SmtpRow> = read_optional!(self, BY_SCOPE, scope_id).context("load SMTP settings")?;
+        self.cache.smtp.put(ticket, scope_id.to_owned(), row.clone());
+        Ok(row)
     }
 
     /// Changes a scope's SMTP row as `decide` says, given the current row and
@@ -101,6 +109,9 @@ impl Store {
     where
         F: FnOnce(Option<SmtpRow>, &str) -> Result<Decided, Error> + Send,
     {
+        // Cached rows are forgotten once the change returns (or its caller
+        // goes away), so it holds on this node from the next request.
+        let _forget = ClearOnDrop(&self.cache.smtp);
         match &self.db {
             Db::Sqlite(db) => {
                 let read_scope = scope.clone();

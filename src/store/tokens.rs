@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 
+use super::cache::ClearOnDrop;
 use super::sql::tokens::{ANY_ADMIN, BY_DIGEST, ORG_TOKENS};
 use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
@@ -47,7 +48,10 @@ impl Store {
     }
 
     /// Revokes a live token of `org`; false when there is none by that id.
+    /// Cached lookups are forgotten once it returns (or its caller goes
+    /// away), so the revocation holds on this node from the next request.
     pub async fn revoke_token(&self, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<bool> {
+        let _forget = ClearOnDrop(&self.cache.tokens);
         match &self.db {
             Db::Sqlite(db) => {
                 let (org, id, audit) = (org.clone(), id.to_owned(), audit.clone());
@@ -57,11 +61,21 @@ impl Store {
         }
     }
 
-    /// The live token with this digest, if any.
+    /// The live token with this digest, if any. Answers from the cache
+    /// while fresh (see `store/cache.rs` for the bounds); a token not found
+    /// is never cached.
     pub async fn token_by_digest(&self, digest: &str) -> anyhow::Result<Option<TokenAuth>> {
+        if let Some(found) = self.cache.tokens.get(digest) {
+            return Ok(Some(found));
+        }
+        let ticket = self.cache.tokens.ticket();
         let row: Option<(String, Option<String>, String)> =
             read_optional!(self, BY_DIGEST, digest).context("look up token")?;
-        Ok(row.map(|(id, org_id, digest)| TokenAuth { id, org_id: org_id.map(OrgId::from_db), digest }))
+        let found = row.map(|(id, org_id, digest)| TokenAuth { id, org_id: org_id.map(OrgId::from_db), digest });
+        if let Some(found) = &found {
+            self.cache.tokens.put(ticket, digest.to_owned(), found.clone());
+        }
+        Ok(found)
     }
 
     pub async fn admin_token_exists(&self) -> anyhow::Result<bool> {

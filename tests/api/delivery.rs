@@ -706,6 +706,8 @@ async fn set_stored_security(app: &TestApp, org: &TestOrg, security: &str) {
             sqlx::query(sql).bind(security).bind(&org.id).execute(&mut c).await.unwrap();
         }
     }
+    // Behind the server's back: without waiting out its cache (README, Storage).
+    app.store.forget_cached_reads();
 }
 
 /// Issue 13, finding 1: a stored security value Herald does not know is

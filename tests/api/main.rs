@@ -10,6 +10,7 @@ mod support;
 mod alerts;
 mod audit;
 mod browser;
+mod cache;
 mod cli;
 mod clients;
 mod console;

@@ -211,6 +211,22 @@ pub async fn claim_idempotency_key(
     now: Millis,
     claim_until: Millis,
 ) -> anyhow::Result<IdempotencyClaim> {
+    // The common case, a new key, is one statement in its own implicit
+    // transaction: one round trip instead of BEGIN, INSERT and COMMIT.
+    let inserted = sqlx::query(CLAIM_KEY)
+        .bind(org.as_str())
+        .bind(key)
+        .bind(hash)
+        .bind(now.0)
+        .bind(claim_until.0)
+        .execute(p)
+        .await
+        .context("claim idempotency key")?;
+    if inserted.rows_affected() == 1 {
+        return Ok(IdempotencyClaim::Claimed);
+    }
+    // The key exists: read it and decide under a transaction (the row may
+    // have gone meanwhile: then the insert claims it after all).
     let mut tx = p.begin().await.context("begin")?;
     let inserted = sqlx::query(CLAIM_KEY)
         .bind(org.as_str())

@@ -1,9 +1,12 @@
 //! SQLite on rusqlite: a few read connections, and one writer thread that
 //! serves every write of the process.
 //!
-//! Reads run on a read-only (`query_only`) connection. Under WAL a reader
+//! Reads run on a read-only (`query_only`) connection, on a few reader
+//! threads (one per connection) that take queued reads in turn, so blocking
+//! SQLite work never runs on an async worker. Under WAL a reader
 //! never waits for the writer and each statement sees every committed
-//! change, from this process or another, so nothing is cached.
+//! change, from this process or another (token lookups and SMTP rows are
+//! cached above this layer, in `store/cache.rs`).
 //!
 //! Writes are closures over a [`Tx`], queued to one OS thread that owns the
 //! only write connection. The thread takes everything queued, opens one
@@ -31,12 +34,12 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
 
 /// At most this many writes share one transaction (bounds the time a batch
@@ -49,10 +52,12 @@ type Job = Box<dyn FnOnce(Result<&Tx<'_>, anyhow::Error>) -> Option<(bool, Answe
 /// Sends the write's result, or the commit's error, to its caller.
 type Answer = Box<dyn FnOnce(Option<anyhow::Error>) + Send>;
 
+/// A queued read: runs on a read connection, on a reader thread.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
 pub struct Sqlite {
-    readers: Vec<Mutex<Connection>>,
-    next: AtomicUsize,
     jobs: mpsc::Sender<Job>,
+    reads: mpsc::Sender<ReadJob>,
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
@@ -80,11 +85,11 @@ impl Sqlite {
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite refused WAL mode (journal mode {mode})");
         writer.pragma_update(None, "synchronous", "FULL")?;
         writer.pragma_update(None, "foreign_keys", true)?;
-        let readers = (0..readers.max(1))
+        let conns = (0..readers.max(1))
             .map(|_| {
                 let conn = connect(path)?;
                 conn.pragma_update(None, "query_only", true)?;
-                Ok(Mutex::new(conn))
+                Ok(conn)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (jobs, queue) = mpsc::channel();
@@ -92,58 +97,66 @@ impl Sqlite {
             .name("herald-sqlite-writer".into())
             .spawn(move || write_loop(&writer, &queue))
             .context("start the SQLite writer thread")?;
-        Ok(Sqlite { readers, next: AtomicUsize::new(0), jobs })
-    }
-
-    /// A free read connection if there is one, else the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.readers.len();
-        for i in 0..n {
-            if let Ok(guard) = self.readers[(start + i) % n].try_lock() {
-                return guard;
-            }
+        let (reads, read_queue) = mpsc::channel::<ReadJob>();
+        let read_queue = Arc::new(Mutex::new(read_queue));
+        for conn in conns {
+            let read_queue = read_queue.clone();
+            std::thread::Builder::new()
+                .name("herald-sqlite-reader".into())
+                .spawn(move || read_loop(&conn, &read_queue))
+                .context("start a SQLite reader thread")?;
         }
-        // A panic while holding a connection leaves it usable: SQLite has no
-        // half-done read state to protect.
-        self.readers[start % n].lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(Sqlite { jobs, reads })
     }
 
-    /// Runs `f` on a read connection. On a multi-threaded runtime it runs in
-    /// `block_in_place`, so the worker's other tasks move to another thread
-    /// while it reads; on a current-thread runtime (unit tests) inline.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let run = || f(&self.reader());
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
-            _ => run(),
-        }
+    /// Runs `f` on a read connection on one of the reader threads (one per
+    /// read connection) and waits for its answer without blocking the
+    /// async worker. Under load the reader threads take one queued read
+    /// after another, so a read costs no thread hand-off of its own (as
+    /// `block_in_place` does: bench/RESULTS.md, issue 15, second pass).
+    pub async fn on_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a database read panicked")));
+            let _ = reply.send(result);
+        });
+        self.reads.send(job).map_err(|_| anyhow::anyhow!("the SQLite readers stopped"))?;
+        answer.await.context("the SQLite readers stopped")?
     }
 
-    pub fn optional<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<Option<T>>
+    /// Runs `sql` with `params` (see [`owned_params`]) on a reader thread;
+    /// its first row, if any, decoded as `T`.
+    pub async fn optional<T>(&self, sql: &'static str, params: Vec<Value>) -> anyhow::Result<Option<T>>
     where
-        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error> + Send + 'static,
     {
-        self.read(|c| {
+        self.on_reader(move |c| {
             let mut stmt = prepare(c, sql)?;
-            bind(&mut stmt, params)?;
+            bind_owned(&mut stmt, &params)?;
             let mut rows = stmt.raw_query();
             match rows.next().context("read a row")? {
                 Some(row) => Ok(Some(T::try_from(row).context("decode a row")?)),
                 None => Ok(None),
             }
         })
+        .await
     }
 
-    pub fn all<T>(&self, sql: &'static str, params: &[&dyn ToSql]) -> anyhow::Result<Vec<T>>
+    /// Like [`Sqlite::optional`], for every row.
+    pub async fn all<T>(&self, sql: &'static str, params: Vec<Value>) -> anyhow::Result<Vec<T>>
     where
-        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error>,
+        T: for<'r> TryFrom<&'r Row<'r>, Error = rusqlite::Error> + Send + 'static,
     {
-        self.read(|c| {
+        self.on_reader(move |c| {
             let mut stmt = prepare(c, sql)?;
-            bind(&mut stmt, params)?;
+            bind_owned(&mut stmt, &params)?;
             collect(stmt.raw_query()).context("read rows")
         })
+        .await
     }
 
     /// Queues `f` to the writer thread and waits until its batch committed.
@@ -212,6 +225,43 @@ impl Sqlite {
         self.jobs.send(job).map_err(|_| anyhow::anyhow!("the SQLite writer stopped"))?;
         Ok(done)
     }
+}
+
+/// A reader thread: takes queued reads one after another. Ends when every
+/// [`Sqlite`] (every sender) is gone.
+fn read_loop(conn: &Connection, queue: &Mutex<mpsc::Receiver<ReadJob>>) {
+    loop {
+        // A panic never happens while the lock is held (reads run after).
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match job {
+            Ok(job) => job(conn),
+            Err(_) => return,
+        }
+    }
+}
+
+/// The values of a read's parameters, owned, so the read can run on a
+/// reader thread.
+pub fn owned_params(params: &[&dyn ToSql]) -> anyhow::Result<Vec<Value>> {
+    params
+        .iter()
+        .map(|p| match p.to_sql().context("bind a parameter")? {
+            ToSqlOutput::Borrowed(v) => Ok(match v {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(f) => Value::Real(f),
+                ValueRef::Text(t) => Value::Text(std::str::from_utf8(t).context("bind a parameter")?.to_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            }),
+            ToSqlOutput::Owned(v) => Ok(v),
+            _ => anyhow::bail!("unsupported parameter type"),
+        })
+        .collect()
+}
+
+fn bind_owned(stmt: &mut CachedStatement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+    let refs: Vec<&dyn ToSql> = params.iter().map(|v| v as &dyn ToSql).collect();
+    bind(stmt, &refs)
 }
 
 /// The writer thread: batch, run, commit once, answer. Ends when every
@@ -422,7 +472,7 @@ mod tests {
         let (outside, inside) = d.await.unwrap().unwrap();
         assert_eq!(outside, 0, "the batch commits once");
         assert_eq!(inside, [("a".to_owned(),), ("d".to_owned(),)]);
-        let rows: Vec<(String,)> = db.all("SELECT k FROM t ORDER BY k", &[]).unwrap();
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t ORDER BY k", Vec::new()).await.unwrap();
         assert_eq!(rows, [("a".to_owned(),), ("d".to_owned(),)]);
     }
 
@@ -455,7 +505,7 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("panicked"), "{err}");
         db.write(|tx| insert(tx, "y")).await.unwrap();
-        let rows: Vec<(String,)> = db.all("SELECT k FROM t", &[]).unwrap();
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t", Vec::new()).await.unwrap();
         assert_eq!(rows, [("y".to_owned(),)]);
     }
 
@@ -463,13 +513,30 @@ mod tests {
     async fn parameters_bind_by_name_and_reads_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let (db, _) = open(&dir);
-        let diff: Option<(i64,)> = db.optional("SELECT $2 - $1", &[&1i64, &5i64]).unwrap();
+        let diff: Option<(i64,)> = db.optional("SELECT $2 - $1", owned_params(&[&1i64, &5i64]).unwrap()).await.unwrap();
         assert_eq!(diff, Some((4,)));
-        assert!(db.all::<(String,)>("INSERT INTO t (k) VALUES ('r') RETURNING k", &[]).is_err());
+        assert!(db.all::<(String,)>("INSERT INTO t (k) VALUES ('r') RETURNING k", Vec::new()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn queued_reads_run_on_reader_threads_with_owned_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = open(&dir);
+        db.write(|tx| insert(tx, "a")).await.unwrap();
+        let params = owned_params(&[&"a", &Some(2i64), &None::<String>]).unwrap();
+        let row: Option<(String, i64, Option<String>)> =
+            db.optional("SELECT k, $2, $3 FROM t WHERE k = $1", params).await.unwrap();
+        assert_eq!(row, Some(("a".to_owned(), 2, None)));
+        let thread = db.on_reader(|_| Ok(std::thread::current().name().map(str::to_owned))).await.unwrap();
+        assert_eq!(thread.as_deref(), Some("herald-sqlite-reader"), "not on the async worker");
+        let err = db.on_reader(|_| -> anyhow::Result<()> { panic!("a bug in a read") }).await.unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+        let rows: Vec<(String,)> = db.all("SELECT k FROM t", Vec::new()).await.unwrap();
+        assert_eq!(rows, [("a".to_owned(),)], "the readers go on after a panic");
     }
 
     /// How often SQLite re-planned `sql` after running it 20 times.
-    fn reprepares(sql: &'static str) -> i32 {
+    async fn reprepares(sql: &'static str) -> i32 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
         Connection::open(&path)
@@ -478,15 +545,17 @@ mod tests {
             .unwrap();
         let db = Sqlite::open(&path, 1).unwrap();
         for _ in 0..20 {
-            db.all::<(i64,)>(sql, &[&"a", &0i64, &10i64]).unwrap();
+            db.all::<(i64,)>(sql, owned_params(&[&"a", &0i64, &10i64]).unwrap()).await.unwrap();
         }
-        let conn = db.reader();
-        conn.prepare_cached(sql).unwrap().get_status(rusqlite::StatementStatus::RePrepare)
+        // One reader: the connection that ran them.
+        db.on_reader(move |conn| Ok(conn.prepare_cached(sql)?.get_status(rusqlite::StatementStatus::RePrepare)))
+            .await
+            .unwrap()
     }
 
-    #[test]
-    fn a_bare_bound_limit_is_replanned_every_run_and_plus_zero_is_not() {
-        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3"), 20);
-        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3 + 0"), 0);
+    #[tokio::test]
+    async fn a_bare_bound_limit_is_replanned_every_run_and_plus_zero_is_not() {
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3").await, 20);
+        assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3 + 0").await, 0);
     }
 }
