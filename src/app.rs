@@ -166,12 +166,16 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         clock,
         mailer: Arc::new(mailer),
         http,
+        tokens: Default::default(),
         wake: Arc::new(tokio::sync::Notify::new()),
         config: WorkerConfig {
             loops,
             concurrency: d.concurrency.div_ceil(loops).max(1),
             lease: d.lease,
             poll: d.poll,
+            circuit_failures: d.circuit_failures,
+            circuit_cooldown: d.circuit_cooldown,
+            rate_window: d.rate_window,
             ..WorkerConfig::default()
         },
     };

@@ -37,6 +37,8 @@ pub enum Resource {
     Notification,
     /// A BoldSign sender identity.
     SenderIdentity,
+    /// A delivery provider (issue 17).
+    Provider,
 }
 
 impl fmt::Display for Resource {
@@ -51,6 +53,7 @@ impl fmt::Display for Resource {
             Resource::User => "user",
             Resource::Notification => "notification",
             Resource::SenderIdentity => "sender identity",
+            Resource::Provider => "provider",
         })
     }
 }

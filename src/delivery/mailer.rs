@@ -711,6 +711,7 @@ mod tests {
             from_email: None,
             from_name: None,
             reply_to: None,
+            oauth_token: None,
         };
         // The pool was made while the name still resolved to a public
         // address; the name now resolves to loopback (DNS rebinding).

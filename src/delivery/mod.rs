@@ -14,8 +14,12 @@
 
 pub mod committer;
 pub mod http;
+pub mod http_provider;
 pub mod mailer;
+pub mod oauth2;
 pub mod outbound;
+pub mod providers;
+pub mod ses;
 pub mod worker;
 
 use crate::crypto::Cipher;
@@ -97,6 +101,7 @@ pub async fn test_send(
                 from_email: d.from_email,
                 from_name: d.from_name,
                 reply_to: None,
+                oauth_token: None,
             })
         }
     };

@@ -181,6 +181,9 @@ pub struct SmtpServer {
     pub from_email: Option<String>,
     pub from_name: Option<String>,
     pub reply_to: Option<String>,
+    /// An OAuth2 access token: when set, the mailer authenticates with
+    /// XOAUTH2 (username + token) instead of the password.
+    pub oauth_token: Option<Secret>,
 }
 
 // ---- validation shared by the families -------------------------------------
@@ -533,7 +536,14 @@ fn server_from(cipher: &Cipher, row: &SmtpRow, scope: Scope) -> Result<SmtpServe
         from_email: settings.from_email.clone(),
         from_name: settings.from_name.clone(),
         reply_to: settings.reply_to.clone(),
+        oauth_token: None,
     })
+}
+
+/// An SMTP row as a server to send through, password decrypted (the
+/// providers module lists the legacy configurations as providers).
+pub fn server_from_row(cipher: &Cipher, row: &SmtpRow, scope: Scope) -> Result<SmtpServer, Error> {
+    server_from(cipher, row, scope)
 }
 
 /// Which server `org` sends through right now: its own configuration if

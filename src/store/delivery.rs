@@ -13,7 +13,9 @@ use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status};
+use crate::domain::delivery::{
+    Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status, Via,
+};
 
 /// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
 #[derive(sqlx::FromRow)]
@@ -54,7 +56,7 @@ impl TryFrom<&rusqlite::Row<'_>> for NotificationRow {
     }
 }
 
-type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
+type AttemptRow = (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// A leased notification as a worker sends it (`CLAIMED`).
 #[derive(sqlx::FromRow)]
@@ -262,13 +264,14 @@ impl Store {
     pub async fn finish_sends(
         &self,
         lease_id: &str,
-        results: &[(&Claimed, Outcome)],
+        results: &[(&Claimed, Outcome, Option<Via>)],
         now: Millis,
     ) -> anyhow::Result<()> {
         match &self.db {
             Db::Sqlite(db) => {
                 let lease_id = lease_id.to_owned();
-                let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
+                let owned: Vec<(Claimed, Outcome, Option<Via>)> =
+                    results.iter().map(|(c, o, v)| ((*c).clone(), o.clone(), v.clone())).collect();
                 db.write(move |tx| sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)).await
             }
             Db::Postgres(p) => postgres::delivery::finish_sends(p, lease_id, results, now).await,
@@ -302,12 +305,13 @@ impl Store {
         let rows: Vec<AttemptRow> = read_all!(self, ATTEMPTS, notification_id).context("load attempts")?;
         Ok(rows
             .into_iter()
-            .map(|(attempt, at, outcome, error, smtp_response)| Attempt {
+            .map(|(attempt, at, outcome, error, smtp_response, provider_id, provider_name)| Attempt {
                 attempt,
                 at: Millis(at),
                 outcome,
                 error,
                 smtp_response,
+                provider: provider_id.map(|id| Via { id, name: provider_name.unwrap_or_default() }),
             })
             .collect())
     }

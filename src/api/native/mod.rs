@@ -5,6 +5,7 @@ pub mod audit;
 pub mod delivery;
 pub mod error;
 pub mod orgs;
+pub mod providers;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,4 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
+        .routes(routes!(providers::list_org, providers::create_org))
+        .routes(routes!(providers::get_org, providers::replace_org, providers::delete_org))
+        .routes(routes!(providers::test_org))
+        .routes(routes!(providers::list_instance, providers::create_instance))
+        .routes(routes!(providers::get_instance, providers::replace_instance, providers::delete_instance))
+        .routes(routes!(providers::test_instance))
 }

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod delivery;
 pub mod directory;
 pub mod identities;
+pub mod providers;
 pub mod settings;
 
 use std::cell::Cell;
