@@ -50,7 +50,7 @@ pub use directory::{DepartmentWrite, UserWrite};
 pub use identities::{IdentityWrite, LinkUse};
 pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
-pub use providers::{HealthRow, ProviderRow};
+pub use providers::{HealthRow, ProviderRow, RateParams};
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
 

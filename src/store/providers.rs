@@ -106,6 +106,14 @@ pub(super) fn placed(order: &[(String, i64)], this: &str, wanted: i64) -> Vec<(S
         .collect()
 }
 
+/// How a rate-limited provider's slots are handed out (ms).
+#[derive(Debug, Clone, Copy)]
+pub struct RateParams {
+    pub interval: i64,
+    pub tolerance: i64,
+    pub lead: i64,
+}
+
 impl Store {
     /// A scope's providers in order.
     pub async fn provider_rows(&self, scope_id: &str) -> anyhow::Result<Vec<ProviderRow>> {
@@ -190,15 +198,33 @@ impl Store {
     }
 
     /// The send slot of `notification` on rate-limited provider `id`
-    /// (`interval` ms apart): a slot it reserved earlier, else the next
-    /// free one, reserved for it when it lies in the future.
-    pub async fn rate_slot(&self, id: &str, notification: &str, now: Millis, interval: i64) -> anyhow::Result<Millis> {
+    /// (slots `interval` ms apart): the slot it reserved earlier (unless
+    /// that passed more than `tolerance` ms ago: a mail back that late takes
+    /// a new slot, so late mails cannot bunch into a burst), else the next
+    /// free one. A slot more than `lead` ms ahead stays reserved for the
+    /// mail, which waits in the outbox; a nearer one is the caller's to use.
+    pub async fn rate_slot(
+        &self,
+        id: &str,
+        notification: &str,
+        now: Millis,
+        rate: RateParams,
+    ) -> anyhow::Result<Millis> {
         match &self.db {
             Db::Sqlite(db) => {
                 let (id, n) = (id.to_owned(), notification.to_owned());
-                db.write(move |tx| sqlite::providers::rate_slot(tx, &id, &n, now, interval)).await
+                db.write(move |tx| sqlite::providers::rate_slot(tx, &id, &n, now, rate)).await
             }
-            Db::Postgres(p) => postgres::providers::rate_slot(p, id, notification, now, interval).await,
+            Db::Postgres(p) => {
+                // A task of its own: the transaction holds the provider's
+                // row lock, and a caller's future that is not polled for a
+                // while (a send stream paused while its results are written)
+                // must not hold it with it; every node's sends wait on it.
+                let (p, id, n) = (p.clone(), id.to_owned(), notification.to_owned());
+                tokio::spawn(async move { postgres::providers::rate_slot(&p, &id, &n, now, rate).await })
+                    .await
+                    .context("the rate-slot task failed")?
+            }
         }
     }
 

@@ -396,3 +396,151 @@ async fn the_provider_test_send_reports_each_step(app: TestApp) {
     assert_eq!((last["step"].as_str(), last["ok"].as_bool()), (Some("data"), Some(false)), "{}", res.text);
     assert!(last["reply"].as_str().unwrap().starts_with("451"), "{}", res.text);
 }
+
+// ---- the rate limit across processes ------------------------------------------
+
+/// A `herald serve` process on `db_url`, killed when dropped.
+struct Node {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(
+    db: &TestDb,
+    backend: crate::support::Backend,
+    admin: &str,
+    outbox: &std::path::Path,
+    name: &str,
+    window_ms: u64,
+) -> Node {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+    cmd.arg("serve")
+        .env("HERALD_DATABASE_URL", &db.url)
+        .env("HERALD_ADMIN_TOKEN", admin)
+        .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD_SMTP_ALLOW_HOSTS", "127.0.0.1")
+        .env("HERALD_OUTBOX_DIR", outbox)
+        .env("HERALD_WORKER_POLL_MS", "20")
+        .env("HERALD_PROVIDER_RATE_WINDOW_MS", window_ms.to_string())
+        .env("HERALD_LOG", "warn")
+        // Message-IDs carry the public URL's host: the sink tells the nodes apart.
+        .env("HERALD_PUBLIC_URL", format!("http://{name}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if backend == crate::support::Backend::Postgres {
+        cmd.env("HERALD_SECRET_KEY", crate::support::TEST_SECRET_KEY);
+    }
+    Node { child: cmd.spawn().expect("start herald"), url: format!("http://127.0.0.1:{port}") }
+}
+
+async fn wait_ready(client: &reqwest::Client, node: &Node) {
+    for _ in 0..300 {
+        if let Ok(res) = client.get(format!("{}/readyz", node.url)).send().await
+            && res.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("herald did not become ready at {}", node.url);
+}
+
+/// `maxPerMinute: 60` holds within 10 % while two processes on one
+/// database send 300 mails through the provider. The window is shortened
+/// to 6 s (`HERALD_PROVIDER_RATE_WINDOW_MS`, a test setting) so the test
+/// takes 30 s instead of 5 minutes: the limit is then 60 per 6 s.
+async fn a_rate_limit_holds_across_two_processes(backend: crate::support::Backend) {
+    const WINDOW_MS: u64 = 6000;
+    const LIMIT: usize = 60;
+    const MAILS: usize = 300;
+    let Some(db) = TestDb::new(backend).await else { return };
+    // reqwest is built without a default crypto provider (as Herald is).
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
+    let outbox = tempfile::tempdir().unwrap();
+    let sink = TestSmtp::start(Mode::Plain).await;
+    let client = reqwest::Client::new();
+    let a = start_node(&db, backend, &admin, outbox.path(), "node-a.test", WINDOW_MS);
+    wait_ready(&client, &a).await;
+    let b = start_node(&db, backend, &admin, outbox.path(), "node-b.test", WINDOW_MS);
+    wait_ready(&client, &b).await;
+    let post = |path: String, token: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{}{path}", a.url);
+        async move {
+            let res = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (_, org) = post("/admin/v1/orgs".into(), admin.clone(), json!({ "name": "Rate Ltd" })).await;
+    let org_id = org["id"].as_str().unwrap();
+    let (_, token) = post(format!("/admin/v1/orgs/{org_id}/tokens"), admin.clone(), json!({ "name": "t" })).await;
+    let token = token["token"].as_str().unwrap().to_owned();
+    let mut provider = smtp_body("limited", sink.port());
+    provider["smtp"]["host"] = json!("127.0.0.1");
+    provider["maxPerMinute"] = json!(LIMIT);
+    let (status, created) = post("/v1/providers".into(), token.clone(), provider).await;
+    assert_eq!(status, 201, "{created}");
+    use futures::StreamExt as _;
+    let accepted = futures::stream::iter(0..MAILS)
+        .map(|i| {
+            let body = json!({ "type": "message.send", "data": { "to": format!("user{i}@example.com"), "subject": format!("mail {i}"), "text": "hi" } });
+            post("/v1/events".into(), token.clone(), body)
+        })
+        .buffer_unordered(8)
+        .filter(|(status, body)| {
+            if *status != 202 {
+                eprintln!("event refused: {status} {body}");
+            }
+            std::future::ready(*status == 202)
+        })
+        .count()
+        .await;
+    assert_eq!(accepted, MAILS);
+    let mut got = Vec::new();
+    for _ in 0..2400 {
+        got = sink.messages();
+        if got.len() >= MAILS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), MAILS, "every mail arrived, once");
+    let mut times: Vec<std::time::Instant> = got.iter().map(|m| m.at).collect();
+    times.sort();
+    let window = Duration::from_millis(WINDOW_MS);
+    // No window of the limit's length holds more than the limit + 10 %.
+    let busiest =
+        (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t - times[i] < window).count()).max().unwrap();
+    // And the whole run went at the limit's rate, within 10 %.
+    let span = times[MAILS - 1] - times[0];
+    let rate = (MAILS - 1) as f64 / span.as_secs_f64() * window.as_secs_f64();
+    eprintln!("{backend:?}: {MAILS} mails in {span:?}: {rate:.1} per window, busiest window {busiest}");
+    assert!(busiest <= LIMIT + LIMIT / 10, "{busiest} mails within one window");
+    assert!((rate - LIMIT as f64).abs() <= LIMIT as f64 * 0.1, "{rate:.1} mails per window");
+    let by_node = |node: &str| {
+        got.iter().filter(|m| m.header("Message-ID").unwrap_or_default().ends_with(&format!("@{node}>"))).count()
+    };
+    let (sent_a, sent_b) = (by_node("node-a.test"), by_node("node-b.test"));
+    assert!(sent_a > 0 && sent_b > 0, "both processes sent: {sent_a} and {sent_b}");
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_rate_limit_holds_across_two_processes() {
+    a_rate_limit_holds_across_two_processes(crate::support::Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_rate_limit_holds_across_two_processes() {
+    a_rate_limit_holds_across_two_processes(crate::support::Backend::Sqlite).await;
+}

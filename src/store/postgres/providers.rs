@@ -8,12 +8,12 @@ use sqlx::PgPool;
 use super::audit::append_audit;
 use crate::clock::Millis;
 use crate::domain::audit::AuditEntry;
-use crate::store::HealthRow;
 use crate::store::providers::{ProviderRow, placed};
 use crate::store::sql::providers::{
-    CLAIM_PROBE, DELETE, DELETE_HEALTH, DELETE_RATE, DELETE_RESERVATION, FAILED, HEALTH_ONE, INSERT, ORDER,
-    POSTPONE_OUTBOX, RESERVATION, RESERVE, SET_POSITION, TAKE_SLOT_PG, UNCOUNT_ATTEMPT, UPDATE,
+    ASYNC_COMMIT, CLAIM_PROBE, DELETE, DELETE_HEALTH, DELETE_RATE, DELETE_RESERVATION, FAILED, HEALTH_ONE, INSERT,
+    ORDER, POSTPONE_OUTBOX, RESERVATION, RESERVE, SET_POSITION, TAKE_SLOT_PG, UNCOUNT_ATTEMPT, UPDATE,
 };
+use crate::store::{HealthRow, RateParams};
 
 async fn renumber(tx: &mut sqlx::PgConnection, scope_id: &str, id: &str, wanted: i64) -> anyhow::Result<()> {
     let order: Vec<(String, i64)> =
@@ -104,46 +104,61 @@ pub async fn claim_probe(p: &PgPool, id: &str, now: Millis, until: Millis) -> an
     Ok(Some(h.and_then(|h| h.open_until)))
 }
 
-pub async fn rate_slot(p: &PgPool, id: &str, notification: &str, now: Millis, interval: i64) -> anyhow::Result<Millis> {
+pub async fn rate_slot(
+    p: &PgPool,
+    id: &str,
+    notification: &str,
+    now: Millis,
+    rate: RateParams,
+) -> anyhow::Result<Millis> {
     let mut tx = p.begin().await.context("begin")?;
+    // Every send of the provider, on every node, passes its one
+    // `provider_rate` row: the row lock must not be held through a WAL
+    // flush. A slot lost to a crash only lets one mail more through.
+    sqlx::query(ASYNC_COMMIT).execute(&mut *tx).await.context("async commit")?;
     let reserved: Option<(i64,)> = sqlx::query_as(RESERVATION)
         .bind(notification)
         .bind(id)
         .fetch_optional(&mut *tx)
         .await
         .context("read reservation")?;
-    let slot = match reserved {
-        Some((at,)) if at <= now.0 => {
-            sqlx::query(DELETE_RESERVATION).bind(notification).bind(id).execute(&mut *tx).await.context("use")?;
-            at.max(now.0)
+    if let Some((at,)) = reserved {
+        // Back early (another node's clock): keep waiting for it.
+        if at > now.0 + rate.lead {
+            return Ok(Millis(at));
         }
-        Some((at,)) => at,
-        None => {
-            let (slot,): (i64,) = sqlx::query_as(TAKE_SLOT_PG)
-                .bind(id)
-                .bind(now.0)
-                .bind(interval)
-                .fetch_one(&mut *tx)
-                .await
-                .context("take a rate slot")?;
-            if slot > now.0 {
-                sqlx::query(RESERVE)
-                    .bind(notification)
-                    .bind(id)
-                    .bind(slot)
-                    .execute(&mut *tx)
-                    .await
-                    .context("reserve a rate slot")?;
-            }
-            slot
+        sqlx::query(DELETE_RESERVATION).bind(notification).bind(id).execute(&mut *tx).await.context("use")?;
+        // Its slot has come: use it; long gone: a new one.
+        if at >= now.0 - rate.tolerance {
+            tx.commit().await.context("commit rate slot")?;
+            return Ok(Millis(at.max(now.0)));
         }
-    };
+    }
+    let (slot,): (i64,) = sqlx::query_as(TAKE_SLOT_PG)
+        .bind(id)
+        .bind(now.0)
+        .bind(rate.interval)
+        .fetch_one(&mut *tx)
+        .await
+        .context("take a rate slot")?;
+    if slot > now.0 + rate.lead {
+        sqlx::query(RESERVE)
+            .bind(notification)
+            .bind(id)
+            .bind(slot)
+            .execute(&mut *tx)
+            .await
+            .context("reserve a rate slot")?;
+    }
     tx.commit().await.context("commit rate slot")?;
     Ok(Millis(slot))
 }
 
 pub async fn postpone(p: &PgPool, lease_id: &str, rows: &[(String, Millis)]) -> anyhow::Result<()> {
     let mut tx = p.begin().await.context("begin")?;
+    // Lost in a crash, the rows come back when their lease ends (the
+    // attempt then counted): no need to wait for the flush.
+    sqlx::query(ASYNC_COMMIT).execute(&mut *tx).await.context("async commit")?;
     for (id, at) in rows {
         let moved = sqlx::query(POSTPONE_OUTBOX)
             .bind(id)

@@ -74,3 +74,6 @@ pub const UNCOUNT_ATTEMPT: &str = "UPDATE notifications SET attempts = attempts 
 
 pub const LAST_ATTEMPT_PROVIDER: &str =
     "SELECT provider_id FROM delivery_attempts WHERE notification_id = $1 ORDER BY attempt DESC LIMIT 1";
+
+/// PostgreSQL: this transaction's commit does not wait for the WAL flush.
+pub const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit TO OFF";

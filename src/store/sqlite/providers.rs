@@ -9,12 +9,12 @@ use super::Tx;
 use super::audit::append_audit;
 use crate::clock::Millis;
 use crate::domain::audit::AuditEntry;
-use crate::store::HealthRow;
 use crate::store::providers::{ProviderRow, placed};
 use crate::store::sql::providers::{
     CLAIM_PROBE, DELETE, DELETE_HEALTH, DELETE_RATE, DELETE_RESERVATION, FAILED, HEALTH_ONE, INSERT, ORDER,
     POSTPONE_OUTBOX, RESERVATION, RESERVE, SET_POSITION, TAKE_SLOT_SQLITE, UNCOUNT_ATTEMPT, UPDATE,
 };
+use crate::store::{HealthRow, RateParams};
 
 fn renumber(tx: &Tx<'_>, scope_id: &str, id: &str, wanted: i64) -> anyhow::Result<()> {
     let order: Vec<(String, i64)> = tx.all(ORDER, &[&scope_id]).context("read provider order")?;
@@ -112,20 +112,21 @@ pub fn claim_probe(tx: &Tx<'_>, id: &str, now: Millis, until: Millis) -> anyhow:
     Ok(Some(h.and_then(|h| h.open_until)))
 }
 
-pub fn rate_slot(tx: &Tx<'_>, id: &str, notification: &str, now: Millis, interval: i64) -> anyhow::Result<Millis> {
+pub fn rate_slot(tx: &Tx<'_>, id: &str, notification: &str, now: Millis, rate: RateParams) -> anyhow::Result<Millis> {
     let reserved: Option<(i64,)> = tx.optional(RESERVATION, &[&notification, &id]).context("read reservation")?;
-    match reserved {
-        // Its slot has come: use it.
-        Some((at,)) if at <= now.0 => {
-            tx.execute(DELETE_RESERVATION, &[&notification, &id]).context("use reservation")?;
+    if let Some((at,)) = reserved {
+        // Back early (another node's clock): keep waiting for it.
+        if at > now.0 + rate.lead {
+            return Ok(Millis(at));
+        }
+        tx.execute(DELETE_RESERVATION, &[&notification, &id]).context("use reservation")?;
+        // Its slot has come: use it; long gone: a new one.
+        if at >= now.0 - rate.tolerance {
             return Ok(Millis(at.max(now.0)));
         }
-        // Back early (another node's clock): keep waiting for it.
-        Some((at,)) => return Ok(Millis(at)),
-        None => {}
     }
-    let (slot,): (i64,) = tx.optional(TAKE_SLOT_SQLITE, &[&id, &now.0, &interval])?.context("take a rate slot")?;
-    if slot > now.0 {
+    let (slot,): (i64,) = tx.optional(TAKE_SLOT_SQLITE, &[&id, &now.0, &rate.interval])?.context("take a rate slot")?;
+    if slot > now.0 + rate.lead {
         tx.execute(RESERVE, &[&notification, &id, &slot]).context("reserve a rate slot")?;
     }
     Ok(Millis(slot))
