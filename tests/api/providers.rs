@@ -376,6 +376,24 @@ async fn the_circuit_opens_after_n_failures_and_closes_after_the_cool_down(app: 
     );
     let metrics = app.call(Method::GET, "/metrics", Auth::None, None).await;
     assert!(metrics.text.contains("herald_provider_failures_total"), "{}", metrics.text);
+    // The console's Providers page shows the order and each one's health.
+    use crate::support::console::{Visitor, user};
+    use herald::domain::console::Role;
+    let org_id = herald::domain::OrgId::parse(&org.id).unwrap();
+    user(&app, "acme@example.com", Role::OrgAdmin(org_id)).await;
+    let mut v = Visitor::signed_in(&app, "acme@example.com").await;
+    one.script([Action::Reply("451 4.3.0 try later".into()), Action::Reply("451 4.3.0 try later".into())]);
+    for n in 0..2 {
+        let id = send(&app, &org, message("ada@example.com", &format!("Failing again {n}"))).await;
+        wait_status(&app, &org, &id, "sent").await;
+    }
+    let page = v.get(&format!("/console/orgs/{}/providers", org.id)).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let (primary_at, backup_at) = (page.text.find("primary").unwrap(), page.text.find("backup").unwrap());
+    assert!(primary_at < backup_at, "in order: {}", page.text);
+    assert!(page.text.contains("skipped (circuit open)") && page.text.contains("try later"), "{}", page.text);
+    let org_page = v.get(&format!("/console/orgs/{}", org.id)).await;
+    assert!(org_page.text.contains("providers-link"), "{}", org_page.text);
 }
 
 async fn the_provider_test_send_reports_each_step(app: TestApp) {
