@@ -24,10 +24,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
-        .routes(routes!(providers::list_org, providers::create_org))
-        .routes(routes!(providers::get_org, providers::replace_org, providers::delete_org))
-        .routes(routes!(providers::test_org))
-        .routes(routes!(providers::list_instance, providers::create_instance))
-        .routes(routes!(providers::get_instance, providers::replace_instance, providers::delete_instance))
-        .routes(routes!(providers::test_instance))
+        .routes(routes!(providers::list_providers, providers::create_provider))
+        .routes(routes!(providers::get_provider, providers::replace_provider, providers::delete_provider))
+        .routes(routes!(providers::test_provider))
+        .routes(routes!(providers::list_instance_providers, providers::create_instance_provider))
+        .routes(routes!(
+            providers::get_instance_provider,
+            providers::replace_instance_provider,
+            providers::delete_instance_provider
+        ))
+        .routes(routes!(providers::test_instance_provider))
 }

@@ -554,7 +554,7 @@ async fn test_in(
 #[utoipa::path(get, path = "/v1/providers", tag = "native",
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 200, body = ProviderList), (status = 401), (status = 403)))]
-pub async fn list_org(scope: OrgScope, State(app): State<AppState>) -> Result<axum::Json<ProviderList>, Error> {
+pub async fn list_providers(scope: OrgScope, State(app): State<AppState>) -> Result<axum::Json<ProviderList>, Error> {
     list_in(&app, &Scope::Org(scope.org)).await
 }
 
@@ -562,7 +562,7 @@ pub async fn list_org(scope: OrgScope, State(app): State<AppState>) -> Result<ax
 #[utoipa::path(post, path = "/v1/providers", tag = "native", request_body = ProviderBody,
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 201, body = ProviderView), (status = 400), (status = 401), (status = 403), (status = 415)))]
-pub async fn create_org(
+pub async fn create_provider(
     scope: OrgScope,
     State(app): State<AppState>,
     Json(body): Json<ProviderBody>,
@@ -574,7 +574,7 @@ pub async fn create_org(
 #[utoipa::path(get, path = "/v1/providers/{id}", tag = "native", params(("id" = String, Path)),
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 200, body = ProviderView), (status = 401), (status = 403), (status = 404)))]
-pub async fn get_org(
+pub async fn get_provider(
     scope: OrgScope,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -589,7 +589,7 @@ pub async fn get_org(
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 200, body = ProviderView), (status = 400), (status = 401), (status = 403), (status = 404),
         (status = 409), (status = 415)))]
-pub async fn replace_org(
+pub async fn replace_provider(
     scope: OrgScope,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -602,7 +602,7 @@ pub async fn replace_org(
 #[utoipa::path(delete, path = "/v1/providers/{id}", tag = "native", params(("id" = String, Path)),
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
-pub async fn delete_org(
+pub async fn delete_provider(
     scope: OrgScope,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -619,7 +619,7 @@ pub async fn delete_org(
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
     responses((status = 200, body = ProviderTestResult), (status = 400), (status = 401), (status = 403),
         (status = 404), (status = 415)))]
-pub async fn test_org(
+pub async fn test_provider(
     scope: OrgScope,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -633,7 +633,7 @@ pub async fn test_org(
 /// GET /admin/v1/providers: the instance's providers (its email-settings first).
 #[utoipa::path(get, path = "/admin/v1/providers", tag = "native", security(("bearer" = [])),
     responses((status = 200, body = ProviderList), (status = 401), (status = 403)))]
-pub async fn list_instance(_: Admin, State(app): State<AppState>) -> Result<axum::Json<ProviderList>, Error> {
+pub async fn list_instance_providers(_: Admin, State(app): State<AppState>) -> Result<axum::Json<ProviderList>, Error> {
     list_in(&app, &Scope::Instance).await
 }
 
@@ -641,7 +641,7 @@ pub async fn list_instance(_: Admin, State(app): State<AppState>) -> Result<axum
 #[utoipa::path(post, path = "/admin/v1/providers", tag = "native", request_body = ProviderBody,
     security(("bearer" = [])),
     responses((status = 201, body = ProviderView), (status = 400), (status = 401), (status = 403), (status = 415)))]
-pub async fn create_instance(
+pub async fn create_instance_provider(
     Admin(caller): Admin,
     State(app): State<AppState>,
     Json(body): Json<ProviderBody>,
@@ -653,7 +653,7 @@ pub async fn create_instance(
 #[utoipa::path(get, path = "/admin/v1/providers/{id}", tag = "native", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = ProviderView), (status = 401), (status = 403), (status = 404)))]
-pub async fn get_instance(
+pub async fn get_instance_provider(
     _: Admin,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -666,7 +666,7 @@ pub async fn get_instance(
     request_body = ProviderBody, security(("bearer" = [])),
     responses((status = 200, body = ProviderView), (status = 400), (status = 401), (status = 403), (status = 404),
         (status = 409), (status = 415)))]
-pub async fn replace_instance(
+pub async fn replace_instance_provider(
     Admin(caller): Admin,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -679,7 +679,7 @@ pub async fn replace_instance(
 #[utoipa::path(delete, path = "/admin/v1/providers/{id}", tag = "native", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
-pub async fn delete_instance(
+pub async fn delete_instance_provider(
     Admin(caller): Admin,
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -693,7 +693,7 @@ pub async fn delete_instance(
     request_body = ProviderTestBody, security(("bearer" = [])),
     responses((status = 200, body = ProviderTestResult), (status = 400), (status = 401), (status = 403),
         (status = 404), (status = 415)))]
-pub async fn test_instance(
+pub async fn test_instance_provider(
     _: Admin,
     State(app): State<AppState>,
     Path(id): Path<String>,
