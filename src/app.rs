@@ -173,6 +173,9 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
             concurrency: d.concurrency.div_ceil(loops).max(1),
             lease: d.lease,
             poll: d.poll,
+            circuit_failures: d.circuit_failures,
+            circuit_cooldown: d.circuit_cooldown,
+            rate_window: d.rate_window,
             ..WorkerConfig::default()
         },
     };

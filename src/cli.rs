@@ -161,6 +161,16 @@ pub struct DeliveryArgs {
     /// RCPT, DATA) may take before the attempt fails as a timeout.
     #[arg(long, env = "HERALD_SMTP_TIMEOUT_SECONDS", default_value_t = 30)]
     pub smtp_timeout_seconds: u64,
+    /// Consecutive failures after which a provider is skipped (its circuit opens).
+    #[arg(long, env = "HERALD_PROVIDER_FAILURES", default_value_t = 5)]
+    pub provider_failures: i64,
+    /// Seconds an open circuit skips its provider before one attempt probes it.
+    #[arg(long, env = "HERALD_PROVIDER_COOLDOWN_SECONDS", default_value_t = 60)]
+    pub provider_cooldown_seconds: u64,
+    /// The window of `maxPerMinute` in milliseconds: 60000. Shorter only to
+    /// test rate limits quickly (the limit then holds per this window).
+    #[arg(long, env = "HERALD_PROVIDER_RATE_WINDOW_MS", default_value_t = 60_000)]
+    pub provider_rate_window_ms: u64,
 }
 
 impl DeliveryArgs {
@@ -174,6 +184,9 @@ impl DeliveryArgs {
             poll: std::time::Duration::from_millis(self.worker_poll_ms.clamp(10, 60_000)),
             concurrency: self.worker_concurrency.clamp(1, 1024),
             smtp_timeout: std::time::Duration::from_secs(self.smtp_timeout_seconds.clamp(1, 3600)),
+            circuit_failures: self.provider_failures.clamp(1, 1000),
+            circuit_cooldown: std::time::Duration::from_secs(self.provider_cooldown_seconds.clamp(1, 86_400)),
+            rate_window: std::time::Duration::from_millis(self.provider_rate_window_ms.clamp(100, 3_600_000)),
         }
     }
 }

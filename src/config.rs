@@ -122,6 +122,13 @@ pub struct DeliveryConfig {
     pub concurrency: usize,
     /// `HERALD_SMTP_TIMEOUT_SECONDS`: how long each SMTP step may take.
     pub smtp_timeout: Duration,
+    /// `HERALD_PROVIDER_FAILURES`: consecutive failures that open a provider's circuit.
+    pub circuit_failures: i64,
+    /// `HERALD_PROVIDER_COOLDOWN_SECONDS`: how long an open circuit skips its provider.
+    pub circuit_cooldown: Duration,
+    /// `HERALD_PROVIDER_RATE_WINDOW_MS`: the window `maxPerMinute` counts in
+    /// (60000; shorter only for tests).
+    pub rate_window: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -135,6 +142,9 @@ impl Default for DeliveryConfig {
             poll: Duration::from_millis(500),
             concurrency: 32,
             smtp_timeout: crate::delivery::mailer::DEFAULT_SMTP_TIMEOUT,
+            circuit_failures: 5,
+            circuit_cooldown: Duration::from_secs(60),
+            rate_window: Duration::from_secs(60),
         }
     }
 }

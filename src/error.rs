@@ -41,6 +41,8 @@ pub enum Resource {
     Suppression,
     /// An org's webhook endpoint.
     Webhook,
+    /// A delivery provider (issue 17).
+    Provider,
 }
 
 impl fmt::Display for Resource {
@@ -57,6 +59,7 @@ impl fmt::Display for Resource {
             Resource::SenderIdentity => "sender identity",
             Resource::Suppression => "suppression",
             Resource::Webhook => "webhook endpoint",
+            Resource::Provider => "provider",
         })
     }
 }

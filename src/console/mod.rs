@@ -18,6 +18,7 @@
 mod auth;
 mod log;
 mod pages;
+mod providers;
 mod settings;
 mod smtp;
 
@@ -49,6 +50,7 @@ const CSRF_COOKIE: &str = "herald_console_csrf";
 const FILES: &[(&str, &str)] = template_files!["console":
     "layout.html", "error.html", "login.html", "setup.html", "dashboard.html", "orgs.html", "org.html",
     "smtp.html", "log.html", "notification.html", "audit.html", "policy.html", "people.html", "identities.html", "users.html",
+    "providers.html",
 ];
 
 /// The page texts, English (one file, so more languages can follow).
@@ -84,6 +86,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/log/{id}", get(log::show))
         .route("/console/orgs/{org}/log/{id}/retry", post(log::retry))
         .route("/console/orgs/{org}/audit", get(pages::org_audit))
+        .route("/console/orgs/{org}/providers", get(providers::page))
         .route("/console/orgs/{org}/policy", get(settings::policy_page).post(settings::policy_save))
         .route("/console/orgs/{org}/people", get(settings::people))
         .route("/console/orgs/{org}/departments", post(settings::department))

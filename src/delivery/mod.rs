@@ -22,6 +22,7 @@ pub mod oauth2;
 pub mod outbound;
 pub mod ses;
 pub mod webhooks;
+pub mod providers;
 pub mod worker;
 
 use crate::crypto::Cipher;

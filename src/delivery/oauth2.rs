@@ -146,7 +146,14 @@ async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i6
     if let Some(scope) = &client.scope {
         request = request.add_scopes(scope.split_whitespace().map(|s| Scope::new(s.to_owned())));
     }
-    let send = |req: oauth2::HttpRequest| async move { call(http, req).await.map_err(Transport) };
+    // The closure's futures own a clone of the client (cheap: reqwest's is
+    // an `Arc`): borrowing it leaves a higher-ranked `Send` bound that the
+    // compiler cannot prove where the workers spawn the send
+    // (rust-lang/rust#102211).
+    let send = |req: oauth2::HttpRequest| {
+        let http = http.clone();
+        async move { call(&http, req).await.map_err(Transport) }
+    };
     let host =
         url::Url::parse(&client.token_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     match request.request_async(&send).await {

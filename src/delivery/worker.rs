@@ -19,12 +19,13 @@ use tokio::task::JoinSet;
 
 use super::http::OutboundHttp;
 use super::mailer::{Delivery, MailParts, Mailer};
+use super::providers::{Transports, failure_kind, send_via};
 use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
-use crate::domain::delivery::{self, Claimed, Outcome, RetryPolicy, documents};
-use crate::domain::smtp::{SmtpServer, effective_server};
+use crate::domain::delivery::{self, Claimed, Outcome, RetryPolicy, Via, documents};
+use crate::domain::providers::{self, FailureKind, Pick, Route};
 use crate::domain::{OrgId, identities};
-use crate::store::Store;
+use crate::store::{RateParams, Store};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -39,6 +40,12 @@ pub struct WorkerConfig {
     /// How often an idle loop looks for due rows (retries, other processes).
     pub poll: Duration,
     pub retry: RetryPolicy,
+    /// Consecutive failures that open a provider's circuit.
+    pub circuit_failures: i64,
+    /// How long an open circuit skips its provider.
+    pub circuit_cooldown: Duration,
+    /// The window `maxPerMinute` counts in (a minute, shorter in tests).
+    pub rate_window: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +57,9 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(500),
             retry: RetryPolicy::default(),
+            circuit_failures: 5,
+            circuit_cooldown: Duration::from_secs(60),
+            rate_window: Duration::from_secs(60),
         }
     }
 }
@@ -129,17 +139,17 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
     if claimed.is_empty() {
         return Ok(0);
     }
-    let mut servers: HashMap<OrgId, Result<Option<SmtpServer>, String>> = HashMap::new();
+    let mut routes: HashMap<OrgId, Result<Vec<Route>, String>> = HashMap::new();
     for c in &claimed {
-        if !servers.contains_key(&c.org) {
-            let server = effective_server(&engine.store, &engine.cipher, &c.org).await.map_err(|e| {
-                tracing::error!(org = %c.org, error = %e, "could not load the effective SMTP server");
-                "the SMTP settings could not be loaded".to_owned()
+        if !routes.contains_key(&c.org) {
+            let found = providers::routes(&engine.store, &engine.cipher, &c.org).await.map_err(|e| {
+                tracing::error!(org = %c.org, error = %e, "could not load the org's providers");
+                "the delivery settings could not be loaded".to_owned()
             });
-            servers.insert(c.org.clone(), server);
+            routes.insert(c.org.clone(), found);
         }
     }
-    let (claimed_ref, servers_ref) = (&claimed, &servers);
+    let (claimed_ref, routes_ref) = (&claimed, &routes);
     let concurrency = engine.config.concurrency.max(1);
     // Results are written as they come in, in chunks of whatever finished
     // meanwhile: one transaction for many mails under load, and after a
@@ -148,22 +158,44 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
         futures_util::stream::iter(0..claimed.len())
             .map(|i| async move {
                 let c = &claimed_ref[i];
-                (i, send_one(engine, &servers_ref[&c.org], c).await)
+                (i, send_one(engine, &routes_ref[&c.org], c).await)
             })
             .buffer_unordered(concurrency)
             .ready_chunks(concurrency)
     );
     while let Some(chunk) = chunks.next().await {
-        let results: Vec<(&Claimed, Outcome)> = chunk.into_iter().map(|(i, o)| (&claimed[i], o)).collect();
-        record(engine, &lease_id, &results).await?;
+        let mut results: Vec<(&Claimed, Outcome, Option<Via>)> = Vec::new();
+        let mut postponed: Vec<(String, Millis)> = Vec::new();
+        for (i, sent) in chunk {
+            match sent {
+                Sendout::Done(outcome, via) => results.push((&claimed[i], outcome, via)),
+                Sendout::Postpone(at) => postponed.push((claimed[i].id.clone(), at)),
+            }
+        }
+        if !results.is_empty() {
+            record(engine, &lease_id, &results).await?;
+        }
+        if !postponed.is_empty() {
+            metrics::counter!("herald_provider_postponed_total").increment(postponed.len() as u64);
+            engine.store.postpone_sends(&lease_id, &postponed).await?;
+        }
     }
     Ok(claimed.len())
+}
+
+/// What became of one claimed mail.
+enum Sendout {
+    /// Sent, failed or dead: recorded as an attempt (through this provider).
+    Done(Outcome, Option<Via>),
+    /// Held back by its provider's rate limit or open circuits: back to the
+    /// outbox until then, the attempt not counted.
+    Postpone(Millis),
 }
 
 /// Writes send results. The sends happened: if their results are not
 /// written, the rows come back at the lease's end and are sent again, so
 /// this tries a few times before giving up.
-async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome)]) -> anyhow::Result<()> {
+async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome, Option<Via>)]) -> anyhow::Result<()> {
     let mut tries = 0;
     loop {
         match engine.store.finish_sends(lease_id, results, engine.clock.now()).await {
@@ -176,7 +208,7 @@ async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome)]
             Err(e) => return Err(e),
         }
     }
-    for (_, outcome) in results {
+    for (_, outcome, _) in results {
         let status = match outcome {
             Outcome::Sent { .. } => "sent",
             Outcome::Retry { .. } => "retrying",
@@ -187,18 +219,45 @@ async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome)]
     Ok(())
 }
 
-async fn send_one(engine: &Engine, server: &Result<Option<SmtpServer>, String>, c: &Claimed) -> Outcome {
+/// Picks the route this attempt uses: from `start` on, the first whose
+/// circuit is closed, or whose cool-down is over and whose probe this node
+/// takes. `Err`: every circuit is open until then.
+async fn choose(engine: &Engine, routes: &[Route], start: usize) -> Result<usize, Millis> {
+    let now = engine.clock.now();
+    let mut open: Vec<Option<Millis>> = routes.iter().map(|r| r.health.open_until).collect();
+    loop {
+        match providers::pick(&open, start, now) {
+            Pick::Use { index, probe: false } => return Ok(index),
+            Pick::Use { index, probe: true } => {
+                let until = Millis(now.0 + millis(engine.config.circuit_cooldown));
+                match engine.store.claim_probe(&routes[index].id, now, until).await {
+                    // Ours to probe, or closed again meanwhile.
+                    Ok(None | Some(None)) => return Ok(index),
+                    // Another node probes it: open for us.
+                    Ok(Some(Some(t))) => open[index] = Some(Millis(t.max(now.0 + 1))),
+                    Err(e) => {
+                        tracing::warn!(error = format!("{e:#}"), "could not claim a provider probe");
+                        open[index] = Some(until);
+                    }
+                }
+            }
+            Pick::Wait(at) => return Err(at),
+        }
+    }
+}
+
+async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Claimed) -> Sendout {
     let now = || engine.clock.now();
-    let server = match server {
-        Ok(s) => s.as_ref(),
+    let routes = match routes {
+        Ok(r) => r,
         Err(error) => {
             metrics::counter!("herald_smtp_errors_total", "class" => "config").increment(1);
-            return engine.config.retry.after_transient(c, now(), error.clone(), None);
+            return Sendout::Done(engine.config.retry.after_transient(c, now(), error.clone(), None), None);
         }
     };
     let attachments = match c.attachments.as_deref().map(documents::decode).transpose() {
         Ok(files) => files.unwrap_or_default(),
-        Err(error) => return Outcome::Dead { error, response: None },
+        Err(error) => return Sendout::Done(Outcome::Dead { error, response: None }, None),
     };
     // The approval flow's mails get their link's token signed only now, so
     // the stored body never holds a usable link.
@@ -214,12 +273,105 @@ async fn send_one(engine: &Engine, server: &Result<Option<SmtpServer>, String>, 
         html: html.as_deref(),
         attachments: &attachments,
     };
-    match engine.mailer.deliver(server, &parts).await {
+    if routes.is_empty() {
+        // No provider at all: the file transport, as before providers.
+        let d = engine.mailer.deliver(None, &parts).await;
+        return Sendout::Done(outcome_of(engine, c, d, false), None);
+    }
+    // A retry starts after the provider that failed last (failover).
+    let start = if c.attempt > 1 {
+        match engine.store.last_attempt_provider(&c.id).await {
+            Ok(previous) => providers::start_after(routes, previous.as_deref()),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "could not read the last attempt's provider");
+                0
+            }
+        }
+    } else {
+        0
+    };
+    let index = match choose(engine, routes, start).await {
+        Ok(i) => i,
+        Err(until) => {
+            metrics::counter!("herald_provider_skipped_total", "reason" => "circuit_open").increment(1);
+            return Sendout::Postpone(until);
+        }
+    };
+    let route = &routes[index];
+    if let Some(max) = route.max_per_minute {
+        let window = millis(engine.config.rate_window);
+        let interval = providers::rate_interval_ms(max, window);
+        // A mail back later than a twentieth of the window after its slot
+        // takes a new one (late mails bunch into at most 5 % over the
+        // limit); a mail comes back a little before its slot and waits for
+        // it here, so the claim's latency does not make it late.
+        let lead = (window / 20).min(1000);
+        let rate = RateParams { interval, tolerance: (window / 20).max(interval), lead };
+        let at = now();
+        match engine.store.rate_slot(&route.id, &c.id, at, rate).await {
+            Ok(slot) if slot.0 > at.0 + lead => return Sendout::Postpone(Millis(slot.0 - lead)),
+            Ok(slot) if slot.0 > at.0 => {
+                tokio::time::sleep(Duration::from_millis(u64::try_from(slot.0 - at.0).unwrap_or(0))).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "could not take a rate-limit slot; waiting");
+                return Sendout::Postpone(Millis(at.0 + interval));
+            }
+        }
+    }
+    let via = Some(Via { id: route.id.clone(), name: route.name.clone() });
+    let transports = Transports { mailer: &engine.mailer, http: &engine.http, tokens: &engine.oauth_tokens };
+    let d = send_via(&transports, route, &parts).await;
+    let failed_over = match &d {
+        Delivery::Accepted { .. } => {
+            if (route.health.failures > 0 || route.health.open_until.is_some())
+                && let Err(e) = engine.store.provider_recovered(&route.id).await
+            {
+                tracing::warn!(error = format!("{e:#}"), "could not close a provider's circuit");
+            }
+            false
+        }
+        other if failure_kind(other) == FailureKind::Provider => {
+            let at = now();
+            let until = Millis(at.0 + millis(engine.config.circuit_cooldown));
+            let error = other.clone().error_text();
+            let failed = engine.store.provider_failed(&route.id, at, &error, engine.config.circuit_failures, until);
+            if let Err(e) = failed.await {
+                tracing::warn!(error = format!("{e:#}"), "could not record a provider failure");
+            }
+            metrics::counter!("herald_provider_failures_total", "provider" => route.id.clone()).increment(1);
+            routes.len() > 1
+        }
+        _ => false,
+    };
+    let mut outcome = outcome_of(engine, c, d, failed_over);
+    // While the list has not been walked round, the next provider gets the
+    // next attempt at once; after the last one, the back-off applies.
+    if failed_over
+        && providers::failover_now(routes, index)
+        && let Outcome::Retry { at, .. } = &mut outcome
+    {
+        *at = now();
+    }
+    Sendout::Done(outcome, via)
+}
+
+/// The outcome of a hand-over. `failover`: a provider failure with another
+/// provider to go to is retried even where its reply was permanent.
+fn outcome_of(engine: &Engine, c: &Claimed, d: Delivery, failover: bool) -> Outcome {
+    let now = engine.clock.now();
+    match d {
         Delivery::Accepted { response } => Outcome::Sent { response },
         Delivery::Transient { class, error, response } => {
             metrics::counter!("herald_smtp_errors_total", "class" => class).increment(1);
             tracing::info!(notification = %c.id, attempt = c.attempt, class, error = %error, "send failed; will retry");
-            engine.config.retry.after_transient(c, now(), error, response)
+            engine.config.retry.after_transient(c, now, error, response)
+        }
+        Delivery::Permanent { class, error, response } if failover => {
+            metrics::counter!("herald_smtp_errors_total", "class" => class).increment(1);
+            tracing::info!(notification = %c.id, attempt = c.attempt, class, error = %error, "provider failed; failing over");
+            engine.config.retry.after_transient(c, now, error, response)
         }
         Delivery::Permanent { class, error, response } => {
             metrics::counter!("herald_smtp_errors_total", "class" => class).increment(1);
@@ -253,6 +405,10 @@ async fn housekeeping(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             let before = Millis(now.0 - delivery::IDEMPOTENCY_WINDOW_MS);
             if let Err(e) = engine.store.purge_idempotency_keys(before).await {
                 tracing::warn!(error = format!("{e:#}"), "could not purge idempotency keys");
+            }
+            // Rate-limit slots reserved by mails that went elsewhere.
+            if let Err(e) = engine.store.purge_reservations(Millis(now.0 - 3_600_000)).await {
+                tracing::warn!(error = format!("{e:#}"), "could not purge rate-limit reservations");
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod identities;
 pub mod orgs;
 pub mod policy;
 pub mod signing;
+pub mod providers;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;

@@ -541,6 +541,12 @@ fn server_from(cipher: &Cipher, row: &SmtpRow, scope: Scope) -> Result<SmtpServe
     })
 }
 
+/// An SMTP row as a server to send through, password decrypted (the
+/// providers module lists the legacy configurations as providers).
+pub fn server_from_row(cipher: &Cipher, row: &SmtpRow, scope: Scope) -> Result<SmtpServer, Error> {
+    server_from(cipher, row, scope)
+}
+
 /// Which server `org` sends through right now: its own configuration if
 /// enabled, else the instance settings, else none (the caller's fallback).
 pub async fn effective_server(store: &Store, cipher: &Cipher, org: &OrgId) -> Result<Option<SmtpServer>, Error> {

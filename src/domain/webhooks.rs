@@ -12,9 +12,6 @@
 //! the previous secret for [`ROTATION_OVERLAP_MS`]; messages sent meanwhile
 //! carry both signatures.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use rand::RngCore;
 use serde_json::{Value, json};
 
 use crate::clock::Millis;

@@ -13,7 +13,9 @@ use super::{Db, Store, postgres, read_all, read_optional, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status};
+use crate::domain::delivery::{
+    Attempt, Claimed, IdempotencyClaim, NewEvent, Notification, Outcome, Requeue, Status, Via,
+};
 use crate::domain::webhooks::{self, WebhookEvent};
 
 /// A `notifications` row as the delivery log shows it (`NOTIFICATION_COLUMNS`).
@@ -55,7 +57,7 @@ impl TryFrom<&rusqlite::Row<'_>> for NotificationRow {
     }
 }
 
-type AttemptRow = (i64, i64, String, Option<String>, Option<String>);
+type AttemptRow = (i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// A leased notification as a worker sends it (`CLAIMED`).
 #[derive(sqlx::FromRow)]
@@ -194,8 +196,8 @@ fn suppressed_hooks(writes: &[EventWrite<'_>]) -> Vec<WebhookEvent> {
 /// The `notification.sent|deferred|dead` webhook events of send results,
 /// written in the results' transaction (a result recorded after its lease
 /// was lost is reported too: the attempt happened).
-fn outcome_hooks(results: &[(&Claimed, Outcome)], now: Millis) -> Vec<WebhookEvent> {
-    results.iter().map(|(c, o)| webhooks::for_outcome(c, o, now)).collect()
+fn outcome_hooks(results: &[(&Claimed, Outcome, Option<Via>)], now: Millis) -> Vec<WebhookEvent> {
+    results.iter().map(|(c, o, _)| webhooks::for_outcome(c, o, now)).collect()
 }
 
 impl Store {
@@ -281,13 +283,14 @@ impl Store {
     pub async fn finish_sends(
         &self,
         lease_id: &str,
-        results: &[(&Claimed, Outcome)],
+        results: &[(&Claimed, Outcome, Option<Via>)],
         now: Millis,
     ) -> anyhow::Result<()> {
         match &self.db {
             Db::Sqlite(db) => {
                 let lease_id = lease_id.to_owned();
-                let owned: Vec<(Claimed, Outcome)> = results.iter().map(|(c, o)| ((*c).clone(), o.clone())).collect();
+                let owned: Vec<(Claimed, Outcome, Option<Via>)> =
+                    results.iter().map(|(c, o, v)| ((*c).clone(), o.clone(), v.clone())).collect();
                 let hooks = outcome_hooks(results, now);
                 db.write(move |tx| {
                     sqlite::delivery::finish_sends(tx, &lease_id, &owned, now)?;
@@ -328,12 +331,13 @@ impl Store {
         let rows: Vec<AttemptRow> = read_all!(self, ATTEMPTS, notification_id).context("load attempts")?;
         Ok(rows
             .into_iter()
-            .map(|(attempt, at, outcome, error, smtp_response)| Attempt {
+            .map(|(attempt, at, outcome, error, smtp_response, provider_id, provider_name)| Attempt {
                 attempt,
                 at: Millis(at),
                 outcome,
                 error,
                 smtp_response,
+                provider: provider_id.map(|id| Via { id, name: provider_name.unwrap_or_default() }),
             })
             .collect())
     }

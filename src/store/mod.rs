@@ -29,6 +29,7 @@ mod orgs;
 mod overview;
 mod policy;
 mod postgres;
+mod providers;
 mod smtp;
 mod sql;
 mod sqlite;
@@ -54,6 +55,7 @@ pub use directory::{DepartmentWrite, UserWrite};
 pub use identities::{IdentityWrite, LinkUse};
 pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
+pub use providers::{HealthRow, ProviderRow, RateParams};
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
 

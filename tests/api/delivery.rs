@@ -869,13 +869,13 @@ async fn a_result_without_its_lease_changes_nothing(backend: crate::support::Bac
     let now = app.clock.now();
     let second = app.store.claim_outbox("lease-b", now, Millis(now.0 + 60_000), 10).await.unwrap();
     assert_eq!((second.len(), second[0].attempt), (1, 2), "the expired lease was taken over");
-    let late = vec![(&first[0], Outcome::Sent { response: "250 late".into() })];
+    let late = vec![(&first[0], Outcome::Sent { response: "250 late".into() }, None)];
     app.store.finish_sends("lease-a", &late, app.clock.now()).await.unwrap();
     let n = wait_status(&app, &org, &id, "sending").await;
     assert_eq!(n["attemptLog"].as_array().unwrap().len(), 1, "the late attempt is kept: {n}");
     let retry =
         Outcome::Retry { error: "451 busy".into(), response: Some("451 busy".into()), at: Millis(now.0 + 5000) };
-    app.store.finish_sends("lease-b", &[(&second[0], retry)], app.clock.now()).await.unwrap();
+    app.store.finish_sends("lease-b", &[(&second[0], retry, None)], app.clock.now()).await.unwrap();
     let n = wait_status(&app, &org, &id, "retrying").await;
     assert_eq!(n["lastError"], "451 busy");
     assert_eq!(n["attemptLog"].as_array().unwrap().len(), 2);

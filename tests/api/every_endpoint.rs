@@ -114,6 +114,7 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
         ("GET", "/console/orgs/{org}/log/{id}"),
         ("POST", "/console/orgs/{org}/log/{id}/retry"),
         ("GET", "/console/orgs/{org}/audit"),
+        ("GET", "/console/orgs/{org}/providers"),
         ("GET", "/console/audit"),
         ("GET", "/console/smtp"),
         ("GET", "/console/users"),

@@ -29,6 +29,7 @@ mod native;
 mod ops;
 mod outage;
 mod processes;
+mod providers;
 mod smtp_settings;
 mod startup;
 mod suppressions;

@@ -26,7 +26,7 @@ use herald::delivery::http_provider::{self, HttpProvider};
 use herald::delivery::mailer::{self, Delivery, MailParts, Mailer, MailerConfig, Step};
 use herald::delivery::oauth2::{OAuth2Client, TokenCache};
 use herald::delivery::ses::{self, SesSettings};
-use herald::delivery::signing;
+use herald::domain::signing;
 use herald::domain::audit::Scope;
 use herald::domain::delivery::documents::MailAttachment;
 use herald::domain::smtp::{Security, SmtpServer};

@@ -165,7 +165,7 @@ async fn deliveries_are_signed_for_the_reference_library_and_old_timestamps_are_
     // body is rejected.
     let key = herald::domain::webhooks::secret_bytes(&herald::secret::Secret::new(secret.clone())).unwrap();
     let old = app.clock.now().0 / 1000 - 3600;
-    let replay = herald::delivery::signing::sign(&key, &got[0].id, old, got[0].body.as_bytes());
+    let replay = herald::domain::signing::sign_with_key(&key, &got[0].id, old, got[0].body.as_bytes());
     let mut tampered = case(&got[0]);
     tampered["body"] = json!(got[0].body.replace("ada@", "eve@"));
     let mut stale = case(&got[0]);

@@ -135,16 +135,24 @@ pub struct AttemptView {
     outcome: String,
     error: Option<String>,
     smtp_response: Option<String>,
+    /// The provider that made the attempt (its id); none for the file transport.
+    provider_id: Option<String>,
+    /// That provider's name (`notification-config` and `email-settings` for
+    /// the legacy configurations).
+    provider: Option<String>,
 }
 
 impl From<Attempt> for AttemptView {
     fn from(a: Attempt) -> Self {
+        let (provider_id, provider) = a.provider.map(|v| (v.id, v.name)).unzip();
         AttemptView {
             attempt: a.attempt,
             at: a.at.rfc3339(),
             outcome: a.outcome,
             error: a.error,
             smtp_response: a.smtp_response,
+            provider_id,
+            provider,
         }
     }
 }

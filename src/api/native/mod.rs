@@ -9,6 +9,7 @@ pub mod limits;
 pub mod orgs;
 pub mod suppressions;
 pub mod webhooks;
+pub mod providers;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,4 +37,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(limits::get_limits, limits::put_limits))
         .routes(routes!(limits::get_usage))
+        .routes(routes!(providers::list_providers, providers::create_provider))
+        .routes(routes!(providers::get_provider, providers::replace_provider, providers::delete_provider))
+        .routes(routes!(providers::test_provider))
+        .routes(routes!(providers::list_instance_providers, providers::create_instance_provider))
+        .routes(routes!(
+            providers::get_instance_provider,
+            providers::replace_instance_provider,
+            providers::delete_instance_provider
+        ))
+        .routes(routes!(providers::test_instance_provider))
 }

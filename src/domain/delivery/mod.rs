@@ -124,6 +124,16 @@ pub struct Attempt {
     pub outcome: String,
     pub error: Option<String>,
     pub smtp_response: Option<String>,
+    /// The provider that made the attempt (none: the file transport, or
+    /// an attempt recorded before providers existed).
+    pub provider: Option<Via>,
+}
+
+/// The provider an attempt went through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub id: String,
+    pub name: String,
 }
 
 /// An outbox row a worker holds a lease on, with what it needs to send.

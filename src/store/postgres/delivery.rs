@@ -8,7 +8,9 @@ use super::audit::append_audit;
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
+use crate::domain::delivery::{
+    Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status, Via,
+};
 use crate::domain::webhooks::WebhookEvent;
 use crate::store::EventWrite;
 use crate::store::delivery::{ClaimedRow, ResultRow, result_of};
@@ -63,11 +65,14 @@ pub async fn insert_event_rows(tx: &mut PgConnection, e: &NewEvent) -> anyhow::R
 pub async fn finish_sends(
     pool: &PgPool,
     lease_id: &str,
-    results: &[(&Claimed, Outcome)],
+    results: &[(&Claimed, Outcome, Option<Via>)],
     now: Millis,
     hooks: &[WebhookEvent],
 ) -> anyhow::Result<()> {
-    let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o)| (*c, result_of(o))).collect();
+    let rows: Vec<(&Claimed, ResultRow<'_>)> = results.iter().map(|(c, o, _)| (*c, result_of(o))).collect();
+    let provider_ids: Vec<Option<&str>> = results.iter().map(|(_, _, v)| v.as_ref().map(|v| v.id.as_str())).collect();
+    let provider_names: Vec<Option<&str>> =
+        results.iter().map(|(_, _, v)| v.as_ref().map(|v| v.name.as_str())).collect();
     let ids: Vec<&str> = rows.iter().map(|(c, _)| c.id.as_str()).collect();
     let statuses: Vec<&str> = rows.iter().map(|(_, r)| r.status.as_str()).collect();
     let errors: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.error).collect();
@@ -84,6 +89,8 @@ pub async fn finish_sends(
         .bind(&next)
         .bind(lease_id)
         .bind(now.0)
+        .bind(&provider_ids)
+        .bind(&provider_names)
         .execute(&mut *tx)
         .await
         .context("record send results")?;

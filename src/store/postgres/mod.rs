@@ -13,6 +13,7 @@ pub mod fairness;
 pub mod identities;
 pub mod orgs;
 pub mod policy;
+pub mod providers;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;

@@ -51,8 +51,8 @@ pub const SET_RESULT: &str =
     sent_at = $6 WHERE id = $1";
 
 pub const INSERT_ATTEMPT: &str =
-    "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
-    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (notification_id, attempt) DO NOTHING";
+    "INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response, provider_id,
+    provider_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (notification_id, attempt) DO NOTHING";
 
 #[cfg(test)]
 pub const NOTIFICATION_COLUMNS: &str = "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
@@ -69,7 +69,8 @@ pub const PAGE_BY_STATUS: &str = "SELECT id, event_id, kind, to_addr, subject, l
     smtp_response, created_at, updated_at, sent_at FROM notifications
     WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
 
-pub const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response FROM delivery_attempts
+pub const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response, provider_id, provider_name
+    FROM delivery_attempts
     WHERE notification_id = $1 ORDER BY attempt";
 
 pub const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
@@ -107,8 +108,9 @@ pub const PG_STORE_RESPONSES: &str = "UPDATE idempotency_keys k SET response = t
 // (retry) or leaves (sent, dead) only while the lease is ours; every attempt
 // is kept; the notification changes only where the outbox row did.
 pub const PG_FINISH: &str = "WITH r AS (
-        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[])
-          AS r(id, status, error, response, attempt, next_at)
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+                             $9::text[], $10::text[])
+          AS r(id, status, error, response, attempt, next_at, provider_id, provider_name)
     ), retried AS (
         UPDATE outbox o SET available_at = r.next_at, lease_id = NULL FROM r
         WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NOT NULL
@@ -118,8 +120,9 @@ pub const PG_FINISH: &str = "WITH r AS (
         WHERE o.notification_id = r.id AND o.lease_id = $7 AND r.next_at IS NULL
         RETURNING o.notification_id
     ), attempts AS (
-        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response)
-        SELECT id, attempt, $8, status, error, response FROM r
+        INSERT INTO delivery_attempts (notification_id, attempt, at, outcome, error, smtp_response, provider_id,
+            provider_name)
+        SELECT id, attempt, $8, status, error, response, provider_id, provider_name FROM r
         ON CONFLICT (notification_id, attempt) DO NOTHING
     )
     UPDATE notifications n SET status = r.status, last_error = r.error, smtp_response = r.response,

@@ -12,6 +12,7 @@ pub mod identities;
 pub mod orgs;
 pub mod overview;
 pub mod policy;
+pub mod providers;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;

@@ -7,7 +7,9 @@ use super::audit::append_audit;
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::delivery::{Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status};
+use crate::domain::delivery::{
+    Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status, Via,
+};
 use crate::store::delivery::{ClaimedRow, result_of};
 use crate::store::sql::delivery::{
     CLAIM_KEY, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE,
@@ -113,8 +115,14 @@ pub fn claim_outbox(
 /// The lost-lease rule: the outbox row moves (retry) or leaves (sent, dead)
 /// only while the lease is ours; every attempt is kept; the notification
 /// changes only where the outbox row did.
-pub fn finish_sends(tx: &Tx<'_>, lease_id: &str, results: &[(Claimed, Outcome)], now: Millis) -> anyhow::Result<()> {
-    for (claimed, outcome) in results {
+pub fn finish_sends(
+    tx: &Tx<'_>,
+    lease_id: &str,
+    results: &[(Claimed, Outcome, Option<Via>)],
+    now: Millis,
+) -> anyhow::Result<()> {
+    for (claimed, outcome, via) in results {
+        let (provider_id, provider_name) = (via.as_ref().map(|v| v.id.as_str()), via.as_ref().map(|v| v.name.as_str()));
         let r = result_of(outcome);
         let moved = match r.next {
             Some(at) => tx.execute(RETRY_OUTBOX, &[&claimed.id, &lease_id, &at.0]),
@@ -122,8 +130,11 @@ pub fn finish_sends(tx: &Tx<'_>, lease_id: &str, results: &[(Claimed, Outcome)],
         }
         .context("update outbox row")?;
         let status = r.status.as_str();
-        tx.execute(INSERT_ATTEMPT, &[&claimed.id, &claimed.attempt, &now.0, &status, &r.error, &r.response])
-            .context("record attempt")?;
+        tx.execute(
+            INSERT_ATTEMPT,
+            &[&claimed.id, &claimed.attempt, &now.0, &status, &r.error, &r.response, &provider_id, &provider_name],
+        )
+        .context("record attempt")?;
         if moved > 0 {
             let sent_at = matches!(r.status, Status::Sent).then_some(now.0);
             tx.execute(SET_RESULT, &[&claimed.id, &status, &r.error, &r.response, &now.0, &sent_at])

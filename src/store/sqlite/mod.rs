@@ -26,6 +26,7 @@ pub mod delivery;
 pub mod directory;
 pub mod fairness;
 pub mod identities;
+pub mod providers;
 pub mod settings;
 pub mod suppressions;
 pub mod webhooks;

@@ -41,6 +41,8 @@ pub struct Received {
     pub data: String,
     pub tls: bool,
     pub auth: Option<(String, String)>,
+    /// When the message was accepted (rate-limit tests count arrivals).
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -352,7 +354,14 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 _ => {
                     let n = {
                         let mut s = state.lock().unwrap();
-                        s.messages.push(Received { from: from.clone(), to: to.clone(), data, tls, auth: auth.clone() });
+                        s.messages.push(Received {
+                            from: from.clone(),
+                            to: to.clone(),
+                            data,
+                            tls,
+                            auth: auth.clone(),
+                            at: std::time::Instant::now(),
+                        });
                         s.messages.len()
                     };
                     reply!("250 2.0.0 ok: queued as {n}\r\n");
