@@ -24,6 +24,7 @@ pub(crate) struct Inner {
     pub(crate) http: HttpConfig,
     pub(crate) sign_in_limiter: crate::domain::console::SignInLimiter,
     pub(crate) hash_gate: crate::domain::console::HashGate,
+    pub(crate) pruner: Arc<crate::delivery::retention::Pruner>,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -71,6 +72,10 @@ impl AppState {
     /// The argon2 work running at once (console sign-in, setup, accounts).
     pub fn hash_gate(&self) -> &crate::domain::console::HashGate {
         &self.0.hash_gate
+    }
+    /// Retention: settings, this node's pruning passes, storage figures.
+    pub fn pruner(&self) -> &Arc<crate::delivery::retention::Pruner> {
+        &self.0.pruner
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {

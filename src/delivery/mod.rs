@@ -16,6 +16,7 @@ pub mod committer;
 pub mod http;
 pub mod mailer;
 pub mod outbound;
+pub mod retention;
 pub mod worker;
 
 use crate::crypto::Cipher;

@@ -13,6 +13,7 @@ pub mod departments;
 pub mod identities;
 pub mod orgs;
 pub mod policy;
+pub mod retention;
 pub mod smtp;
 pub mod tokens;
 pub mod users;

@@ -26,6 +26,7 @@ mod orgs;
 mod overview;
 mod policy;
 mod postgres;
+mod retention;
 mod smtp;
 mod sql;
 mod sqlite;
@@ -49,6 +50,7 @@ pub use directory::{DepartmentWrite, UserWrite};
 pub use identities::{IdentityWrite, LinkUse};
 pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
+pub use retention::{PruneLock, StorageStats, backup_sqlite, restore_sqlite, vacuum_sqlite};
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
 

@@ -26,6 +26,7 @@ mod native;
 mod ops;
 mod outage;
 mod processes;
+mod retention;
 mod smtp_settings;
 mod startup;
 mod timeouts;

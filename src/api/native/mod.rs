@@ -5,6 +5,7 @@ pub mod audit;
 pub mod delivery;
 pub mod error;
 pub mod orgs;
+pub mod retention;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -23,4 +24,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delivery::get_notification))
         .routes(routes!(delivery::retry_notification))
         .routes(routes!(delivery::smtp_test))
+        .routes(routes!(retention::instance_retention))
+        .routes(routes!(retention::run_pruning))
+        .routes(routes!(retention::org_retention, retention::set_org_retention, retention::clear_org_retention))
+        .routes(routes!(retention::erase))
 }

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod identities;
 pub mod orgs;
 pub mod policy;
+pub mod retention;
 pub mod smtp;
 pub mod tokens;
 

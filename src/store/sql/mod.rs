@@ -10,5 +10,6 @@ pub mod identities;
 pub mod orgs;
 pub mod overview;
 pub mod policy;
+pub mod retention;
 pub mod smtp;
 pub mod tokens;

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod delivery;
 pub mod directory;
 pub mod identities;
+pub mod retention;
 pub mod settings;
 
 use std::cell::Cell;
@@ -72,6 +73,7 @@ impl Sqlite {
     /// `readers` read connections and the writer thread.
     pub fn open(path: &Path, readers: usize) -> anyhow::Result<Sqlite> {
         let writer = connect(path)?;
+        retention::open_space(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite refused WAL mode (journal mode {mode})");
         writer.pragma_update(None, "synchronous", "FULL")?;
