@@ -198,6 +198,10 @@ pub struct RetentionArgs {
     /// Rows per pruning transaction.
     #[arg(long, env = "HERALD_RETENTION_BATCH", default_value_t = 500)]
     pub retention_batch: i64,
+    /// Seconds in a retention day: for benchmarks that simulate days of
+    /// traffic in minutes (bench/retention). Not for production.
+    #[arg(long, env = "HERALD_RETENTION_DAY_SECONDS", default_value_t = 86_400, hide = true)]
+    pub retention_day_seconds: i64,
 }
 
 impl RetentionArgs {
@@ -217,6 +221,7 @@ impl RetentionArgs {
             interval: (self.retention_interval_seconds > 0)
                 .then(|| std::time::Duration::from_secs(self.retention_interval_seconds)),
             batch: self.retention_batch.clamp(1, 10_000),
+            day_ms: self.retention_day_seconds.clamp(1, crate::domain::retention::DAY_MS / 1000) * 1000,
         })
     }
 }

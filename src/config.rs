@@ -63,11 +63,19 @@ pub struct RetentionConfig {
     pub interval: Option<Duration>,
     /// Rows per pruning transaction.
     pub batch: i64,
+    /// The length of a retention "day" in milliseconds: a day, except in
+    /// benchmarks (`HERALD_RETENTION_DAY_SECONDS`, hidden).
+    pub day_ms: i64,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { defaults: Default::default(), interval: Some(Duration::from_secs(60)), batch: 500 }
+        RetentionConfig {
+            defaults: Default::default(),
+            interval: Some(Duration::from_secs(60)),
+            batch: 500,
+            day_ms: crate::domain::retention::DAY_MS,
+        }
     }
 }
 

@@ -38,7 +38,8 @@ impl Pruner {
     /// Runs one pass now and records it.
     pub async fn run_once(&self) -> anyhow::Result<PruneRun> {
         let _turn = self.running.lock().await;
-        let mut run = retention::prune(&self.store, &self.config.defaults, self.clock.now(), self.config.batch).await?;
+        let (defaults, batch, day_ms) = (&self.config.defaults, self.config.batch, self.config.day_ms);
+        let mut run = retention::prune(&self.store, defaults, self.clock.now(), batch, day_ms).await?;
         run.finished_at = self.clock.now();
         if !run.skipped {
             let r = run.removed;

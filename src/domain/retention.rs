@@ -92,7 +92,13 @@ impl Retention {
 
     /// The accepted-before cut-offs at `now`.
     pub fn cutoffs(&self, now: Millis) -> Cutoffs {
-        let before = |days: i64| Millis(now.0.saturating_sub(days.saturating_mul(DAY_MS)));
+        self.cutoffs_with_day(now, DAY_MS)
+    }
+
+    /// The cut-offs with a day of `day_ms` (shorter only for benchmarks:
+    /// `HERALD_RETENTION_DAY_SECONDS`).
+    pub fn cutoffs_with_day(&self, now: Millis, day_ms: i64) -> Cutoffs {
+        let before = |days: i64| Millis(now.0.saturating_sub(days.saturating_mul(day_ms)));
         Cutoffs {
             sent_body: before(self.body_days),
             dead_body: before(self.dead_days),
@@ -156,24 +162,24 @@ pub struct PruneRun {
 /// each batch its own short transaction (so delivery's writes interleave).
 /// On PostgreSQL only one node prunes at a time; a node that finds the lock
 /// taken skips its pass.
-pub async fn prune(store: &Store, defaults: &Retention, now: Millis, batch: i64) -> anyhow::Result<PruneRun> {
+pub async fn prune(store: &Store, defaults: &Retention, now: Millis, batch: i64, day_ms: i64) -> anyhow::Result<PruneRun> {
     let batch = batch.clamp(1, 10_000);
     let Some(lock) = store.try_prune_lock().await? else {
         return Ok(PruneRun { started_at: now, finished_at: now, removed: Pruned::default(), skipped: true });
     };
-    let result = prune_locked(store, defaults, now, batch).await;
+    let result = prune_locked(store, defaults, now, batch, day_ms.max(1)).await;
     lock.release().await;
     let removed = result?;
     Ok(PruneRun { started_at: now, finished_at: now, removed, skipped: false })
 }
 
-async fn prune_locked(store: &Store, defaults: &Retention, now: Millis, batch: i64) -> anyhow::Result<Pruned> {
+async fn prune_locked(store: &Store, defaults: &Retention, now: Millis, batch: i64, day_ms: i64) -> anyhow::Result<Pruned> {
     let mut total = Pruned::default();
     for (org, overrides) in store.retention_settings().await? {
-        let cut = defaults.with(&overrides).cutoffs(now);
+        let cut = defaults.with(&overrides).cutoffs_with_day(now, day_ms);
         total.add(store.prune_org(&org, &cut, now, batch).await?);
     }
-    if let Some(before) = defaults.cutoffs(now).audit {
+    if let Some(before) = defaults.cutoffs_with_day(now, day_ms).audit {
         let instance = store.instance_id().await?;
         total.audit_entries += store.prune_audit_scope(&instance, before, batch).await?;
     }
