@@ -162,7 +162,13 @@ pub struct PruneRun {
 /// each batch its own short transaction (so delivery's writes interleave).
 /// On PostgreSQL only one node prunes at a time; a node that finds the lock
 /// taken skips its pass.
-pub async fn prune(store: &Store, defaults: &Retention, now: Millis, batch: i64, day_ms: i64) -> anyhow::Result<PruneRun> {
+pub async fn prune(
+    store: &Store,
+    defaults: &Retention,
+    now: Millis,
+    batch: i64,
+    day_ms: i64,
+) -> anyhow::Result<PruneRun> {
     let batch = batch.clamp(1, 10_000);
     let Some(lock) = store.try_prune_lock().await? else {
         return Ok(PruneRun { started_at: now, finished_at: now, removed: Pruned::default(), skipped: true });
@@ -173,7 +179,13 @@ pub async fn prune(store: &Store, defaults: &Retention, now: Millis, batch: i64,
     Ok(PruneRun { started_at: now, finished_at: now, removed, skipped: false })
 }
 
-async fn prune_locked(store: &Store, defaults: &Retention, now: Millis, batch: i64, day_ms: i64) -> anyhow::Result<Pruned> {
+async fn prune_locked(
+    store: &Store,
+    defaults: &Retention,
+    now: Millis,
+    batch: i64,
+    day_ms: i64,
+) -> anyhow::Result<Pruned> {
     let mut total = Pruned::default();
     for (org, overrides) in store.retention_settings().await? {
         let cut = defaults.with(&overrides).cutoffs_with_day(now, day_ms);
