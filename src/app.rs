@@ -28,6 +28,7 @@ use crate::crypto::Cipher;
 use crate::delivery::committer::Committer;
 use crate::delivery::http::{OutboundHttp, OutboundHttpConfig};
 use crate::delivery::mailer::{Mailer, MailerConfig};
+use crate::delivery::retention::Pruner;
 use crate::delivery::worker::{self, Engine, WorkerConfig};
 use crate::domain::tokens;
 use crate::state::{AppState, Inner};
@@ -186,13 +187,16 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
 pub async fn run_workers(config: &Config, clock: Clock, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
     let (engine, _) = open(config, clock).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = tokio::spawn(worker::run(engine.clone(), stop_rx));
+    let workers = tokio::spawn(worker::run(engine.clone(), stop_rx.clone()));
+    let pruner = Arc::new(Pruner::new(engine.store.clone(), engine.clock.clone(), config.retention.clone()));
+    let pruning = tokio::spawn(pruner.run(stop_rx));
     tracing::info!(database = engine.store.location(), "herald worker running");
     stop.await;
     let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(30), workers).await.is_err() {
         tracing::warn!("sends still running after 30 s; stopping anyway (their leases will expire)");
     }
+    let _ = tokio::time::timeout(Duration::from_secs(30), pruning).await;
     engine.store.close().await;
     Ok(())
 }
@@ -212,6 +216,7 @@ impl Server {
             None => format!("http://{local}"),
         };
         let committer = Committer::start(engine.store.clone(), engine.wake.clone());
+        let pruner = Arc::new(Pruner::new(engine.store.clone(), engine.clock.clone(), config.retention.clone()));
         let state = AppState(Arc::new(Inner {
             store: engine.store.clone(),
             clock: engine.clock.clone(),
@@ -226,6 +231,7 @@ impl Server {
             hash_gate: crate::domain::console::HashGate::new(config.console.hash_permits, config.console.hash_wait),
             api_limits: crate::domain::fairness::ApiLimits::new(i64::from(config.http.api_rate_per_minute)),
             link_limiter: Default::default(),
+            pruner,
         }));
         Ok(Server { state, listener, workers: config.delivery.workers })
     }
@@ -243,6 +249,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Server { state, listener, workers } = self;
         let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let pruning = tokio::spawn(state.pruner().clone().run(stop_workers.subscribe()));
         let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
         let app = router(state.clone());
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -265,6 +272,7 @@ impl Server {
         {
             tracing::warn!("sends still running after 30 s; stopping anyway (their leases will expire)");
         }
+        let _ = tokio::time::timeout(Duration::from_secs(30), pruning).await;
         state.store().close().await;
         Ok(())
     }

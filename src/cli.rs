@@ -59,6 +59,23 @@ pub enum Command {
     /// Manage operator console accounts.
     #[command(subcommand)]
     ConsoleUser(ConsoleUserCommand),
+    /// Copy the SQLite database to FILE while Herald runs (a consistent
+    /// snapshot). PostgreSQL: use pg_dump.
+    Backup {
+        /// The new file (must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with a backup (stop Herald first); the
+    /// current file is kept beside it as `<name>.before-restore-<millis>`.
+    Restore {
+        /// A file written by `herald backup`.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
+    /// Rewrite the SQLite file compactly and switch it to incremental vacuum
+    /// (once, for databases made before retention; stop Herald first).
+    Vacuum,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +188,57 @@ pub struct DeliveryArgs {
     /// test rate limits quickly (the limit then holds per this window).
     #[arg(long, env = "HERALD_PROVIDER_RATE_WINDOW_MS", default_value_t = 60_000)]
     pub provider_rate_window_ms: u64,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// Retention (issue 20): instance defaults and this node's pruning.
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// Days the body and attachments of a delivered mail are kept.
+    #[arg(long, env = "HERALD_RETENTION_BODY_DAYS", default_value_t = 7)]
+    pub retention_body_days: i64,
+    /// Days the delivery record of a finished mail is kept (at least the body days).
+    #[arg(long, env = "HERALD_RETENTION_RECORD_DAYS", default_value_t = 90)]
+    pub retention_record_days: i64,
+    /// Days a dead mail keeps its body (and can be retried).
+    #[arg(long, env = "HERALD_RETENTION_DEAD_DAYS", default_value_t = 30)]
+    pub retention_dead_days: i64,
+    /// Days the audit log is kept; unset: kept.
+    #[arg(long, env = "HERALD_RETENTION_AUDIT_DAYS")]
+    pub retention_audit_days: Option<i64>,
+    /// Seconds between this node's pruning passes; 0: no background pruning.
+    #[arg(long, env = "HERALD_RETENTION_INTERVAL_SECONDS", default_value_t = 60)]
+    pub retention_interval_seconds: u64,
+    /// Rows per pruning transaction.
+    #[arg(long, env = "HERALD_RETENTION_BATCH", default_value_t = 500)]
+    pub retention_batch: i64,
+    /// Seconds in a retention day: for benchmarks that simulate days of
+    /// traffic in minutes (bench/retention). Not for production.
+    #[arg(long, env = "HERALD_RETENTION_DAY_SECONDS", default_value_t = 86_400, hide = true)]
+    pub retention_day_seconds: i64,
+}
+
+impl RetentionArgs {
+    fn config(&self) -> anyhow::Result<crate::config::RetentionConfig> {
+        let defaults = crate::domain::retention::Retention {
+            body_days: self.retention_body_days,
+            record_days: self.retention_record_days,
+            dead_days: self.retention_dead_days,
+            audit_days: self.retention_audit_days,
+        };
+        if let Err(errors) = defaults.validate() {
+            let why: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+            anyhow::bail!("retention settings: {}", why.join("; "));
+        }
+        Ok(crate::config::RetentionConfig {
+            defaults,
+            interval: (self.retention_interval_seconds > 0)
+                .then(|| std::time::Duration::from_secs(self.retention_interval_seconds)),
+            batch: self.retention_batch.clamp(1, 10_000),
+            day_ms: self.retention_day_seconds.clamp(1, crate::domain::retention::DAY_MS / 1000) * 1000,
+        })
+    }
 }
 
 impl DeliveryArgs {
@@ -256,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 http: args.http.config(),
                 delivery: args.delivery.config(!args.no_workers),
                 console: Default::default(),
+                retention: args.delivery.retention.config()?,
             };
             serve(config, clock).await
         }
@@ -263,6 +332,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = Config::new(cli.database_url);
             config.secret_key = secret_from_env("HERALD_SECRET_KEY");
             config.delivery = args.config(true);
+            config.retention = args.retention.config()?;
             crate::app::run_workers(&config, clock, shutdown_signal()).await?;
             tracing::info!("stopped");
             Ok(())
@@ -287,6 +357,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     json!({ "id": org.id.as_str(), "name": org.name, "createdAt": org.created_at.rfc3339() })
                 );
             }
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let url = cli.database_url;
+            let bytes = tokio::task::spawn_blocking({
+                let to = to.clone();
+                move || crate::store::backup_sqlite(&url, &to)
+            })
+            .await??;
+            println!("{}", json!({ "backup": absolute(&to), "bytes": bytes }));
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let kept = crate::store::restore_sqlite(&cli.database_url, &from, clock.now())?;
+            println!("{}", json!({ "restored": absolute(&from), "previous": kept.as_deref().map(absolute) }));
+            Ok(())
+        }
+        Command::Vacuum => {
+            let (before, after) = crate::store::vacuum_sqlite(&cli.database_url)?;
+            println!("{}", json!({ "bytesBefore": before, "bytesAfter": after }));
             Ok(())
         }
         Command::ConsoleUser(ConsoleUserCommand::Create { email, admin: _, org }) => {

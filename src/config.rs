@@ -50,6 +50,33 @@ pub struct Config {
     pub http: HttpConfig,
     pub delivery: DeliveryConfig,
     pub console: ConsoleConfig,
+    pub retention: RetentionConfig,
+}
+
+/// Retention and pruning (issue 20; README "Retention, erasure and backups").
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// The instance defaults; instance admins override them per org.
+    pub defaults: crate::domain::retention::Retention,
+    /// Time between pruning passes of this node; `None`: no background
+    /// pruning (`POST /admin/v1/retention/runs` still runs a pass).
+    pub interval: Option<Duration>,
+    /// Rows per pruning transaction.
+    pub batch: i64,
+    /// The length of a retention "day" in milliseconds: a day, except in
+    /// benchmarks (`HERALD_RETENTION_DAY_SECONDS`, hidden).
+    pub day_ms: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            defaults: Default::default(),
+            interval: Some(Duration::from_secs(60)),
+            batch: 500,
+            day_ms: crate::domain::retention::DAY_MS,
+        }
+    }
 }
 
 /// The operator console's limits (no flags: the defaults fit; tests change
@@ -189,6 +216,7 @@ impl Config {
             http: HttpConfig::default(),
             delivery: DeliveryConfig::default(),
             console: ConsoleConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) struct Inner {
     pub(crate) hash_gate: crate::domain::console::HashGate,
     pub(crate) api_limits: crate::domain::fairness::ApiLimits,
     pub(crate) link_limiter: crate::domain::console::SignInLimiter,
+    pub(crate) pruner: Arc<crate::delivery::retention::Pruner>,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -81,6 +82,10 @@ impl AppState {
     /// API rate limits per token (this process's counts).
     pub fn api_limits(&self) -> &crate::domain::fairness::ApiLimits {
         &self.0.api_limits
+    }
+    /// Retention: settings, this node's pruning passes, storage figures.
+    pub fn pruner(&self) -> &Arc<crate::delivery::retention::Pruner> {
+        &self.0.pruner
     }
     /// Tells this process's workers that mail was queued (they also poll).
     pub fn wake_workers(&self) {

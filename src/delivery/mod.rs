@@ -20,9 +20,10 @@ pub mod http_provider;
 pub mod mailer;
 pub mod oauth2;
 pub mod outbound;
+pub mod providers;
+pub mod retention;
 pub mod ses;
 pub mod webhooks;
-pub mod providers;
 pub mod worker;
 
 use crate::crypto::Cipher;

@@ -18,9 +18,9 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::http::OutboundHttp;
-use crate::domain::signing;
 use super::worker::Engine;
 use crate::clock::Millis;
+use crate::domain::signing;
 use crate::domain::webhooks::{self, ClaimedMessage, DISABLE_AFTER_MS, MessageResult};
 
 const BATCH: i64 = 64;

@@ -34,6 +34,7 @@ pub(super) struct NotificationRow {
     created_at: i64,
     updated_at: i64,
     sent_at: Option<i64>,
+    body_pruned_at: Option<i64>,
 }
 
 impl TryFrom<&rusqlite::Row<'_>> for NotificationRow {
@@ -53,6 +54,7 @@ impl TryFrom<&rusqlite::Row<'_>> for NotificationRow {
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
             sent_at: r.get("sent_at")?,
+            body_pruned_at: r.get("body_pruned_at")?,
         })
     }
 }
@@ -109,6 +111,7 @@ pub(super) fn notification_from(row: NotificationRow) -> anyhow::Result<Notifica
         created_at,
         updated_at,
         sent_at,
+        body_pruned_at,
     } = row;
     Ok(Notification {
         id,
@@ -124,6 +127,7 @@ pub(super) fn notification_from(row: NotificationRow) -> anyhow::Result<Notifica
         created_at: Millis(created_at),
         updated_at: Millis(updated_at),
         sent_at: sent_at.map(Millis),
+        body_pruned_at: body_pruned_at.map(Millis),
     })
 }
 

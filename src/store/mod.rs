@@ -30,6 +30,7 @@ mod overview;
 mod policy;
 mod postgres;
 mod providers;
+mod retention;
 mod smtp;
 mod sql;
 mod sqlite;
@@ -56,6 +57,7 @@ pub use identities::{IdentityWrite, LinkUse};
 pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
 pub use providers::{HealthRow, ProviderRow, RateParams};
+pub use retention::{PruneLock, StorageStats, backup_sqlite, restore_sqlite, vacuum_sqlite};
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
 pub use tokens::TokenAuth;
 

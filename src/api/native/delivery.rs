@@ -104,6 +104,8 @@ pub struct NotificationView {
     created_at: String,
     updated_at: String,
     sent_at: Option<String>,
+    /// When retention removed the body and attachments; null while kept.
+    body_pruned_at: Option<String>,
 }
 
 impl From<Notification> for NotificationView {
@@ -122,6 +124,7 @@ impl From<Notification> for NotificationView {
             created_at: n.created_at.rfc3339(),
             updated_at: n.updated_at.rfc3339(),
             sent_at: n.sent_at.map(|t| t.rfc3339()),
+            body_pruned_at: n.body_pruned_at.map(|t| t.rfc3339()),
         }
     }
 }

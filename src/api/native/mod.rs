@@ -7,9 +7,10 @@ pub mod delivery;
 pub mod error;
 pub mod limits;
 pub mod orgs;
+pub mod providers;
+pub mod retention;
 pub mod suppressions;
 pub mod webhooks;
-pub mod providers;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,4 +48,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             providers::delete_instance_provider
         ))
         .routes(routes!(providers::test_instance_provider))
+        .routes(routes!(retention::instance_retention))
+        .routes(routes!(retention::run_pruning))
+        .routes(routes!(retention::org_retention, retention::set_org_retention, retention::clear_org_retention))
+        .routes(routes!(retention::erase))
 }

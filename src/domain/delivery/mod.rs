@@ -113,6 +113,8 @@ pub struct Notification {
     pub created_at: Millis,
     pub updated_at: Millis,
     pub sent_at: Option<Millis>,
+    /// When retention dropped the body and attachments (issue 20).
+    pub body_pruned_at: Option<Millis>,
 }
 
 /// One send attempt and how it ended.
@@ -182,6 +184,8 @@ pub enum Requeue {
     Done,
     NotFound,
     NotDead,
+    /// Dead, but retention dropped its body: nothing left to send.
+    BodyPruned,
 }
 
 /// Retry policy: exponential back-off with jitter, bounded by a number of
@@ -270,6 +274,9 @@ pub async fn retry(store: &Store, actor: &Actor, org: &OrgId, id: &str, now: Mil
         }
         Requeue::NotFound => Err(Error::NotFound(Resource::Notification)),
         Requeue::NotDead => Err(Error::Precondition("only a dead notification can be retried")),
+        Requeue::BodyPruned => {
+            Err(Error::Precondition("this notification's body was removed by retention; it cannot be retried"))
+        }
     }
 }
 

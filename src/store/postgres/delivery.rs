@@ -323,7 +323,12 @@ pub async fn requeue(p: &PgPool, org: &OrgId, id: &str, now: Millis, audit: &Aud
         Some((s,)) if s != Status::Dead.as_str() => return Ok(Requeue::NotDead),
         Some(_) => {}
     }
-    sqlx::query(REQUEUE).bind(org.as_str()).bind(id).bind(now.0).execute(&mut *tx).await.context("requeue")?;
+    let requeued =
+        sqlx::query(REQUEUE).bind(org.as_str()).bind(id).bind(now.0).execute(&mut *tx).await.context("requeue")?;
+    if requeued.rows_affected() == 0 {
+        // Dropping the transaction rolls the audit row back.
+        return Ok(Requeue::BodyPruned);
+    }
     sqlx::query(INSERT_OUTBOX)
         .bind(id)
         .bind(org.as_str())

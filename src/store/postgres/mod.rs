@@ -14,6 +14,7 @@ pub mod identities;
 pub mod orgs;
 pub mod policy;
 pub mod providers;
+pub mod retention;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;

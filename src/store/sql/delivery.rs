@@ -56,17 +56,17 @@ pub const INSERT_ATTEMPT: &str =
 
 #[cfg(test)]
 pub const NOTIFICATION_COLUMNS: &str = "id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at";
+    smtp_response, created_at, updated_at, sent_at, body_pruned_at";
 
 pub const NOTIFICATION: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications WHERE org_id = $1 AND id = $2";
+    smtp_response, created_at, updated_at, sent_at, body_pruned_at FROM notifications WHERE org_id = $1 AND id = $2";
 
 pub const PAGE_ALL: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
+    smtp_response, created_at, updated_at, sent_at, body_pruned_at FROM notifications
     WHERE org_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3 + 0";
 
 pub const PAGE_BY_STATUS: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
+    smtp_response, created_at, updated_at, sent_at, body_pruned_at FROM notifications
     WHERE org_id = $1 AND status = $2 AND id < $3 ORDER BY id DESC LIMIT $4 + 0";
 
 pub const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response, provider_id, provider_name
@@ -75,8 +75,9 @@ pub const ATTEMPTS: &str = "SELECT attempt, at, outcome, error, smtp_response, p
 
 pub const STATUS_OF: &str = "SELECT status FROM notifications WHERE org_id = $1 AND id = $2";
 
+// A dead mail whose body retention dropped cannot be sent again.
 pub const REQUEUE: &str = "UPDATE notifications SET status = 'queued', updated_at = $3 WHERE org_id = $1 AND id = $2
-    AND status = 'dead'";
+    AND status = 'dead' AND body_pruned_at IS NULL";
 
 pub const OUTBOX_STATS: &str = "SELECT COUNT(*), MIN(available_at) FROM outbox WHERE lease_id IS NULL";
 

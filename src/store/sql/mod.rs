@@ -13,6 +13,7 @@ pub mod orgs;
 pub mod overview;
 pub mod policy;
 pub mod providers;
+pub mod retention;
 pub mod smtp;
 pub mod suppressions;
 pub mod tokens;

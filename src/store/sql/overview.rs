@@ -2,7 +2,7 @@
 
 // `$3 = ''` and `$4 = ''` switch a filter off; the time bounds always apply.
 pub const SEARCH: &str = "SELECT id, event_id, kind, to_addr, subject, locale, status, attempts, last_error,
-    smtp_response, created_at, updated_at, sent_at FROM notifications
+    smtp_response, created_at, updated_at, sent_at, body_pruned_at FROM notifications
     WHERE org_id = $1 AND id < $2 AND ($3 = '' OR status = $3) AND ($4 = '' OR lower(to_addr) LIKE $4 ESCAPE '\\')
     AND created_at >= $5 AND created_at < $6 ORDER BY id DESC LIMIT $7 + 0";
 

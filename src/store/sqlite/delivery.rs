@@ -152,7 +152,10 @@ pub fn requeue(tx: &Tx<'_>, org: &OrgId, id: &str, now: Millis, audit: &AuditEnt
         None => Requeue::NotFound,
         Some((s,)) if s != Status::Dead.as_str() => Requeue::NotDead,
         Some(_) => {
-            tx.execute(REQUEUE, &[&org.as_str(), &id, &now.0]).context("requeue")?;
+            if tx.execute(REQUEUE, &[&org.as_str(), &id, &now.0]).context("requeue")? == 0 {
+                tx.discard();
+                return Ok(Requeue::BodyPruned);
+            }
             tx.execute(INSERT_OUTBOX, &[&id, &org.as_str(), &now.0]).context("insert outbox row")?;
             return Ok(Requeue::Done);
         }

@@ -27,6 +27,7 @@ pub mod directory;
 pub mod fairness;
 pub mod identities;
 pub mod providers;
+pub mod retention;
 pub mod settings;
 pub mod suppressions;
 pub mod webhooks;
@@ -82,6 +83,7 @@ impl Sqlite {
     /// `readers` read connections and the writer thread.
     pub fn open(path: &Path, readers: usize) -> anyhow::Result<Sqlite> {
         let writer = connect(path)?;
+        retention::open_space(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "SQLite refused WAL mode (journal mode {mode})");
         writer.pragma_update(None, "synchronous", "FULL")?;

@@ -1,0 +1,349 @@
+//! Bounded storage (issue 20): how long finished mail, events and the audit
+//! log are kept, one pruning pass, and the erasure of a recipient's mail.
+//!
+//! Ages count from when a mail was accepted (`created_at`). A delivered
+//! (`sent`) mail loses its body and attachments after `body_days`, a `dead`
+//! one after `dead_days` (until then it can be retried); the record
+//! (recipient, subject, status, attempts, SMTP replies) goes after
+//! `record_days`, and its event with its last notification. The audit log is
+//! kept unless `audit_days` is set. Mail that is queued, being sent or
+//! waiting for a retry is never touched: pruning selects only `sent` and
+//! `dead` rows. The background loop that calls [`prune`] lives in
+//! `delivery::retention`; the statements in `store/retention.rs`.
+
+use serde_json::json;
+
+use super::audit::{AuditEntry, Scope};
+use super::{Actor, OrgId};
+use crate::clock::Millis;
+use crate::error::{Error, FieldError, Resource};
+use crate::store::Store;
+
+pub const DAY_MS: i64 = 86_400_000;
+/// The longest setting accepted: 100 years is "forever" for a mail log.
+pub const MAX_DAYS: i64 = 36_500;
+
+/// Retention in days, as it applies to an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Bodies and attachments of delivered mail (default 7).
+    pub body_days: i64,
+    /// Delivery records of finished mail (default 90).
+    pub record_days: i64,
+    /// Bodies of dead mail, which can be retried until then (default 30).
+    pub dead_days: i64,
+    /// The audit log; `None` keeps it (the default).
+    pub audit_days: Option<i64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention { body_days: 7, record_days: 90, dead_days: 30, audit_days: None }
+    }
+}
+
+/// An org's own settings; `None` takes the instance default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOverride {
+    pub body_days: Option<i64>,
+    pub record_days: Option<i64>,
+    pub dead_days: Option<i64>,
+    pub audit_days: Option<i64>,
+}
+
+impl Retention {
+    /// These defaults with an org's overrides applied.
+    pub fn with(self, o: &RetentionOverride) -> Retention {
+        Retention {
+            body_days: o.body_days.unwrap_or(self.body_days),
+            record_days: o.record_days.unwrap_or(self.record_days),
+            dead_days: o.dead_days.unwrap_or(self.dead_days),
+            audit_days: o.audit_days.or(self.audit_days),
+        }
+    }
+
+    /// Every field error at once: each value 0–36,500 days, and no body
+    /// kept longer than its record (a record outlives its body).
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let fields = [
+            ("bodyDays", Some(self.body_days)),
+            ("recordDays", Some(self.record_days)),
+            ("deadDays", Some(self.dead_days)),
+            ("auditDays", self.audit_days),
+        ];
+        for (field, value) in fields {
+            if let Some(v) = value
+                && !(0..=MAX_DAYS).contains(&v)
+            {
+                errors.push(FieldError::new(field, format!("{field} must be between 0 and {MAX_DAYS} days")));
+            }
+        }
+        if errors.is_empty() {
+            if self.body_days > self.record_days {
+                errors.push(FieldError::new("bodyDays", "bodyDays must not exceed recordDays"));
+            }
+            if self.dead_days > self.record_days {
+                errors.push(FieldError::new("deadDays", "deadDays must not exceed recordDays"));
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// The accepted-before cut-offs at `now`.
+    pub fn cutoffs(&self, now: Millis) -> Cutoffs {
+        self.cutoffs_with_day(now, DAY_MS)
+    }
+
+    /// The cut-offs with a day of `day_ms` (shorter only for benchmarks:
+    /// `HERALD_RETENTION_DAY_SECONDS`).
+    pub fn cutoffs_with_day(&self, now: Millis, day_ms: i64) -> Cutoffs {
+        let before = |days: i64| Millis(now.0.saturating_sub(days.saturating_mul(day_ms)));
+        Cutoffs {
+            sent_body: before(self.body_days),
+            dead_body: before(self.dead_days),
+            record: before(self.record_days),
+            audit: self.audit_days.map(before),
+        }
+    }
+}
+
+/// Mail accepted before these instants is due for the step named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    pub sent_body: Millis,
+    pub dead_body: Millis,
+    pub record: Millis,
+    pub audit: Option<Millis>,
+}
+
+/// An org's stored overrides, with when they were last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgRetention {
+    pub overrides: RetentionOverride,
+    pub updated_at: Option<Millis>,
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pruned {
+    /// Bodies (and attachments) dropped from finished mail.
+    pub bodies: u64,
+    /// Delivery records deleted, with their attempts.
+    pub notifications: u64,
+    pub events: u64,
+    pub audit_entries: u64,
+    /// SQLite pages handed back to the file system (incremental vacuum).
+    pub pages_freed: u64,
+}
+
+impl Pruned {
+    fn add(&mut self, other: Pruned) {
+        self.bodies += other.bodies;
+        self.notifications += other.notifications;
+        self.events += other.events;
+        self.audit_entries += other.audit_entries;
+        self.pages_freed += other.pages_freed;
+    }
+}
+
+/// How one pass went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneRun {
+    pub started_at: Millis,
+    pub finished_at: Millis,
+    pub removed: Pruned,
+    /// Another node held the pruning lock (PostgreSQL): this one did nothing.
+    pub skipped: bool,
+}
+
+/// One pruning pass over every org at `now`, in batches of `batch` rows,
+/// each batch its own short transaction (so delivery's writes interleave).
+/// On PostgreSQL only one node prunes at a time; a node that finds the lock
+/// taken skips its pass.
+pub async fn prune(
+    store: &Store,
+    defaults: &Retention,
+    now: Millis,
+    batch: i64,
+    day_ms: i64,
+) -> anyhow::Result<PruneRun> {
+    let batch = batch.clamp(1, 10_000);
+    let Some(lock) = store.try_prune_lock().await? else {
+        return Ok(PruneRun { started_at: now, finished_at: now, removed: Pruned::default(), skipped: true });
+    };
+    let result = prune_locked(store, defaults, now, batch, day_ms.max(1)).await;
+    lock.release().await;
+    let removed = result?;
+    Ok(PruneRun { started_at: now, finished_at: now, removed, skipped: false })
+}
+
+async fn prune_locked(
+    store: &Store,
+    defaults: &Retention,
+    now: Millis,
+    batch: i64,
+    day_ms: i64,
+) -> anyhow::Result<Pruned> {
+    let mut total = Pruned::default();
+    for (org, overrides) in store.retention_settings().await? {
+        let cut = defaults.with(&overrides).cutoffs_with_day(now, day_ms);
+        total.add(store.prune_org(&org, &cut, now, batch).await?);
+    }
+    if let Some(before) = defaults.cutoffs_with_day(now, day_ms).audit {
+        let instance = store.instance_id().await?;
+        total.audit_entries += store.prune_audit_scope(&instance, before, batch).await?;
+    }
+    total.pages_freed = store.reclaim_space().await?;
+    Ok(total)
+}
+
+/// An org's overrides (404 for an unknown org).
+pub async fn org_settings(store: &Store, org: &OrgId) -> Result<OrgRetention, Error> {
+    store.org_retention(org).await?.ok_or(Error::NotFound(Resource::Org))
+}
+
+/// Replaces an org's overrides, checked against the instance defaults they
+/// combine with; audited in the org's log.
+pub async fn set_org_settings(
+    store: &Store,
+    actor: &Actor,
+    org: &OrgId,
+    defaults: &Retention,
+    overrides: RetentionOverride,
+    now: Millis,
+) -> Result<OrgRetention, Error> {
+    defaults.with(&overrides).validate().map_err(Error::Invalid)?;
+    let audit = AuditEntry {
+        scope: Scope::Org(org.clone()),
+        actor: actor.clone(),
+        at: now,
+        action: "retention.changed",
+        resource_type: "retention",
+        resource_id: org.to_string(),
+        detail: json!({
+            "bodyDays": overrides.body_days, "recordDays": overrides.record_days,
+            "deadDays": overrides.dead_days, "auditDays": overrides.audit_days,
+        }),
+    };
+    if !store.set_org_retention(org, Some(&overrides), &audit, now).await? {
+        return Err(Error::NotFound(Resource::Org));
+    }
+    Ok(OrgRetention { overrides, updated_at: Some(now) })
+}
+
+/// Drops an org's overrides: the instance defaults apply again.
+pub async fn clear_org_settings(store: &Store, actor: &Actor, org: &OrgId, now: Millis) -> Result<(), Error> {
+    let audit = AuditEntry {
+        scope: Scope::Org(org.clone()),
+        actor: actor.clone(),
+        at: now,
+        action: "retention.reset",
+        resource_type: "retention",
+        resource_id: org.to_string(),
+        detail: json!({}),
+    };
+    if !store.set_org_retention(org, None, &audit, now).await? {
+        return Err(Error::NotFound(Resource::Org));
+    }
+    Ok(())
+}
+
+/// What an erasure removed. Mail a worker is sending at this moment is left
+/// (its result needs its row) and counted in `in_flight`: repeat the
+/// erasure once it has finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Erased {
+    pub notifications: u64,
+    pub attempts: u64,
+    pub events: u64,
+    pub idempotency_keys: u64,
+    pub in_flight: u64,
+}
+
+/// The longest address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL: usize = 254;
+
+/// Parses the address to erase. Only its form is checked (a stored address
+/// was checked when the mail was accepted); case does not matter.
+pub fn parse_email(raw: &str) -> Result<String, Error> {
+    let invalid = || Error::Invalid(vec![FieldError::new("email", "email must be a valid email address")]);
+    let addr = raw.trim();
+    if addr.is_empty() || addr.len() > MAX_EMAIL || addr.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let (local, domain) = addr.rsplit_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || domain.is_empty() {
+        return Err(invalid());
+    }
+    Ok(addr.to_owned())
+}
+
+/// `POST /v1/erasures`: removes every notification (body, address,
+/// attempts), its event once empty, and the stored idempotent answers of
+/// the org that name `email`; other orgs' mail is not touched. The audit
+/// entry says that an erasure happened and what it removed, never the
+/// address. Idempotent: a repeat removes nothing more.
+pub async fn erase(store: &Store, actor: &Actor, org: &OrgId, email: &str, now: Millis) -> Result<Erased, Error> {
+    let email = parse_email(email)?;
+    if !store.org_exists(org).await? {
+        return Err(Error::NotFound(Resource::Org));
+    }
+    let audit = AuditEntry {
+        scope: Scope::Org(org.clone()),
+        actor: actor.clone(),
+        at: now,
+        action: "erasure.completed",
+        resource_type: "erasure",
+        resource_id: uuid::Uuid::now_v7().to_string(),
+        detail: json!({}),
+    };
+    Ok(store.erase_recipient(org, &email, &audit).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_apply_field_by_field() {
+        let d = Retention::default();
+        let o = RetentionOverride { body_days: Some(1), audit_days: Some(365), ..Default::default() };
+        assert_eq!(d.with(&o), Retention { body_days: 1, record_days: 90, dead_days: 30, audit_days: Some(365) });
+        assert_eq!(d.with(&RetentionOverride::default()), d);
+    }
+
+    #[test]
+    fn validation_bounds_each_value_and_keeps_records_longest() {
+        assert!(Retention::default().validate().is_ok());
+        assert!(Retention { body_days: 0, record_days: 0, dead_days: 0, audit_days: Some(0) }.validate().is_ok());
+        let bad = Retention { body_days: -1, record_days: MAX_DAYS + 1, dead_days: 3, audit_days: Some(-5) };
+        let fields: Vec<String> = bad.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["bodyDays", "recordDays", "auditDays"]);
+        let inverted = Retention { body_days: 10, record_days: 5, dead_days: 6, audit_days: None };
+        let fields: Vec<String> = inverted.validate().unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["bodyDays", "deadDays"]);
+    }
+
+    #[test]
+    fn cutoffs_count_back_from_now_without_overflow() {
+        let now = Millis(100 * DAY_MS);
+        let c = Retention::default().cutoffs(now);
+        assert_eq!(c.sent_body, Millis(93 * DAY_MS));
+        assert_eq!(c.dead_body, Millis(70 * DAY_MS));
+        assert_eq!(c.record, Millis(10 * DAY_MS));
+        assert_eq!(c.audit, None);
+        let far = Retention { body_days: i64::MAX, ..Default::default() }.cutoffs(now);
+        assert!(far.sent_body.0 < 0);
+    }
+
+    #[test]
+    fn erasure_addresses_are_checked_for_form_only() {
+        assert_eq!(parse_email("  Ada@Example.com ").unwrap(), "Ada@Example.com");
+        for bad in ["", "ada", "@example.com", "ada@", "a\nb@example.com", &format!("{}@x.io", "a".repeat(260))] {
+            assert!(parse_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Retention, erasure, space and backups on SQLite (see `store/retention.rs`).
+//!
+//! Space: a new database is created with `auto_vacuum = INCREMENTAL`, and
+//! after each pruning pass the free pages are handed back a slice at a time
+//! ([`reclaim`]), so the file stops growing at steady state. An existing
+//! database can only be switched by one full `VACUUM`: [`open_space`] does it
+//! at start-up while the file is small, `herald vacuum` otherwise.
+//!
+//! Erasure: the writer connection runs with `secure_delete = ON`, so deleted
+//! rows (and the older copies an update leaves behind in a page) are zeroed,
+//! and after an erasure [`checkpoint_truncate`] copies the WAL into the file
+//! and truncates it, so no older page image with the address remains.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rusqlite::{Connection, OpenFlags};
+
+use super::Tx;
+use super::audit::{append_audit, bump_sequence, insert_audit};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::audit::AuditEntry;
+use crate::domain::retention::{Cutoffs, Erased, RetentionOverride};
+use crate::store::sql::retention::{
+    COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_OVERRIDE, ERASE_FIND, ERASE_KEYS_SQLITE, ERASE_NOTIFICATION,
+    PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, UPSERT_OVERRIDE,
+};
+
+/// A database of at most this size is switched to incremental vacuum at
+/// start-up (one `VACUUM`, a few seconds at most); a larger one is left to
+/// `herald vacuum`, run while Herald is stopped.
+pub const VACUUM_AT_START_MAX_BYTES: i64 = 256 * 1024 * 1024;
+
+/// Settings of the writer connection, before the first table exists:
+/// incremental vacuum for a new file, or the one-time switch of a small old
+/// one; zeroed deletes; a WAL file trimmed back after checkpoints.
+pub fn open_space(writer: &Connection) -> anyhow::Result<()> {
+    writer.pragma_update(None, "secure_delete", true)?;
+    writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    let tables: i64 = writer.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        return Ok(());
+    }
+    if auto_vacuum(writer)? == 2 {
+        return Ok(());
+    }
+    let size = size_bytes(writer)?;
+    if size <= VACUUM_AT_START_MAX_BYTES {
+        writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+        if let Err(e) = writer.execute_batch("VACUUM") {
+            tracing::warn!(error = %e, "could not switch the SQLite file to incremental vacuum; run `herald vacuum`");
+        } else {
+            tracing::info!(bytes = size, "SQLite file switched to incremental vacuum");
+        }
+    } else {
+        tracing::warn!(
+            bytes = size,
+            "the SQLite file does not hand free space back (auto_vacuum off); stop Herald and run `herald vacuum` once"
+        );
+    }
+    Ok(())
+}
+
+fn auto_vacuum(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+}
+
+fn size_bytes(c: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(pages * size)
+}
+
+/// `herald vacuum`: switches the file to incremental vacuum and rewrites it
+/// compactly (needs as much free disk as the file; run while Herald is
+/// stopped). Returns the sizes before and after.
+pub fn vacuum(path: &Path) -> anyhow::Result<(i64, i64)> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("open {}", path.display()))?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    let before = size_bytes(&c)?;
+    c.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    c.execute_batch("VACUUM").context("VACUUM")?;
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).context("checkpoint")?;
+    Ok((before, size_bytes(&c)?))
+}
+
+/// One batch of a pruning step; the rows it changed (for `PRUNE_RECORDS`,
+/// the events it emptied are deleted too, and counted in `.1`).
+pub fn prune_bodies(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    status: &str,
+    before: Millis,
+    now: Millis,
+    n: i64,
+) -> anyhow::Result<u64> {
+    let changed = tx.execute(PRUNE_BODIES, &[&org.as_str(), &status, &before.0, &now.0, &n]).context("prune bodies")?;
+    Ok(changed as u64)
+}
+
+pub fn prune_records(tx: &Tx<'_>, org: &OrgId, before: Millis, n: i64) -> anyhow::Result<(u64, u64)> {
+    let gone: Vec<(String,)> = tx.all(PRUNE_RECORDS, &[&org.as_str(), &before.0, &n]).context("prune records")?;
+    let events = delete_empty_events(tx, gone.iter().map(|(e,)| e.as_str()))?;
+    Ok((gone.len() as u64, events))
+}
+
+fn delete_empty_events<'a>(tx: &Tx<'_>, ids: impl Iterator<Item = &'a str>) -> anyhow::Result<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut deleted = 0;
+    for id in ids.filter(|id| seen.insert(*id)) {
+        deleted += tx.execute(DELETE_EMPTY_EVENT, &[&id]).context("delete an emptied event")? as u64;
+    }
+    Ok(deleted)
+}
+
+pub fn prune_suppressed_events(tx: &Tx<'_>, org: &OrgId, before: Millis, n: i64) -> anyhow::Result<u64> {
+    Ok(tx.execute(PRUNE_SUPPRESSED_EVENTS, &[&org.as_str(), &before.0, &n]).context("prune events")? as u64)
+}
+
+pub fn prune_audit(tx: &Tx<'_>, scope_id: &str, before: Millis, n: i64) -> anyhow::Result<u64> {
+    Ok(tx.execute(PRUNE_AUDIT, &[&scope_id, &before.0, &n]).context("prune audit")? as u64)
+}
+
+/// Pruning steps of one org in order; each call is one batch.
+pub fn prune_step(
+    tx: &Tx<'_>,
+    step: usize,
+    org: &OrgId,
+    cut: &Cutoffs,
+    now: Millis,
+    n: i64,
+) -> anyhow::Result<(u64, u64)> {
+    match step {
+        0 => Ok((prune_bodies(tx, org, "sent", cut.sent_body, now, n)?, 0)),
+        1 => Ok((prune_bodies(tx, org, "dead", cut.dead_body, now, n)?, 0)),
+        2 => prune_records(tx, org, cut.record, n),
+        3 => Ok((prune_suppressed_events(tx, org, cut.record, n)?, 0)),
+        _ => match cut.audit {
+            Some(before) => Ok((prune_audit(tx, org.as_str(), before, n)?, 0)),
+            None => Ok((0, 0)),
+        },
+    }
+}
+
+/// Hands up to 2,000 free pages (bounding how long one write holds the
+/// lock) back to the file system; the
+/// number handed back (0 when the file is not in incremental mode).
+pub fn reclaim(tx: &Tx<'_>) -> anyhow::Result<u64> {
+    let (mode,): (i64,) = tx.optional("PRAGMA auto_vacuum", &[])?.context("no auto_vacuum row")?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    let (free,): (i64,) = tx.optional("PRAGMA freelist_count", &[])?.context("no freelist_count row")?;
+    if free == 0 {
+        return Ok(0);
+    }
+    // Each step frees one page; its rows carry no columns.
+    let mut stmt = tx.conn.prepare_cached("PRAGMA incremental_vacuum(2000)").context("incremental vacuum")?;
+    let mut steps = stmt.raw_query();
+    while steps.next().context("incremental vacuum")?.is_some() {}
+    let (left,): (i64,) = tx.optional("PRAGMA freelist_count", &[])?.context("no freelist_count row")?;
+    Ok((free - left).max(0) as u64)
+}
+
+/// Stores (`Some`) or drops (`None`) an org's overrides, audited first.
+pub fn set_override(
+    tx: &Tx<'_>,
+    org: &OrgId,
+    o: Option<RetentionOverride>,
+    audit: &AuditEntry,
+    now: Millis,
+) -> anyhow::Result<bool> {
+    append_audit(tx, audit)?;
+    match o {
+        Some(o) => tx.execute(
+            UPSERT_OVERRIDE,
+            &[&org.as_str(), &o.body_days, &o.record_days, &o.dead_days, &o.audit_days, &now.0],
+        ),
+        None => tx.execute(DELETE_OVERRIDE, &[&org.as_str()]),
+    }
+    .context("store retention overrides")?;
+    Ok(true)
+}
+
+#[derive(Debug)]
+struct Found {
+    id: String,
+    event_id: String,
+    lease_id: Option<String>,
+}
+
+impl TryFrom<&rusqlite::Row<'_>> for Found {
+    type Error = rusqlite::Error;
+    fn try_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Found { id: r.get("id")?, event_id: r.get("event_id")?, lease_id: r.get("lease_id")? })
+    }
+}
+
+/// The erasure in one transaction; the audit row, written last under the
+/// number taken first, carries the counts.
+pub fn erase(tx: &Tx<'_>, org: &OrgId, email: &str, audit: &AuditEntry) -> anyhow::Result<Erased> {
+    let (scope_id, seq) = bump_sequence(tx, &audit.scope)?;
+    let found: Vec<Found> = tx.all(ERASE_FIND, &[&org.as_str(), &email]).context("find the recipient's mail")?;
+    let mut erased = Erased::default();
+    let mut events = Vec::new();
+    for f in &found {
+        if f.lease_id.is_some() {
+            erased.in_flight += 1;
+            continue;
+        }
+        let (attempts,): (i64,) = tx.optional(COUNT_ATTEMPTS, &[&f.id])?.context("no count")?;
+        if tx.execute(ERASE_NOTIFICATION, &[&org.as_str(), &f.id]).context("erase a notification")? == 1 {
+            erased.notifications += 1;
+            erased.attempts += attempts as u64;
+            events.push(f.event_id.as_str());
+        } else {
+            erased.in_flight += 1;
+        }
+    }
+    erased.events = delete_empty_events(tx, events.into_iter())?;
+    erased.idempotency_keys = tx.execute(ERASE_KEYS_SQLITE, &[&org.as_str(), &email]).context("erase answers")? as u64;
+    let mut entry = audit.clone();
+    entry.detail = serde_json::to_value(erased).context("describe the erasure")?;
+    insert_audit(tx, &scope_id, seq, &entry)?;
+    Ok(erased)
+}
+
+/// Copies the WAL into the database file and truncates it to zero bytes,
+/// on a connection of its own (a checkpoint cannot run inside the writer's
+/// transaction). Waits for readers to move on; false if they never did.
+pub fn checkpoint_truncate(path: &Path) -> anyhow::Result<bool> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("open {}", path.display()))?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    for _ in 0..50 {
+        let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)).context("checkpoint")?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(false)
+}
+
+/// `herald backup`: a consistent copy of the live database (`VACUUM INTO`
+/// reads one snapshot; writers go on meanwhile). The copy is compact and
+/// has no WAL. Refuses to overwrite a file.
+pub fn backup(path: &Path, to: &Path) -> anyhow::Result<i64> {
+    anyhow::ensure!(!to.exists(), "{} exists already; choose a new file", to.display());
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("open {}", path.display()))?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    let target = to.to_str().context("the backup path is not valid UTF-8")?;
+    c.execute("VACUUM INTO ?1", [target]).with_context(|| format!("write the backup to {}", to.display()))?;
+    Ok(std::fs::metadata(to)?.len() as i64)
+}
+
+/// Checks that `from` is a sound Herald database: SQLite's integrity check
+/// passes and it has Herald's migration history.
+pub fn check_backup(from: &Path) -> anyhow::Result<()> {
+    let c = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("open {}", from.display()))?;
+    let ok: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0)).context("integrity check")?;
+    anyhow::ensure!(ok == "ok", "{} fails SQLite's integrity check: {ok}", from.display());
+    let applied: i64 = c
+        .query_row("SELECT COUNT(*) FROM _sqlx_migrations WHERE success", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a Herald database", from.display()))?;
+    anyhow::ensure!(applied > 0, "{} is not a Herald database", from.display());
+    Ok(())
+}
+
+/// `herald restore`: puts the backup `from` in place of the database at
+/// `path` (Herald must be stopped). The current file, if any, is first
+/// checkpointed and kept beside as `<name>.before-restore-<millis>`; the
+/// copy is written under a temporary name, synced, then renamed over.
+/// Returns where the old file went.
+pub fn restore(from: &Path, path: &Path, now: Millis) -> anyhow::Result<Option<std::path::PathBuf>> {
+    check_backup(from)?;
+    let name = path.file_name().context("the database path has no file name")?.to_string_lossy().into_owned();
+    let sibling = |suffix: &str| path.with_file_name(format!("{name}{suffix}"));
+    let mut kept = None;
+    if path.exists() {
+        // Folds a WAL left by an unclean stop into the file being kept.
+        checkpoint_truncate(path)?;
+        let aside = sibling(&format!(".before-restore-{}", now.0));
+        std::fs::rename(path, &aside).with_context(|| format!("move {} aside", path.display()))?;
+        kept = Some(aside);
+    }
+    for stale in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sibling(stale));
+    }
+    let tmp = sibling(".restoring");
+    std::fs::copy(from, &tmp).with_context(|| format!("copy {} to {}", from.display(), tmp.display()))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_incremental_vacuum_and_zeroed_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("n.db")).unwrap();
+        open_space(&c).unwrap();
+        c.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+        assert_eq!(auto_vacuum(&c).unwrap(), 2);
+        let secure: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        assert_eq!(secure, 1);
+    }
+
+    #[test]
+    fn a_small_old_file_is_switched_once_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('x');").unwrap();
+        assert_eq!(auto_vacuum(&c).unwrap(), 0);
+        drop(c);
+        let c = Connection::open(&path).unwrap();
+        open_space(&c).unwrap();
+        assert_eq!(auto_vacuum(&c).unwrap(), 2);
+        let v: String = c.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, "x");
+    }
+}
