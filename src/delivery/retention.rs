@@ -48,6 +48,7 @@ impl Pruner {
                 ("notifications", r.notifications),
                 ("events", r.events),
                 ("audit_entries", r.audit_entries),
+                ("webhook_messages", r.webhook_messages),
                 ("pages", r.pages_freed),
             ] {
                 metrics::gauge!("herald_retention_last_run_removed", "what" => what).set(n as f64);

@@ -134,6 +134,8 @@ pub struct Pruned {
     pub notifications: u64,
     pub events: u64,
     pub audit_entries: u64,
+    /// Delivered webhook messages (with their attempts) past the record days.
+    pub webhook_messages: u64,
     /// SQLite pages handed back to the file system (incremental vacuum).
     pub pages_freed: u64,
 }
@@ -144,6 +146,7 @@ impl Pruned {
         self.notifications += other.notifications;
         self.events += other.events;
         self.audit_entries += other.audit_entries;
+        self.webhook_messages += other.webhook_messages;
         self.pages_freed += other.pages_freed;
     }
 }

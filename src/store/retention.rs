@@ -49,7 +49,7 @@ pub struct StorageStats {
 }
 
 /// Pruning steps per org, in order (see `sqlite::retention::prune_step`).
-const STEPS: usize = 5;
+const STEPS: usize = 6;
 
 impl Store {
     /// Takes this node's turn to prune; `None` when another node prunes now.
@@ -130,6 +130,7 @@ impl Store {
                     0 | 1 => pruned.bodies += changed,
                     2 => pruned.notifications += changed,
                     3 => pruned.events += changed,
+                    4 => pruned.webhook_messages += changed,
                     _ => pruned.audit_entries += changed,
                 }
                 pruned.events += events;

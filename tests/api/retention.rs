@@ -59,8 +59,19 @@ fn mail(to: &str, text: &str) -> Value {
 
 async fn bodies_then_records_go_on_time_and_dead_mail_keeps_its_body(app: TestApp) {
     let org = app.new_org().await;
+    // The org's webhook endpoint hears of the delivery; the message goes
+    // with the records.
+    let (hook_url, inbox) = crate::webhooks::receiver().await;
+    crate::webhooks::create(&app, &org, &hook_url, &["notification.sent"]).await;
     let sent = send(&app, &org, mail("ada@example.com", "a delivered body")).await;
     wait_status(&app, &org, &sent, "sent").await;
+    for _ in 0..400 {
+        if !inbox.lock().unwrap().got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(inbox.lock().unwrap().got.len(), 1, "the webhook message was not delivered");
     let server = TestSmtp::start(Mode::Plain).await;
     server.script([Action::Reply("550 5.1.1 no such mailbox".into())]);
     let bouncing = app.new_org().await;
@@ -101,9 +112,10 @@ async fn bodies_then_records_go_on_time_and_dead_mail_keeps_its_body(app: TestAp
     app.clock.advance(60 * DAY);
     let removed = prune(&app).await;
     assert_eq!((removed["notifications"].as_i64(), removed["events"].as_i64()), (Some(2), Some(2)), "{removed}");
+    assert_eq!(removed["webhookMessages"].as_i64(), Some(1), "{removed}");
     assert_eq!(app.get(&format!("/v1/notifications/{sent}"), &org.token).await.status, 404);
     assert_eq!(app.get(&format!("/v1/notifications/{dead}"), &bouncing.token).await.status, 404);
-    for table in ["notifications", "events", "delivery_attempts", "outbox"] {
+    for table in ["notifications", "events", "delivery_attempts", "outbox", "webhook_messages", "webhook_attempts"] {
         assert_eq!(scalar_i64(&app, &format!("SELECT COUNT(*) FROM {table}")).await, 0, "{table}");
     }
     // The audit log is kept by default.

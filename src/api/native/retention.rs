@@ -44,14 +44,16 @@ pub struct PrunedView {
     notifications: u64,
     events: u64,
     audit_entries: u64,
+    /// Delivered webhook messages past the record days, with their attempts.
+    webhook_messages: u64,
     /// SQLite pages handed back to the file system.
     pages_freed: u64,
 }
 
 impl From<Pruned> for PrunedView {
     fn from(p: Pruned) -> Self {
-        let Pruned { bodies, notifications, events, audit_entries, pages_freed } = p;
-        PrunedView { bodies, notifications, events, audit_entries, pages_freed }
+        let Pruned { bodies, notifications, events, audit_entries, webhook_messages, pages_freed } = p;
+        PrunedView { bodies, notifications, events, audit_entries, webhook_messages, pages_freed }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::retention::{Cutoffs, Erased, RetentionOverride};
 use crate::store::sql::retention::{
     DELETE_OVERRIDE, ERASE_FIND, ERASE_KEYS_PG, PG_COUNT_ATTEMPTS, PG_DELETE_EMPTY_EVENTS, PG_ERASE_NOTIFICATIONS,
     PG_LOCK_OUTBOX, PG_TRY_LOCK, PG_UNLOCK, PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS,
-    UPSERT_OVERRIDE,
+    PRUNE_WEBHOOK_MESSAGES, UPSERT_OVERRIDE,
 };
 
 /// The advisory lock key of pruning ("HERALDRT").
@@ -77,6 +77,10 @@ pub async fn prune_step(
         3 => {
             let done = sqlx::query(PRUNE_SUPPRESSED_EVENTS).bind(org).bind(cut.record.0).bind(n).execute(p).await;
             Ok((done.context("prune events")?.rows_affected(), 0))
+        }
+        4 => {
+            let done = sqlx::query(PRUNE_WEBHOOK_MESSAGES).bind(org).bind(cut.record.0).bind(n).execute(p).await;
+            Ok((done.context("prune webhook messages")?.rows_affected(), 0))
         }
         _ => match cut.audit {
             Some(before) => Ok((prune_audit(p, org, before, n).await?, 0)),

@@ -56,6 +56,11 @@ pub const PRUNE_SUPPRESSED_EVENTS: &str = "DELETE FROM events
                  ORDER BY created_at LIMIT $3 + 0)";
 
 /// The oldest audit rows of a scope, when an operator set audit retention.
+/// Delivered webhook messages of an org created before $2 (their attempts
+/// go by cascade); pending ones wait for their endpoint and are kept.
+pub const PRUNE_WEBHOOK_MESSAGES: &str = "DELETE FROM webhook_messages WHERE seq IN (
+    SELECT seq FROM webhook_messages WHERE org_id = $1 AND status = 'delivered' AND created_at < $2
+    ORDER BY seq LIMIT $3)";
 pub const PRUNE_AUDIT: &str = "DELETE FROM audit_log
     WHERE scope_id = $1 AND seq IN (SELECT seq FROM audit_log WHERE scope_id = $1 AND at < $2
                                     ORDER BY seq LIMIT $3 + 0)";

@@ -25,7 +25,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::retention::{Cutoffs, Erased, RetentionOverride};
 use crate::store::sql::retention::{
     COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_OVERRIDE, ERASE_FIND, ERASE_KEYS_SQLITE, ERASE_NOTIFICATION,
-    PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, UPSERT_OVERRIDE,
+    PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_WEBHOOK_MESSAGES, UPSERT_OVERRIDE,
 };
 
 /// A database of at most this size is switched to incremental vacuum at
@@ -139,6 +139,10 @@ pub fn prune_step(
         1 => Ok((prune_bodies(tx, org, "dead", cut.dead_body, now, n)?, 0)),
         2 => prune_records(tx, org, cut.record, n),
         3 => Ok((prune_suppressed_events(tx, org, cut.record, n)?, 0)),
+        4 => {
+            let done = tx.execute(PRUNE_WEBHOOK_MESSAGES, &[&org.as_str(), &cut.record.0, &n]);
+            Ok((done.context("prune webhook messages")? as u64, 0))
+        }
         _ => match cut.audit {
             Some(before) => Ok((prune_audit(tx, org.as_str(), before, n)?, 0)),
             None => Ok((0, 0)),
