@@ -14,6 +14,7 @@
 
 pub mod committer;
 pub mod http;
+pub mod inbound;
 pub mod mailer;
 pub mod outbound;
 pub mod signing;
