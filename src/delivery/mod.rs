@@ -116,6 +116,7 @@ pub async fn test_send(
         text: &text,
         html: None,
         attachments: &[],
+        envelope_from: None,
     };
     match server {
         Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),

@@ -211,6 +211,7 @@ async fn send_one(engine: &Engine, server: &Result<Option<SmtpServer>, String>, 
         text: &text,
         html: html.as_deref(),
         attachments: &attachments,
+        envelope_from: None,
     };
     match engine.mailer.deliver(server, &parts).await {
         Delivery::Accepted { response } => Outcome::Sent { response },
