@@ -167,7 +167,7 @@ where
             }
             "MAIL" if !greeted => reply(&mut write, "503 5.5.1 EHLO or HELO first").await?,
             "MAIL" => match path_argument(&line, "MAIL FROM:") {
-                Some(_) if line.len() >= 10 && line[..10].eq_ignore_ascii_case("MAIL FROM:") => {
+                Some(_) if line.get(..10).is_some_and(|v| v.eq_ignore_ascii_case("MAIL FROM:")) => {
                     mail_from = true;
                     ids.clear();
                     reply(&mut write, "250 2.1.0 OK").await?;
@@ -176,7 +176,9 @@ where
             },
             "RCPT" if !mail_from => reply(&mut write, "503 5.5.1 MAIL first").await?,
             "RCPT" => {
-                let address = (line.len() >= 8 && line[..8].eq_ignore_ascii_case("RCPT TO:"))
+                let address = line
+                    .get(..8)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("RCPT TO:"))
                     .then(|| path_argument(&line, "RCPT TO:"))
                     .flatten();
                 match address {
@@ -345,11 +347,15 @@ mod tests {
         assert!(c.command("EHLO x").await.starts_with("250 "));
         assert!(c.command("RCPT TO:<a@b>").await.starts_with("503 "));
         assert!(c.command("MAIL FROM:nobrackets").await.starts_with("501 "));
+        assert!(c.command("MAIL FRé:<>").await.starts_with("501 "));
+        assert!(c.command("MAIL FROMé<>").await.starts_with("501 "));
         assert!(c.command("VRFY root").await.starts_with("502 "));
         assert!(c.command("NOOP").await.starts_with("250 "));
         assert!(c.command(&format!("NOOP {}", "x".repeat(5000))).await.starts_with("500 "));
         assert!(c.command("MAIL FROM:<>").await.starts_with("250 "));
         assert!(c.command("RCPT TO:bad").await.starts_with("501 "));
+        assert!(c.command("RCPT TOé<x@y>").await.starts_with("501 "));
+        assert!(c.command("RCPT TO:<bouncesé+0.0@x>").await.starts_with("550 "));
         let verp = bounces::verp_address(&cipher, ID, "localhost");
         assert!(c.command(&format!("RCPT TO:<{verp}>")).await.starts_with("250 "));
         assert!(c.command("DATA").await.starts_with("354 "));

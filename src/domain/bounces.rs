@@ -46,10 +46,12 @@ pub fn verp_address(cipher: &Cipher, id: &str, domain: &str) -> String {
 pub fn verp_notification(cipher: &Cipher, address: &str) -> Option<String> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, _domain) = address.rsplit_once('@')?;
-    if local.len() <= VERP_PREFIX.len() || !local[..VERP_PREFIX.len()].eq_ignore_ascii_case(VERP_PREFIX) {
+    // `get`, not indexing: a hostile local part may put a multi-byte
+    // character across the prefix's end.
+    if !local.get(..VERP_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(VERP_PREFIX)) {
         return None;
     }
-    let (compact, tag) = local[VERP_PREFIX.len()..].rsplit_once('.')?;
+    let (compact, tag) = local.get(VERP_PREFIX.len()..)?.rsplit_once('.')?;
     let id = uuid::Uuid::try_parse(compact).ok()?.hyphenated().to_string();
     cipher.verify_verp_tag(&id, tag).then_some(id)
 }
@@ -405,6 +407,8 @@ mod tests {
         assert_eq!(verp_notification(&c, "bounces+@b.example"), None);
         assert_eq!(verp_notification(&c, "ada@example.com"), None);
         assert_eq!(verp_notification(&c, "bounces+é.é@x"), None);
+        assert_eq!(verp_notification(&c, "bouncesé+0.0@x"), None);
+        assert_eq!(verp_notification(&c, "bounceé@x"), None);
     }
 
     fn fixture(name: &str) -> Vec<u8> {
