@@ -46,6 +46,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of a link signature: 256 bits, as HMAC-SHA256 gives them.
 const LINK_MAC_LEN: usize = 32;
+/// Bytes of the MAC kept in a VERP address (80 bits: unguessable).
+const VERP_TAG_LEN: usize = 10;
 
 impl fmt::Debug for Cipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -148,6 +150,34 @@ impl Cipher {
         let mut check = HmacSha256::new_from_slice(&self.link_key).ok()?;
         check.update(&link_message(purpose, id));
         check.verify_slice(&given).ok().map(|()| id.to_owned())
+    }
+
+    /// The signature in a VERP bounce address for notification `id`: the
+    /// first 10 bytes (80 bits) of an HMAC-SHA256 under the link key
+    /// (purpose `verp`), as 20 lower-case hex digits. Hex, not base64,
+    /// because mail servers may fold the case of a local part.
+    pub fn verp_tag(&self, id: &str) -> String {
+        self.link_mac("verp", id)[..VERP_TAG_LEN].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `tag` is the VERP signature of `id` (any case; compared in
+    /// constant time).
+    pub fn verify_verp_tag(&self, id: &str, tag: &str) -> bool {
+        if tag.len() != VERP_TAG_LEN * 2 || !tag.is_ascii() || id.is_empty() || id.len() > 64 {
+            return false;
+        }
+        let mut given = [0u8; VERP_TAG_LEN];
+        for (i, byte) in given.iter_mut().enumerate() {
+            match u8::from_str_radix(&tag[i * 2..i * 2 + 2], 16) {
+                Ok(b) => *byte = b,
+                Err(_) => return false,
+            }
+        }
+        let Ok(mut check) = HmacSha256::new_from_slice(&self.link_key) else {
+            return false;
+        };
+        check.update(&link_message("verp", id));
+        check.verify_truncated_left(&given).is_ok()
     }
 
     fn link_mac(&self, purpose: &str, id: &str) -> [u8; LINK_MAC_LEN] {

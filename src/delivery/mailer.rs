@@ -97,6 +97,10 @@ pub struct MailParts<'a> {
     pub text: &'a str,
     pub html: Option<&'a str>,
     pub attachments: &'a [MailAttachment],
+    /// The SMTP envelope sender (MAIL FROM) when it is not the From
+    /// address: the notification's VERP bounce address
+    /// (`domain::bounces::verp_address`) when the org has a bounce domain.
+    pub envelope_from: Option<&'a str>,
 }
 
 pub struct Mailer {
@@ -162,7 +166,13 @@ pub fn build(parts: &MailParts<'_>, server: Option<&SmtpServer>, domain: &str) -
         }
     }
     .map_err(|e| format!("the message could not be built: {e}"))?;
-    Ok(Outgoing { envelope: message.envelope().clone(), bytes: message.formatted() })
+    let mut envelope = message.envelope().clone();
+    if let Some(from) = parts.envelope_from {
+        let from: Address = from.parse().map_err(|_| "the envelope sender is not a valid address".to_owned())?;
+        envelope = Envelope::new(Some(from), envelope.to().to_vec())
+            .map_err(|e| format!("the envelope could not be built: {e}"))?;
+    }
+    Ok(Outgoing { envelope, bytes: message.formatted() })
 }
 
 /// Why a reply or error is what it is, in one line for the log.
@@ -756,6 +766,7 @@ mod tests {
             text: "hello",
             html: None,
             attachments: &[],
+            envelope_from: None,
         };
         match mailer.deliver(Some(&server), &parts).await {
             Delivery::Permanent { class: "policy", error, .. } => {
@@ -816,6 +827,7 @@ mod tests {
             text: "hello",
             html: Some("<p>hello</p>"),
             attachments: &[],
+            envelope_from: None,
         };
         let out = build(&parts, None, "herald.test").unwrap();
         let text = String::from_utf8(out.bytes).unwrap();
@@ -823,6 +835,31 @@ mod tests {
         assert!(!text.lines().any(|l| l.starts_with("Bcc:")), "{text}");
         assert_eq!(out.envelope.to().len(), 1);
         assert_eq!(out.envelope.from().map(ToString::to_string).as_deref(), Some(FALLBACK_FROM));
+    }
+
+    #[test]
+    fn a_verp_envelope_sender_changes_mail_from_but_not_the_from_header() {
+        let cipher = crate::crypto::Cipher::from_key(&[7u8; 32]).unwrap();
+        let id = "01938a5e-7c2b-7d4e-9f00-123456789abc";
+        let verp = crate::domain::bounces::verp_address(&cipher, id, "bounces.example.com");
+        let parts = MailParts {
+            id,
+            to_addr: "ada@example.com",
+            to_name: None,
+            subject: "Hi",
+            text: "hello",
+            html: None,
+            attachments: &[],
+            envelope_from: Some(&verp),
+        };
+        let out = build(&parts, None, "herald.test").unwrap();
+        assert_eq!(out.envelope.from().map(ToString::to_string), Some(verp.clone()));
+        assert_eq!(crate::domain::bounces::verp_notification(&cipher, &verp).as_deref(), Some(id));
+        let text = String::from_utf8(out.bytes).unwrap();
+        assert!(text.contains(&format!("From: {FALLBACK_FROM}")), "{text}");
+        assert!(!text.contains(&verp), "the VERP address is only in the envelope: {text}");
+        let bad = MailParts { envelope_from: Some("not an address"), ..parts };
+        assert!(build(&bad, None, "herald.test").is_err());
     }
 
     #[test]
@@ -840,6 +877,7 @@ mod tests {
             text: "done",
             html: Some("<p>done</p>"),
             attachments: &files,
+            envelope_from: None,
         };
         let text = String::from_utf8(build(&parts, None, "herald.test").unwrap().bytes).unwrap();
         assert!(text.contains("multipart/mixed") && text.contains("multipart/alternative"), "{text}");

@@ -17,6 +17,7 @@
 pub mod committer;
 pub mod http;
 pub mod http_provider;
+pub mod inbound;
 pub mod mailer;
 pub mod oauth2;
 pub mod outbound;
@@ -122,6 +123,7 @@ pub async fn test_send(
         text: &text,
         html: None,
         attachments: &[],
+        envelope_from: None,
     };
     match server {
         Some(server) => Ok(TestOutcome::Smtp(mailer.test_send(&server, &parts).await)),

@@ -272,6 +272,7 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
         text: &text,
         html: html.as_deref(),
         attachments: &attachments,
+        envelope_from: None,
     };
     if routes.is_empty() {
         // No provider at all: the file transport, as before providers.

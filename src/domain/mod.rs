@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod bounces;
 pub mod console;
 pub mod delivery;
 pub mod departments;
