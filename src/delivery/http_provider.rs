@@ -154,6 +154,7 @@ mod tests {
             text: "T",
             html: None,
             attachments: &files,
+            envelope_from: None,
         };
         let m = message(&parts, "noreply@example.com", Some("Herald"), "herald.test");
         assert_eq!(m["messageId"], "<0193-x@herald.test>");

@@ -177,6 +177,7 @@ fn parts<'a>(id: &'a str, attachments: &'a [MailAttachment]) -> MailParts<'a> {
         text: "Hello Ada, the report is attached.",
         html: None,
         attachments,
+        envelope_from: None,
     }
 }
 

@@ -537,6 +537,7 @@ async fn test_in(
         text: &text,
         html: None,
         attachments: &[],
+        envelope_from: None,
     };
     let transports = Transports { mailer: &engine.mailer, http: &engine.http, tokens: &engine.oauth_tokens };
     let report = test_via(&transports, &route, &parts).await;
