@@ -485,7 +485,7 @@ async fn a_rate_limit_holds_across_two_processes(backend: crate::support::Backen
     let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
     let outbox = tempfile::tempdir().unwrap();
     let sink = TestSmtp::start(Mode::Plain).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let a = start_node(&db, backend, &admin, outbox.path(), "node-a.test", WINDOW_MS);
     wait_ready(&client, &a).await;
     let b = start_node(&db, backend, &admin, outbox.path(), "node-b.test", WINDOW_MS);

@@ -580,7 +580,7 @@ async fn sigkill_while_pruning_loses_nothing(backend: Backend) {
         ("HERALD_RETENTION_RECORD_DAYS", "0"),
         ("HERALD_RETENTION_DEAD_DAYS", "0"),
     ];
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let node = start(&db.url, &admin, outbox.path(), &env);
     ready(&client, &node).await;
     let token = org_for(&client, &node, &admin, &sink).await;
@@ -611,7 +611,10 @@ async fn sigkill_while_pruning_loses_nothing(backend: Backend) {
     sink.set_delay(Duration::ZERO);
     let node = start(&db.url, &admin, outbox.path(), &env);
     ready(&client, &node).await;
-    wait_arrived(&sink, &ids, Duration::from_secs(60)).await;
+    // Mail the killed process had claimed comes back when its lease (60 s
+    // by default) runs out: the deadline leaves room for that on a busy
+    // machine.
+    wait_arrived(&sink, &ids, Duration::from_secs(180)).await;
     drop(node);
     if let Some(path) = &db.sqlite_path {
         let c = rusqlite::Connection::open(path).unwrap();
@@ -639,7 +642,7 @@ async fn sqlite_backup_under_load_restores_and_delivers_what_was_queued() {
     let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
     let outbox = tempfile::tempdir().unwrap();
     let sink = TestSmtp::start(Mode::Plain).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let port = free_port();
     let mut cmd = herald(&db.url, &admin, outbox.path(), &[]);
     cmd.args(["serve", "--no-workers"]).env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
@@ -704,7 +707,7 @@ async fn postgres_pg_dump_under_load_restores_and_delivers_what_was_queued() {
     let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
     let outbox = tempfile::tempdir().unwrap();
     let sink = TestSmtp::start(Mode::Plain).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client_builder().build().unwrap();
     let port = free_port();
     let mut cmd = herald(&db.url, &admin, outbox.path(), &[]);
     cmd.args(["serve", "--no-workers"]).env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
