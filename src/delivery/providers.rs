@@ -7,9 +7,6 @@
 //! Also here: how a failed hand-over counts for failover
 //! ([`failure_kind`]).
 
-use base64::Engine as _;
-use serde_json::json;
-
 use super::http::OutboundHttp;
 use super::mailer::{self, Delivery, MailParts, Mailer, Passed, TestReport};
 use super::oauth2::{OAuth2Client, TokenCache};
@@ -58,31 +55,11 @@ pub fn failure_kind(d: &Delivery) -> FailureKind {
     }
 }
 
-/// The JSON an HTTP provider receives.
+/// The JSON an HTTP provider receives: [`http_provider::message`] (the
+/// shape docs/transports.md documents), from the provider's sender.
 fn http_message(route: &Route, parts: &MailParts<'_>, domain: &str) -> serde_json::Value {
     let sender = mailer::sender(Some(&route.settings.sender(route.scope.clone(), &route.id)));
-    let attachments: Vec<serde_json::Value> = parts
-        .attachments
-        .iter()
-        .map(|a| {
-            json!({
-                "fileName": a.file_name,
-                "contentType": a.content_type,
-                "content": base64::engine::general_purpose::STANDARD.encode(&a.bytes),
-            })
-        })
-        .collect();
-    json!({
-        "id": parts.id,
-        "messageId": format!("<{}@{}>", parts.id, domain),
-        "from": sender.to_string(),
-        "to": parts.to_addr,
-        "toName": parts.to_name,
-        "subject": parts.subject,
-        "text": parts.text,
-        "html": parts.html,
-        "attachments": attachments,
-    })
+    http_provider::message(parts, sender.email.as_ref(), sender.name.as_deref(), domain)
 }
 
 /// Hands one mail to `route`.

@@ -30,6 +30,7 @@ mod ops;
 mod outage;
 mod processes;
 mod providers;
+mod providers_e2e;
 mod retention;
 mod smtp_settings;
 mod startup;

@@ -47,7 +47,7 @@ fn skip(what: &str, how: &str) {
 
 /// A server process the test started: its JSON output lines, and killed
 /// (by its own pid) when dropped.
-struct Tool {
+pub(crate) struct Tool {
     child: Child,
     lines: Arc<Mutex<Vec<Value>>>,
     port: u16,
@@ -94,13 +94,13 @@ impl Tool {
         panic!("the server process did not start listening");
     }
 
-    fn events(&self, event: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, event: &str) -> Vec<Value> {
         self.lines.lock().unwrap().iter().filter(|l| l["event"] == event).cloned().collect()
     }
 
     /// The `event` lines once there are `n` (the process prints a line
     /// before it answers, but the line may reach us after the answer).
-    async fn wait_events(&self, event: &str, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_events(&self, event: &str, n: usize) -> Vec<Value> {
         for _ in 0..400 {
             let events = self.events(event);
             if events.len() >= n {
@@ -111,14 +111,14 @@ impl Tool {
         panic!("expected {n} {event} lines, got {:?}", self.events(event));
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
 
 /// `node <script>` in `tests/clients`, or `None` (skipped) without node or
 /// the installed packages.
-async fn node(script: &str, env: &[(&str, &str)]) -> Option<Tool> {
+pub(crate) async fn node(script: &str, env: &[(&str, &str)]) -> Option<Tool> {
     let dir = root().join("tests/clients");
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !node_ok || !dir.join("node_modules/oauth2-mock-server").is_dir() {
@@ -181,7 +181,7 @@ fn parts<'a>(id: &'a str, attachments: &'a [MailAttachment]) -> MailParts<'a> {
     }
 }
 
-fn assert_absent(canary: &str, texts: &[&str]) {
+pub(crate) fn assert_absent(canary: &str, texts: &[&str]) {
     for text in texts {
         assert!(!text.contains(canary), "a secret leaked: {text}");
     }
@@ -344,10 +344,10 @@ async fn a_wrong_client_secret_is_a_clear_failure_without_the_secret() {
 /// moto in server mode, with IAM authentication on after the four setup
 /// calls (INITIAL_NO_AUTH_ACTION_COUNT): from then on it checks SigV4
 /// signatures against the access key it issued.
-struct Moto {
-    tool: Tool,
-    access_key_id: String,
-    secret_access_key: String,
+pub(crate) struct Moto {
+    pub(crate) tool: Tool,
+    pub(crate) access_key_id: String,
+    pub(crate) secret_access_key: String,
 }
 
 /// An unsigned request for moto's setup calls: moto routes by the
@@ -365,7 +365,7 @@ fn xml_field(xml: &str, name: &str) -> String {
     xml[start..end].to_owned()
 }
 
-async fn moto() -> Option<Moto> {
+pub(crate) async fn moto() -> Option<Moto> {
     let bin = root().join(".venv-ci/bin/moto_server");
     if !bin.is_file() {
         skip(
@@ -434,7 +434,7 @@ impl Moto {
     }
 
     /// What moto recorded as sent (its `/moto-api/data.json`).
-    async fn sent(&self) -> Vec<Value> {
+    pub(crate) async fn sent(&self) -> Vec<Value> {
         let data: Value = reqwest::get(self.tool.url("/moto-api/data.json")).await.unwrap().json().await.unwrap();
         data["ses"]["RawMessage"].as_array().cloned().unwrap_or_default()
     }
