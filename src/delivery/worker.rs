@@ -299,6 +299,12 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
         }
     };
     let route = &routes[index];
+    // maxConcurrent before maxPerMinute: a mail that must wait for a slot
+    // does not take a rate slot meanwhile. Given back when this returns.
+    let _slot = match super::concurrency::acquire(&engine.store, &engine.clock, route, engine.config.lease).await {
+        Ok(slot) => slot,
+        Err(until) => return Sendout::Postpone(until),
+    };
     if let Some(max) = route.max_per_minute {
         let window = millis(engine.config.rate_window);
         let interval = providers::rate_interval_ms(max, window);

@@ -773,6 +773,8 @@ pub struct Route {
     pub settings: Settings,
     pub secret: Option<Secret>,
     pub max_per_minute: Option<i64>,
+    /// At most this many sends in flight through it, across all nodes.
+    pub max_concurrent: Option<i64>,
     pub health: Health,
 }
 
@@ -805,6 +807,7 @@ async fn scope_routes(
             settings: legacy_settings(&s),
             secret: server.password,
             max_per_minute: None,
+            max_concurrent: None,
             health: health_of(&s.id),
         });
     }
@@ -820,6 +823,7 @@ async fn scope_routes(
             settings: parse_settings(&row)?,
             secret: decrypt_secret(cipher, &row)?,
             max_per_minute: row.max_per_minute,
+            max_concurrent: row.max_concurrent,
             health: health_of(&row.id),
         });
     }
@@ -868,6 +872,7 @@ pub async fn route(store: &Store, cipher: &Cipher, scope: &Scope, id: &str) -> R
         settings: p.settings,
         secret,
         max_per_minute: p.max_per_minute,
+        max_concurrent: p.max_concurrent,
         health: p.health,
     })
 }
@@ -948,6 +953,7 @@ mod tests {
             }),
             secret: None,
             max_per_minute: None,
+            max_concurrent: None,
             health: Health { open_until: open_until.map(Millis), ..Health::default() },
         }
     }

@@ -29,6 +29,7 @@ mod orgs;
 mod overview;
 mod policy;
 mod postgres;
+mod provider_slots;
 mod providers;
 mod retention;
 mod smtp;

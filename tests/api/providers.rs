@@ -21,6 +21,7 @@ on_each_backend!(
     a_recipient_refusal_is_dead_without_failover,
     the_circuit_opens_after_n_failures_and_closes_after_the_cool_down,
     the_provider_test_send_reports_each_step,
+    mail_waits_for_a_free_concurrency_slot_and_a_dead_holders_slot_expires,
 );
 
 const CANARY: &str = "canary-Pr0vider-9c1d77";
@@ -415,6 +416,41 @@ async fn the_provider_test_send_reports_each_step(app: TestApp) {
     assert!(last["reply"].as_str().unwrap().starts_with("451"), "{}", res.text);
 }
 
+async fn mail_waits_for_a_free_concurrency_slot_and_a_dead_holders_slot_expires(app: TestApp) {
+    let sink = TestSmtp::start(Mode::Plain).await;
+    let org = app.new_org().await;
+    let mut body = smtp_body("one at a time", sink.port());
+    body["maxConcurrent"] = json!(1);
+    let provider = add(&app, &org.token, body).await;
+    assert_eq!(provider["maxConcurrent"], 1);
+    let pid = provider["id"].as_str().unwrap();
+    // A process that died mid-send holds the only slot, its lease running
+    // for another minute (on the test clock).
+    let now = app.clock.now();
+    let until = herald::clock::Millis(now.0 + 60_000);
+    assert!(app.store.acquire_provider_slot(pid, "crashed-node", 1, now, until).await.unwrap());
+    assert!(!app.store.acquire_provider_slot(pid, "another", 1, now, until).await.unwrap(), "all taken");
+    let id = send(&app, &org, message("ada@example.com", "Waiting")).await;
+    // The mail waits in the outbox, not failed, its attempt not counted.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let got = app.get(&format!("/v1/notifications/{id}"), &org.token).await.json;
+    assert_eq!((got["status"].as_str(), got["attempts"].as_i64()), (Some("queued"), Some(0)), "{got}");
+    assert!(sink.messages().is_empty());
+    // The dead holder's lease ends: the mail goes, and gives its slot back.
+    app.clock.advance(Duration::from_secs(61));
+    let got = wait_status(&app, &org, &id, "sent").await;
+    assert_eq!((got["attempts"].as_i64(), got["attemptLog"][0]["provider"].as_str()), (Some(1), Some("one at a time")));
+    let mut free = false;
+    for _ in 0..100 {
+        if app.store.provider_in_flight(pid, app.clock.now()).await.unwrap() == 0 {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(free, "the slot was given back after the send");
+}
+
 // ---- the rate limit across processes ------------------------------------------
 
 /// A `herald serve` process on `db_url`, killed when dropped.
@@ -554,6 +590,78 @@ async fn a_rate_limit_holds_across_two_processes(backend: crate::support::Backen
     let (sent_a, sent_b) = (by_node("node-a.test"), by_node("node-b.test"));
     assert!(sent_a > 0 && sent_b > 0, "both processes sent: {sent_a} and {sent_b}");
     drop((a, b));
+}
+
+/// `maxConcurrent: 3` holds while two processes on one database send 40
+/// mails to a slow server (each DATA answered after 300 ms): the server
+/// counts the messages it is answering at once, never more than 3.
+async fn a_concurrency_limit_holds_across_two_processes(backend: crate::support::Backend) {
+    const LIMIT: usize = 3;
+    const MAILS: usize = 40;
+    let Some(db) = TestDb::new(backend).await else { return };
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
+    let outbox = tempfile::tempdir().unwrap();
+    let sink = TestSmtp::start(Mode::Plain).await;
+    sink.set_delay(Duration::from_millis(300));
+    let client = crate::support::client_builder().build().unwrap();
+    let a = start_node(&db, backend, &admin, outbox.path(), "node-a.test", 60_000);
+    wait_ready(&client, &a).await;
+    let b = start_node(&db, backend, &admin, outbox.path(), "node-b.test", 60_000);
+    wait_ready(&client, &b).await;
+    let post = |path: String, token: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{}{path}", a.url);
+        async move {
+            let res = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (_, org) = post("/admin/v1/orgs".into(), admin.clone(), json!({ "name": "Slots Ltd" })).await;
+    let org_id = org["id"].as_str().unwrap();
+    let (_, token) = post(format!("/admin/v1/orgs/{org_id}/tokens"), admin.clone(), json!({ "name": "t" })).await;
+    let token = token["token"].as_str().unwrap().to_owned();
+    let mut provider = smtp_body("narrow", sink.port());
+    provider["smtp"]["host"] = json!("127.0.0.1");
+    provider["maxConcurrent"] = json!(LIMIT);
+    let (status, created) = post("/v1/providers".into(), token.clone(), provider).await;
+    assert_eq!(status, 201, "{created}");
+    for i in 0..MAILS {
+        let body = json!({ "type": "message.send", "data": { "to": format!("user{i}@example.com"), "subject": format!("mail {i}"), "text": "hi" } });
+        let (status, answer) = post("/v1/events".into(), token.clone(), body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let mut got = Vec::new();
+    for _ in 0..2400 {
+        got = sink.messages();
+        if got.len() >= MAILS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), MAILS, "every mail arrived (none failed for the limit)");
+    let most = sink.max_in_flight();
+    eprintln!("{backend:?}: at most {most} sends in flight (limit {LIMIT})");
+    assert!(most <= LIMIT, "{most} sends in flight at once");
+    // Without the limit the two processes send up to 32 at once; with 40
+    // mails waiting, the limit is reached (so this test can fail).
+    assert!(most >= 2, "the sends overlapped: {most}");
+    let by_node = |node: &str| {
+        got.iter().filter(|m| m.header("Message-ID").unwrap_or_default().ends_with(&format!("@{node}>"))).count()
+    };
+    assert!(by_node("node-a.test") > 0 && by_node("node-b.test") > 0, "both processes sent");
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_concurrency_limit_holds_across_two_processes() {
+    a_concurrency_limit_holds_across_two_processes(crate::support::Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_concurrency_limit_holds_across_two_processes() {
+    a_concurrency_limit_holds_across_two_processes(crate::support::Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ pub mod identities;
 pub mod orgs;
 pub mod overview;
 pub mod policy;
+pub mod provider_slots;
 pub mod providers;
 pub mod retention;
 pub mod smtp;

@@ -82,6 +82,10 @@ struct State {
     /// Refuse XOAUTH2 with a plain 535, as Microsoft 365 does, instead of
     /// Gmail's error challenge.
     xoauth2_plain_refusal: bool,
+    /// Messages between their final `.` and the server's reply, now and
+    /// at most (with a delay: the sends in flight at once).
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 pub struct TestSmtp {
@@ -144,6 +148,12 @@ impl TestSmtp {
     /// Wait this long before answering each DATA.
     pub fn set_delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
+    }
+
+    /// The most messages that were being answered at once (see
+    /// [`TestSmtp::set_delay`]): how many sends a client had in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -345,10 +355,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
                 data.push_str("\r\n");
             }
-            let delay = state.lock().unwrap().delay;
+            let delay = {
+                let mut s = state.lock().unwrap();
+                s.in_flight += 1;
+                s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                s.delay
+            };
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            state.lock().unwrap().in_flight -= 1;
             match action {
                 Some(Action::Reply(text)) => reply!("{text}\r\n"),
                 _ => {
