@@ -86,7 +86,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/log/{id}", get(log::show))
         .route("/console/orgs/{org}/log/{id}/retry", post(log::retry))
         .route("/console/orgs/{org}/audit", get(pages::org_audit))
-        .route("/console/orgs/{org}/providers", get(providers::page))
+        .route("/console/orgs/{org}/providers", get(providers::page).post(providers::create))
+        .route("/console/orgs/{org}/providers/{id}", get(providers::edit_page).post(providers::change))
+        .route("/console/orgs/{org}/providers/{id}/test", post(providers::test))
         .route("/console/orgs/{org}/policy", get(settings::policy_page).post(settings::policy_save))
         .route("/console/orgs/{org}/people", get(settings::people))
         .route("/console/orgs/{org}/departments", post(settings::department))
@@ -95,6 +97,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/audit", get(pages::instance_audit))
         .route("/console/smtp", get(smtp::instance_page).post(smtp::instance_save))
         .route("/console/users", get(pages::users).post(pages::create_user))
+        .route("/console/providers", get(providers::instance_page).post(providers::instance_create))
+        .route("/console/providers/{id}", get(providers::instance_edit_page).post(providers::instance_change))
+        .route("/console/providers/{id}/test", post(providers::instance_test))
 }
 
 /// A signed-in console user. Without a live session a request is sent to

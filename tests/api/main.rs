@@ -15,6 +15,7 @@ mod cli;
 mod clients;
 mod console;
 mod console_browser;
+mod console_providers;
 mod delivery;
 mod directory;
 mod documents;

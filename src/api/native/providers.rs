@@ -129,7 +129,7 @@ pub struct ProviderBody {
     /// Sends per minute across every node; mail over it waits in the outbox.
     #[schema(minimum = 1, maximum = 1000000)]
     max_per_minute: Option<i64>,
-    /// Stored; not enforced yet.
+    /// Sends in flight at once across every node; mail over it waits in the outbox.
     #[schema(minimum = 1, maximum = 10000)]
     max_concurrent: Option<i64>,
     /// Stored for bounce handling (VERP); not used yet.
@@ -150,7 +150,7 @@ fn secret_field(errors: &mut FieldErrors, field: &str, raw: Option<String>) -> P
 }
 
 impl ProviderBody {
-    fn into_draft(self) -> Result<ProviderDraft, Error> {
+    pub(crate) fn into_draft(self) -> Result<ProviderDraft, Error> {
         let ProviderBody {
             name,
             kind,
@@ -518,9 +518,25 @@ async fn test_in(
     id: &str,
     body: ProviderTestBody,
 ) -> Result<axum::Json<ProviderTestResult>, Error> {
+    let report = test_send(app, scope, id, &body.to).await?;
+    Ok(axum::Json(ProviderTestResult {
+        success: report.success,
+        message: report.message,
+        steps: report.steps.into_iter().map(|s| ProviderTestStep { step: s.step, ok: s.ok, reply: s.reply }).collect(),
+    }))
+}
+
+/// Sends one test message to `to` through provider `id` of `scope` now
+/// (the API's and the console's test send).
+pub(crate) async fn test_send(
+    app: &AppState,
+    scope: &Scope,
+    id: &str,
+    to: &str,
+) -> Result<crate::delivery::providers::ProviderTest, Error> {
     let route = providers::route(app.store(), app.cipher(), scope, id).await?;
     let mut errors = FieldErrors::new();
-    let to = errors.take(parse_address("to", "to", &body.to));
+    let to = errors.take(parse_address("to", "to", to));
     errors.finish()?;
     let to = to.unwrap_or_default();
     let engine = app.engine();
@@ -540,12 +556,7 @@ async fn test_in(
         envelope_from: None,
     };
     let transports = Transports { mailer: &engine.mailer, http: &engine.http, tokens: &engine.oauth_tokens };
-    let report = test_via(&transports, &route, &parts).await;
-    Ok(axum::Json(ProviderTestResult {
-        success: report.success,
-        message: report.message,
-        steps: report.steps.into_iter().map(|s| ProviderTestStep { step: s.step, ok: s.ok, reply: s.reply }).collect(),
-    }))
+    Ok(test_via(&transports, &route, &parts).await)
 }
 
 // ---- org: /v1/providers --------------------------------------------------------
