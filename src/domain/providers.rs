@@ -774,6 +774,9 @@ pub struct Route {
     pub secret: Option<Secret>,
     pub max_per_minute: Option<i64>,
     pub health: Health,
+    /// The bounce domain: mail through this route gets its notification's
+    /// VERP address as envelope sender (`domain::bounces::verp_address`).
+    pub bounce_domain: Option<String>,
 }
 
 impl Route {
@@ -806,6 +809,7 @@ async fn scope_routes(
             secret: server.password,
             max_per_minute: None,
             health: health_of(&s.id),
+            bounce_domain: None,
         });
     }
     for row in store.provider_rows(sid).await? {
@@ -821,6 +825,7 @@ async fn scope_routes(
             secret: decrypt_secret(cipher, &row)?,
             max_per_minute: row.max_per_minute,
             health: health_of(&row.id),
+            bounce_domain: row.bounce_domain.clone().filter(|d| !d.is_empty()),
         });
     }
     Ok(())
@@ -869,6 +874,7 @@ pub async fn route(store: &Store, cipher: &Cipher, scope: &Scope, id: &str) -> R
         secret,
         max_per_minute: p.max_per_minute,
         health: p.health,
+        bounce_domain: p.bounce_domain.filter(|d| !d.is_empty()),
     })
 }
 
@@ -949,6 +955,7 @@ mod tests {
             secret: None,
             max_per_minute: None,
             health: Health { open_until: open_until.map(Millis), ..Health::default() },
+            bounce_domain: None,
         }
     }
 
