@@ -132,11 +132,18 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback_service(app).layer(middleware::map_request(api::leegality::base_path_alias))
 }
 
+/// The inbound SMTP listener's limits: how long one read may take, and
+/// sessions at once.
+const INBOUND_READ_TIMEOUT: Duration = Duration::from_secs(60);
+const INBOUND_MAX_CONNECTIONS: usize = 50;
+
 /// A Herald server bound to its port, ready to run.
 pub struct Server {
     state: AppState,
     listener: TcpListener,
     workers: bool,
+    /// The inbound SMTP listener for bounces (`--inbound-listen`).
+    inbound: Option<TcpListener>,
 }
 
 /// Opens the database (migrated, key checked) and builds the delivery engine.
@@ -208,6 +215,10 @@ impl Server {
     pub async fn build(config: &Config, clock: Clock) -> anyhow::Result<Server> {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listen on {}", config.listen))?;
+        let inbound = match config.inbound_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("inbound-listen on {addr}"))?),
+            None => None,
+        };
         let (engine, instance_id) = open(config, clock).await?;
         let local = listener.local_addr()?;
         // With port 0 the real port is known only now.
@@ -233,7 +244,7 @@ impl Server {
             link_limiter: Default::default(),
             pruner,
         }));
-        Ok(Server { state, listener, workers: config.delivery.workers })
+        Ok(Server { state, listener, workers: config.delivery.workers, inbound })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -244,10 +255,15 @@ impl Server {
         &self.state
     }
 
+    /// The inbound SMTP listener's address, when there is one.
+    pub fn inbound_addr(&self) -> Option<SocketAddr> {
+        self.inbound.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets
     /// in-flight requests finish (up to 30 s) and closes the database.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Server { state, listener, workers } = self;
+        let Server { state, listener, workers, inbound } = self;
         let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
         let pruning = tokio::spawn(state.pruner().clone().run(stop_workers.subscribe()));
         let workers = workers.then(|| tokio::spawn(worker::run(state.engine().clone(), workers_stop)));
@@ -257,6 +273,16 @@ impl Server {
             shutdown.await;
             let _ = stopping_tx.send(true);
         });
+        let inbound = inbound.map(|l| {
+            let config = crate::delivery::inbound::InboundConfig {
+                hostname: state.engine().mailer.config().domain.clone(),
+                read_timeout: INBOUND_READ_TIMEOUT,
+                max_connections: INBOUND_MAX_CONNECTIONS,
+            };
+            let intake = Arc::new(crate::delivery::bounce_intake::BounceIntake { engine: state.engine().clone() });
+            let cipher = crate::delivery::bounce_intake::EngineCipher(state.engine().clone());
+            tokio::spawn(crate::delivery::inbound::serve(l, config, cipher, intake, stopping_rx.clone()))
+        });
         let mut stopping = stopping_rx.clone();
         let drain_limit = async move {
             let _ = stopping.wait_for(|s| *s).await;
@@ -265,6 +291,10 @@ impl Server {
         tokio::select! {
             () = serve => {}
             () = drain_limit => tracing::warn!("in-flight requests still running after 30 s; stopping anyway"),
+        }
+        if let Some(inbound) = inbound {
+            // Stopped with the HTTP listener; its sessions answer 421.
+            let _ = tokio::time::timeout(INBOUND_READ_TIMEOUT + Duration::from_secs(1), inbound).await;
         }
         let _ = stop_workers.send(true);
         if let Some(workers) = workers

@@ -104,6 +104,10 @@ pub struct ServeArgs {
     /// Serve the API only; leave delivery to other processes.
     #[arg(long)]
     pub no_workers: bool,
+    /// Also listen for bounces and complaints by SMTP on this address
+    /// (`IP:PORT`; off by default): mail to Herald's VERP addresses only.
+    #[arg(long, env = "HERALD_INBOUND_LISTEN", value_parser = parse_listen)]
+    pub inbound_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub http: HttpArgs,
     #[command(flatten)]
@@ -325,6 +329,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 delivery: args.delivery.config(!args.no_workers),
                 console: Default::default(),
                 retention: args.delivery.retention.config()?,
+                inbound_listen: args.inbound_listen,
             };
             serve(config, clock).await
         }

@@ -51,6 +51,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub console: ConsoleConfig,
     pub retention: RetentionConfig,
+    /// `--inbound-listen` / `HERALD_INBOUND_LISTEN`: the inbound SMTP
+    /// listener for bounces (issue 18); off when `None`.
+    pub inbound_listen: Option<SocketAddr>,
 }
 
 /// Retention and pruning (issue 20; README "Retention, erasure and backups").
@@ -217,6 +220,7 @@ impl Config {
             delivery: DeliveryConfig::default(),
             console: ConsoleConfig::default(),
             retention: RetentionConfig::default(),
+            inbound_listen: None,
         }
     }
 }

@@ -40,7 +40,13 @@ pub const EVENTS_BODY_LIMIT: usize = 256 * 1024;
 
 /// The largest body a request to `path` may carry.
 pub fn body_limit(path: &str) -> usize {
-    if path == "/v1/events" { EVENTS_BODY_LIMIT } else { BODY_LIMIT }
+    if path == "/v1/events" {
+        EVENTS_BODY_LIMIT
+    } else if path == "/v1/inbound/bounces" {
+        crate::domain::bounces::MAX_REPORT_BYTES
+    } else {
+        BODY_LIMIT
+    }
 }
 
 /// How much of an oversized body is still read (and dropped) before the 413
@@ -218,7 +224,11 @@ pub fn public_message(err: &Error) -> String {
         Error::MethodNotAllowed => "method not allowed on this endpoint".into(),
         Error::PayloadTooLarge => "request body is too large".into(),
         Error::RequestTimeout => "the request body did not arrive in time".into(),
-        Error::UnsupportedMediaType => "request body must be JSON (Content-Type: application/json)".into(),
+        Error::UnsupportedMediaType => {
+            "request body must be JSON (Content-Type: application/json; POST /v1/inbound/bounces also takes \
+             message/rfc822)"
+                .into()
+        }
         Error::RateLimited(_) => "too many requests; retry later".into(),
         Error::Unprocessable(why) | Error::InProgress(why) => (*why).into(),
         Error::Unavailable(_) => "the service is temporarily unavailable; retry later".into(),

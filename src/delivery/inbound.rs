@@ -17,9 +17,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::crypto::Cipher;
 use crate::domain::bounces::{self, MAX_REPORT_BYTES};
@@ -44,24 +45,98 @@ pub struct InboundConfig {
     pub hostname: String,
     /// How long one read (a command line, a line of DATA) may take.
     pub read_timeout: Duration,
+    /// Sessions at once.
+    pub max_connections: usize,
 }
 
-/// Accepts connections until the listener fails; each runs on its own task.
-pub async fn serve(
+/// Why a received message was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Try again later (`451`): a full queue, the database unreachable.
+    Later(String),
+    /// Never (`550`/`554`): not a report, or about no known notification.
+    Never(String),
+}
+
+/// What the listener asks of the rest of Herald: whether a (validly
+/// signed) recipient is wanted, and to take a received message.
+pub trait Intake: Send + Sync + 'static {
+    /// Called for a VERP address whose signature checked out: `id` is its
+    /// notification, `domain` the address's domain.
+    fn accept_rcpt<'a>(&'a self, id: &'a str, domain: &'a str) -> BoxFuture<'a, bool>;
+    /// Takes a message (before the reply to its final dot).
+    fn deliver(&self, report: InboundReport) -> BoxFuture<'_, Result<(), Refusal>>;
+}
+
+/// A channel as the intake: every signed recipient, messages queued (`451`
+/// when the channel is full).
+impl Intake for mpsc::Sender<InboundReport> {
+    fn accept_rcpt<'a>(&'a self, _id: &'a str, _domain: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+    fn deliver(&self, report: InboundReport) -> BoxFuture<'_, Result<(), Refusal>> {
+        let sent = self.try_send(report).map_err(|_| Refusal::Later("busy".into()));
+        Box::pin(async move { sent })
+    }
+}
+
+/// Accepts connections until `stop` turns true (or the listener fails):
+/// at most `config.max_connections` at once (more are answered `421` and
+/// closed). On stop, sessions answer `421` at their next command and are
+/// waited for up to `config.read_timeout`.
+pub async fn serve<K>(
     listener: TcpListener,
     config: InboundConfig,
-    cipher: Arc<Cipher>,
-    sink: mpsc::Sender<InboundReport>,
-) -> std::io::Result<()> {
+    cipher: K,
+    intake: Arc<dyn Intake>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    K: std::ops::Deref<Target = Cipher> + Clone + Send + Sync + 'static,
+{
+    let max = config.max_connections.max(1);
+    let permits = Arc::new(Semaphore::new(max));
     loop {
-        let (stream, _peer) = listener.accept().await?;
-        let (config, cipher, sink) = (config.clone(), cipher.clone(), sink.clone());
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stopped(&mut stop) => break,
+        };
+        let (mut stream, _peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "inbound SMTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                stream.write_all(b"421 4.3.2 Too many connections, try again later\r\n"),
+            )
+            .await;
+            continue;
+        };
+        let (config, cipher, intake, stop) = (config.clone(), cipher.clone(), intake.clone(), stop.clone());
         tokio::spawn(async move {
             let (read, write) = stream.into_split();
-            if let Err(e) = session(read, write, &config, &cipher, &sink).await {
+            if let Err(e) = session(read, write, &config, &cipher, intake.as_ref(), stop).await {
                 tracing::debug!(error = %e, "inbound SMTP session ended");
             }
+            drop(permit);
         });
+    }
+    drop(listener);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(config.read_timeout, permits.acquire_many(all)).await;
+    Ok(())
+}
+
+/// Resolves once `stop` is true (or its sender is gone: never, then).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -132,7 +207,8 @@ pub async fn session<R, W>(
     mut write: W,
     config: &InboundConfig,
     cipher: &Cipher,
-    sink: &mpsc::Sender<InboundReport>,
+    intake: &dyn Intake,
+    mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -144,7 +220,13 @@ where
     let mut mail_from = false;
     let mut ids: Vec<String> = Vec::new();
     for _ in 0..MAX_COMMANDS {
-        let line = match read_line(&mut reader, MAX_COMMAND_LINE, config.read_timeout).await? {
+        let read = tokio::select! {
+            r = read_line(&mut reader, MAX_COMMAND_LINE, config.read_timeout) => r?,
+            () = stopped(&mut stop) => {
+                return reply(&mut write, "421 4.3.2 Shutting down, try again later").await;
+            }
+        };
+        let line = match read {
             Line::Eof => return Ok(()),
             Line::TooLong => {
                 reply(&mut write, "500 5.5.2 Line too long").await?;
@@ -186,13 +268,20 @@ where
                     Some(_) if ids.len() >= MAX_RECIPIENTS => {
                         reply(&mut write, "452 4.5.3 Too many recipients").await?
                     }
-                    Some(a) => match bounces::verp_notification(cipher, a) {
-                        Some(id) => {
-                            ids.push(id);
-                            reply(&mut write, "250 2.1.5 OK").await?;
+                    Some(a) => {
+                        let domain = a.rsplit_once('@').map_or("", |(_, d)| d);
+                        let id = match bounces::verp_notification(cipher, a) {
+                            Some(id) if intake.accept_rcpt(&id, domain).await => Some(id),
+                            _ => None,
+                        };
+                        match id {
+                            Some(id) => {
+                                ids.push(id);
+                                reply(&mut write, "250 2.1.5 OK").await?;
+                            }
+                            None => reply(&mut write, "550 5.1.1 No such bounce address").await?,
                         }
-                        None => reply(&mut write, "550 5.1.1 No such bounce address").await?,
-                    },
+                    }
                 }
             }
             "DATA" if ids.is_empty() => reply(&mut write, "503 5.5.1 RCPT first").await?,
@@ -221,10 +310,12 @@ where
                 mail_from = false;
                 if too_big {
                     reply(&mut write, "552 5.3.4 Message too big or line too long").await?;
-                } else if sink.try_send(InboundReport { notification_ids, data }).is_err() {
-                    reply(&mut write, "451 4.3.0 Busy, try again later").await?;
                 } else {
-                    reply(&mut write, "250 2.0.0 OK").await?;
+                    match intake.deliver(InboundReport { notification_ids, data }).await {
+                        Ok(()) => reply(&mut write, "250 2.0.0 OK").await?,
+                        Err(Refusal::Later(why)) => reply(&mut write, &format!("451 4.3.0 {why}")).await?,
+                        Err(Refusal::Never(why)) => reply(&mut write, &format!("554 5.6.0 {why}")).await?,
+                    }
                 }
             }
             "RSET" => {
@@ -278,11 +369,21 @@ mod tests {
 
     async fn start() -> (Client, mpsc::Receiver<InboundReport>, Arc<Cipher>) {
         let cipher = Arc::new(Cipher::from_key(&[7u8; 32]).unwrap());
+        let cipher_for_server = cipher.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel(4);
-        let config = InboundConfig { hostname: "mx.herald.test".into(), read_timeout: Duration::from_secs(30) };
-        tokio::spawn(serve(listener, config, cipher.clone(), tx));
+        let config = InboundConfig {
+            hostname: "mx.herald.test".into(),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 4,
+        };
+        let (_stop_tx, stop) = watch::channel(false);
+        // The sender lives as long as the server task.
+        tokio::spawn(async move {
+            let _keep = _stop_tx;
+            serve(listener, config, cipher_for_server, Arc::new(tx), stop).await
+        });
         let (read, writer) = TcpStream::connect(addr).await.unwrap().into_split();
         let mut client = Client { reader: BufReader::new(read), writer };
         assert!(client.reply().await.starts_with("220 "));

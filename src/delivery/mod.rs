@@ -14,6 +14,7 @@
 //!   results.
 //! - Here: a test send now, through a draft or the effective server.
 
+pub mod bounce_intake;
 pub mod committer;
 pub mod concurrency;
 pub mod http;

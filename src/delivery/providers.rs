@@ -99,9 +99,11 @@ pub async fn send_via(t: &Transports<'_>, route: &Route, parts: &MailParts<'_>) 
                 secret_access_key: route.secret.clone().unwrap_or_else(|| crate::secret::Secret::new("")),
                 endpoint: s.endpoint.clone(),
             };
-            let from = out.envelope.from().map(ToString::to_string).unwrap_or_default();
+            // SES chooses the MAIL FROM itself: the From address is the
+            // sender, and the VERP address goes where SES sends feedback.
+            let from = mailer::sender(Some(&sender)).email.to_string();
             let to: Vec<String> = out.envelope.to().iter().map(ToString::to_string).collect();
-            ses::send(t.http, &settings, &from, &to, &out.bytes).await
+            ses::send_with_feedback(t.http, &settings, &from, parts.envelope_from, &to, &out.bytes).await
         }
         Settings::Http(h) => {
             let provider = http_provider::HttpProvider {

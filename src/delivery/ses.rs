@@ -65,15 +65,32 @@ impl SesSettings {
 /// Sends `raw` (the complete MIME message) with SES v2 SendEmail
 /// (Content.Raw) from `from` to `to`.
 pub async fn send(http: &OutboundHttp, settings: &SesSettings, from: &str, to: &[String], raw: &[u8]) -> Delivery {
+    send_with_feedback(http, settings, from, None, to, raw).await
+}
+
+/// [`send`] with `FeedbackForwardingEmailAddress`: where SES mails the
+/// bounces and complaints of this message (Herald's VERP address; SES
+/// keeps its own MAIL FROM, so VERP reaches SES mail this way only).
+pub async fn send_with_feedback(
+    http: &OutboundHttp,
+    settings: &SesSettings,
+    from: &str,
+    feedback: Option<&str>,
+    to: &[String],
+    raw: &[u8],
+) -> Delivery {
     let url = match settings.send_url() {
         Ok(url) => url,
         Err(error) => return Delivery::Permanent { class: "config", error, response: None },
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "FromEmailAddress": from,
         "Destination": { "ToAddresses": to },
         "Content": { "Raw": { "Data": base64::engine::general_purpose::STANDARD.encode(raw) } },
     });
+    if let Some(feedback) = feedback {
+        body["FeedbackForwardingEmailAddress"] = serde_json::Value::String(feedback.to_owned());
+    }
     let body = body.to_string().into_bytes();
     let signed = match sign(settings, &url, &body) {
         Ok(headers) => headers,

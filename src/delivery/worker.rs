@@ -24,7 +24,7 @@ use crate::clock::{Clock, Millis};
 use crate::crypto::Cipher;
 use crate::domain::delivery::{self, Claimed, Outcome, RetryPolicy, Via, documents};
 use crate::domain::providers::{self, FailureKind, Pick, Route};
-use crate::domain::{OrgId, identities};
+use crate::domain::{OrgId, bounces, identities};
 use crate::store::{RateParams, Store};
 
 #[derive(Debug, Clone)]
@@ -264,7 +264,7 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
     let sign = |body| identities::sign_link(&c.kind, &c.id, body, &engine.cipher);
     let text = sign(&c.body_text);
     let html = c.body_html.as_deref().map(sign);
-    let parts = MailParts {
+    let mut parts = MailParts {
         id: &c.id,
         to_addr: &c.to_addr,
         to_name: c.to_name.as_deref(),
@@ -305,6 +305,10 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
         Ok(slot) => slot,
         Err(until) => return Sendout::Postpone(until),
     };
+    // VERP: with a bounce domain, the envelope sender names (and signs)
+    // this notification, so a bounce finds its way back to it.
+    let verp = route.bounce_domain.as_deref().map(|d| bounces::verp_address(&engine.cipher, &c.id, d));
+    parts.envelope_from = verp.as_deref();
     if let Some(max) = route.max_per_minute {
         let window = millis(engine.config.rate_window);
         let interval = providers::rate_interval_ms(max, window);

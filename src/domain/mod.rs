@@ -13,6 +13,7 @@ pub mod console;
 pub mod delivery;
 pub mod departments;
 pub mod fairness;
+pub mod feedback;
 pub mod identities;
 pub mod orgs;
 pub mod policy;
@@ -85,6 +86,11 @@ impl Actor {
     /// A console account (issue 14), by its id.
     pub fn console(id: &str) -> Self {
         Actor(format!("console:{id}"))
+    }
+    /// The inbound SMTP listener for bounces (issue 18): the sender of a
+    /// report is unknown; its VERP address is what Herald trusts.
+    pub fn inbound_smtp() -> Self {
+        Actor("inbound:smtp".into())
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -776,6 +776,9 @@ pub struct Route {
     /// At most this many sends in flight through it, across all nodes.
     pub max_concurrent: Option<i64>,
     pub health: Health,
+    /// The bounce domain: mail through this route gets its notification's
+    /// VERP address as envelope sender (`domain::bounces::verp_address`).
+    pub bounce_domain: Option<String>,
 }
 
 impl Route {
@@ -809,6 +812,7 @@ async fn scope_routes(
             max_per_minute: None,
             max_concurrent: None,
             health: health_of(&s.id),
+            bounce_domain: None,
         });
     }
     for row in store.provider_rows(sid).await? {
@@ -825,6 +829,7 @@ async fn scope_routes(
             max_per_minute: row.max_per_minute,
             max_concurrent: row.max_concurrent,
             health: health_of(&row.id),
+            bounce_domain: row.bounce_domain.clone().filter(|d| !d.is_empty()),
         });
     }
     Ok(())
@@ -874,6 +879,7 @@ pub async fn route(store: &Store, cipher: &Cipher, scope: &Scope, id: &str) -> R
         max_per_minute: p.max_per_minute,
         max_concurrent: p.max_concurrent,
         health: p.health,
+        bounce_domain: p.bounce_domain.filter(|d| !d.is_empty()),
     })
 }
 
@@ -955,6 +961,7 @@ mod tests {
             max_per_minute: None,
             max_concurrent: None,
             health: Health { open_until: open_until.map(Millis), ..Health::default() },
+            bounce_domain: None,
         }
     }
 

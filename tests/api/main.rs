@@ -9,6 +9,7 @@ mod support;
 
 mod alerts;
 mod audit;
+mod bounces;
 mod browser;
 mod cache;
 mod cli;

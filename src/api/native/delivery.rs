@@ -77,7 +77,7 @@ pub async fn post_event(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct NotificationQuery {
-    /// queued, sending, sent, retrying or dead.
+    /// queued, sending, sent, retrying, dead, bounced or complained.
     status: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -96,7 +96,7 @@ pub struct NotificationView {
     to: String,
     subject: String,
     locale: String,
-    /// queued, sending, sent, retrying or dead.
+    /// queued, sending, sent, retrying, dead, bounced or complained.
     status: String,
     attempts: i64,
     last_error: Option<String>,
@@ -167,6 +167,23 @@ pub struct NotificationDetail {
     notification: NotificationView,
     /// Every attempt, oldest first.
     attempt_log: Vec<AttemptView>,
+    /// Bounces and complaints reported for it, oldest first (issue 18).
+    feedback: Vec<FeedbackView>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedbackView {
+    /// `hard_bounce`, `soft_bounce` or `complaint`.
+    kind: String,
+    /// The address the report named (may differ from `to`).
+    recipient: Option<String>,
+    /// The DSN status (`5.1.1`), the ARF feedback type or SES's status.
+    status: Option<String>,
+    diagnostic: Option<String>,
+    /// `smtp` (the inbound listener), `http` or `ses` (POST /v1/inbound/bounces).
+    source: String,
+    at: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -224,9 +241,21 @@ pub async fn get_notification(
     Path(id): Path<String>,
 ) -> Result<axum::Json<NotificationDetail>, Error> {
     let (n, attempts) = delivery::get(app.store(), &scope.org, &id).await?;
+    let feedback = crate::domain::feedback::log(app.store(), &scope.org, &n.id).await?;
     Ok(axum::Json(NotificationDetail {
         notification: n.into(),
         attempt_log: attempts.into_iter().map(Into::into).collect(),
+        feedback: feedback
+            .into_iter()
+            .map(|f| FeedbackView {
+                kind: f.kind().to_owned(),
+                recipient: f.recipient().map(str::to_owned),
+                status: f.status().map(str::to_owned),
+                diagnostic: f.diagnostic().map(str::to_owned),
+                source: f.source().to_owned(),
+                at: f.created_at().rfc3339(),
+            })
+            .collect(),
     }))
 }
 

@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod audit;
 pub mod delivery;
 pub mod error;
+pub mod inbound;
 pub mod limits;
 pub mod orgs;
 pub mod providers;
@@ -52,4 +53,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retention::run_pruning))
         .routes(routes!(retention::org_retention, retention::set_org_retention, retention::clear_org_retention))
         .routes(routes!(retention::erase))
+        .routes(routes!(inbound::inbound_bounces))
 }

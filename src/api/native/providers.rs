@@ -11,12 +11,12 @@ use crate::api::{Json, Path};
 use crate::auth::{Admin, OrgScope};
 use crate::delivery::mailer::MailParts;
 use crate::delivery::providers::{Transports, test_via};
-use crate::domain::Actor;
 use crate::domain::audit::Scope;
 use crate::domain::providers::{
     self, HttpProvider, Provider, ProviderDraft, SesProvider, Settings, SmtpAuth, SmtpProvider,
 };
 use crate::domain::smtp::{PasswordChange, parse_address, parse_password};
+use crate::domain::{Actor, bounces};
 use crate::error::{Error, FieldErrors};
 use crate::state::AppState;
 
@@ -132,7 +132,9 @@ pub struct ProviderBody {
     /// Sends in flight at once across every node; mail over it waits in the outbox.
     #[schema(minimum = 1, maximum = 10000)]
     max_concurrent: Option<i64>,
-    /// Stored for bounce handling (VERP); not used yet.
+    /// The bounce domain: mail through this provider gets the envelope
+    /// sender `bounces+<notification>.<tag>@<bounceDomain>` (VERP), see
+    /// docs/feedback.md.
     bounce_domain: Option<String>,
     smtp: Option<SmtpBody>,
     ses: Option<SesBody>,
@@ -541,6 +543,9 @@ pub(crate) async fn test_send(
     let to = to.unwrap_or_default();
     let engine = app.engine();
     let message_id = uuid::Uuid::now_v7().to_string();
+    // The test mail carries a VERP sender like real mail (its id is no
+    // notification's, so a bounce of it is refused as unknown).
+    let verp = route.bounce_domain.as_deref().map(|d| bounces::verp_address(app.cipher(), &message_id, d));
     let text = format!(
         "This is a test message from Herald through the provider {}.\n\nIf you can read it, this provider works.",
         route.name
@@ -553,7 +558,7 @@ pub(crate) async fn test_send(
         text: &text,
         html: None,
         attachments: &[],
-        envelope_from: None,
+        envelope_from: verp.as_deref(),
     };
     let transports = Transports { mailer: &engine.mailer, http: &engine.http, tokens: &engine.oauth_tokens };
     Ok(test_via(&transports, &route, &parts).await)

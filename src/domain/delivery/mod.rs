@@ -40,10 +40,22 @@ pub enum Status {
     Retrying,
     /// Failed permanently or ran out of attempts; `retry` requeues it.
     Dead,
+    /// Accepted, then bounced hard (a DSN or SES bounce, issue 18).
+    Bounced,
+    /// Accepted, then reported as spam by its recipient (issue 18).
+    Complained,
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Queued, Status::Sending, Status::Sent, Status::Retrying, Status::Dead];
+    pub const ALL: [Status; 7] = [
+        Status::Queued,
+        Status::Sending,
+        Status::Sent,
+        Status::Retrying,
+        Status::Dead,
+        Status::Bounced,
+        Status::Complained,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,6 +64,8 @@ impl Status {
             Status::Sent => "sent",
             Status::Retrying => "retrying",
             Status::Dead => "dead",
+            Status::Bounced => "bounced",
+            Status::Complained => "complained",
         }
     }
 

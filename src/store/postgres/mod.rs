@@ -10,6 +10,7 @@ pub mod console;
 pub mod delivery;
 pub mod directory;
 pub mod fairness;
+pub mod feedback;
 pub mod identities;
 pub mod orgs;
 pub mod policy;

@@ -25,6 +25,7 @@ pub mod audit;
 pub mod delivery;
 pub mod directory;
 pub mod fairness;
+pub mod feedback;
 pub mod identities;
 pub mod providers;
 pub mod retention;

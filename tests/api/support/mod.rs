@@ -212,6 +212,8 @@ impl Drop for TestDb {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The inbound SMTP listener (`config.inbound_listen`), when started.
+    pub inbound_addr: Option<SocketAddr>,
     pub state: herald::state::AppState,
     /// The file transport's directory (`HERALD_OUTBOX_DIR`).
     pub outbox_dir: PathBuf,
@@ -290,6 +292,7 @@ impl TestApp {
         let clock = Clock::default();
         let server = Server::build(&config, clock.clone()).await.expect("build server");
         let addr = server.local_addr().unwrap();
+        let inbound_addr = server.inbound_addr();
         let store = server.state().store().clone();
         let state = server.state().clone();
         let (tx, rx) = oneshot::channel();
@@ -298,6 +301,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            inbound_addr,
             state,
             outbox_dir,
             _outbox: outbox,
