@@ -3,14 +3,23 @@
 //! transaction, so acceptance is not bound to one commit per request. Each
 //! caller still gets its 202 only after its own event is on disk. What an
 //! event holds is decided in [`crate::domain::delivery::events`].
+//!
+//! The claims of new idempotency keys are grouped the same way, in a loop
+//! of their own (a request claims its key before it builds its event): the
+//! keys of the requests that arrived while the previous claim ran are
+//! claimed in one statement, and only a key that exists already takes the
+//! one-key path that decides between replay, conflict and take-over.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::domain::delivery::NewEvent;
-use crate::store::{EventWrite, Store};
+use crate::clock::Millis;
+use crate::domain::OrgId;
+use crate::domain::delivery::{IdempotencyClaim, NewEvent};
+use crate::store::{EventWrite, NewKeyClaim, Store};
 
 const MAX_BATCH: usize = 512;
 
@@ -20,25 +29,62 @@ struct Job {
     done: oneshot::Sender<anyhow::Result<()>>,
 }
 
+struct KeyJob {
+    claim: NewKeyClaim,
+    /// `true`: claimed; `false`: the key exists (or the batch failed), take
+    /// the one-key path.
+    done: oneshot::Sender<bool>,
+}
+
 /// Writes accepted events, many per transaction when they arrive together,
 /// and wakes this process's workers after each commit.
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
+    keys: mpsc::Sender<KeyJob>,
+    store: Store,
 }
 
 impl Committer {
     /// Starts the commit loop on the current runtime.
     pub fn start(store: Store, wake: Arc<Notify>) -> Committer {
         let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let (keys, mut keys_rx) = mpsc::channel::<KeyJob>(4 * MAX_BATCH);
+        let key_store = store.clone();
         tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while keys_rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                claim_batch(&key_store, &mut batch).await;
+            }
+        });
+        let event_store = store.clone();
+        tokio::spawn(async move {
+            let store = event_store;
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 commit_batch(&store, &mut batch).await;
                 wake.notify_waiters();
             }
         });
-        Committer { jobs }
+        Committer { jobs, keys, store }
+    }
+
+    /// Claims `key` for a request with body digest `hash`, or says why not
+    /// (as [`Store::claim_idempotency_key`], with new keys claimed together).
+    pub async fn claim_idempotency_key(
+        &self,
+        org: &OrgId,
+        key: &str,
+        hash: &str,
+        now: Millis,
+        claim_until: Millis,
+    ) -> anyhow::Result<IdempotencyClaim> {
+        let claim = NewKeyClaim { org: org.clone(), key: key.to_owned(), hash: hash.to_owned(), now, claim_until };
+        let (done, claimed) = oneshot::channel();
+        if self.keys.send(KeyJob { claim, done }).await.is_ok() && claimed.await == Ok(true) {
+            return Ok(IdempotencyClaim::Claimed);
+        }
+        self.store.claim_idempotency_key(org, key, hash, now, claim_until).await
     }
 
     /// Commits one event (with its idempotent response); resolves once it
@@ -47,6 +93,28 @@ impl Committer {
         let (done, result) = oneshot::channel();
         self.jobs.send(Job { event, idempotency, done }).await.map_err(|_| anyhow::anyhow!("the committer stopped"))?;
         result.await.context("the committer stopped")?
+    }
+}
+
+async fn claim_batch(store: &Store, batch: &mut Vec<KeyJob>) {
+    // A key twice in one batch: the first is claimed here, the second takes
+    // the one-key path after it (and finds it in flight, or replays it).
+    let mut seen = HashSet::new();
+    let (firsts, repeats): (Vec<KeyJob>, Vec<KeyJob>) =
+        batch.drain(..).partition(|j| seen.insert((j.claim.org.clone(), j.claim.key.clone())));
+    let claims: Vec<NewKeyClaim> = firsts.iter().map(|j| j.claim.clone()).collect();
+    let claimed = match store.claim_new_idempotency_keys(&claims).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "could not claim idempotency keys together; one by one instead");
+            vec![false; claims.len()]
+        }
+    };
+    for (job, claimed) in firsts.into_iter().zip(claimed) {
+        let _ = job.done.send(claimed);
+    }
+    for job in repeats {
+        let _ = job.done.send(false);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The in-process cache of the reads every request makes: token lookups
-//! (every authenticated request) and SMTP settings rows (the Leegality
-//! notification-config endpoints and every send).
+//! (every authenticated request), SMTP settings rows (the Leegality
+//! notification-config endpoints and every send) and org limits rows
+//! (whether an accepted event's count is a quota decision, on PostgreSQL).
 //!
 //! Bounds, as Herald promises them (README, Storage):
 //! - **On the node that made a change, at once.** The `Store` method that
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::smtp::SmtpRow;
 use super::tokens::TokenAuth;
+use crate::domain::fairness::OrgLimits;
 
 /// How long an entry may be served after its read began.
 pub const TTL: Duration = Duration::from_millis(500);
@@ -43,6 +45,9 @@ pub struct ReadCache {
     pub tokens: Shelf<String, TokenAuth>,
     /// SMTP rows (or their absence) by scope id.
     pub smtp: Shelf<String, Option<SmtpRow>>,
+    /// Org limits rows (or their absence) by org id: whether an accepted
+    /// event's count is a quota decision (PostgreSQL's accept path).
+    pub limits: Shelf<String, Option<OrgLimits>>,
 }
 
 impl super::Store {
@@ -52,6 +57,7 @@ impl super::Store {
     pub fn forget_cached_reads(&self) {
         self.cache.tokens.clear();
         self.cache.smtp.clear();
+        self.cache.limits.clear();
     }
 }
 

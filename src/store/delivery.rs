@@ -191,6 +191,17 @@ pub struct EventWrite<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
 }
 
+/// A request's idempotency key to claim if it is new
+/// ([`Store::claim_new_idempotency_keys`]).
+#[derive(Debug, Clone)]
+pub struct NewKeyClaim {
+    pub org: OrgId,
+    pub key: String,
+    pub hash: String,
+    pub now: Millis,
+    pub claim_until: Millis,
+}
+
 /// The `notification.suppressed` webhook events of accepted events, written
 /// in their transaction.
 fn suppressed_hooks(writes: &[EventWrite<'_>]) -> Vec<WebhookEvent> {
@@ -221,6 +232,20 @@ impl Store {
                     .await
             }
             Db::Postgres(p) => postgres::delivery::claim_idempotency_key(p, org, key, hash, now, claim_until).await,
+        }
+    }
+
+    /// Claims the keys of many requests that are new, in one transaction:
+    /// `true` for each key claimed, `false` for a key that exists already
+    /// (its request takes [`Store::claim_idempotency_key`], which decides
+    /// between replay, conflict and take-over). Keys must be distinct.
+    pub async fn claim_new_idempotency_keys(&self, claims: &[NewKeyClaim]) -> anyhow::Result<Vec<bool>> {
+        match &self.db {
+            Db::Sqlite(db) => {
+                let claims = claims.to_vec();
+                db.write(move |tx| sqlite::delivery::claim_new_idempotency_keys(tx, &claims)).await
+            }
+            Db::Postgres(p) => postgres::delivery::claim_new_idempotency_keys(p, claims).await,
         }
     }
 
@@ -259,7 +284,16 @@ impl Store {
                 })
                 .await
             }
-            Db::Postgres(p) => postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes)).await,
+            Db::Postgres(p) => {
+                // The usage counts waiting since the last batch go in this
+                // transaction (`pending_usage.rs`), or back if it fails.
+                let usage = self.pending_usage.take();
+                let written = postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes), &usage).await;
+                if written.is_err() {
+                    self.pending_usage.restore(usage);
+                }
+                written
+            }
         }
     }
 

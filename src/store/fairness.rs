@@ -9,7 +9,7 @@ use super::{Db, Store, postgres, read_all, read_optional, row, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::fairness::{OrgLimits, QuotaMode, Reservation, Usage};
+use crate::domain::fairness::{OrgLimits, QuotaMode, Reservation, Usage, windows};
 
 /// The quota rule the store applies inside its transaction.
 pub type Decide = fn(&OrgLimits, &Usage, i64, Millis) -> Reservation;
@@ -71,6 +71,8 @@ impl Store {
         now: Millis,
         audit: &AuditEntry,
     ) -> anyhow::Result<()> {
+        // Cleared after the commit, so this node's next event sees the change.
+        let _forget = super::cache::ClearOnDrop(&self.cache.limits);
         match &self.db {
             Db::Sqlite(db) => {
                 let (org, limits, audit) = (org.clone(), limits.clone(), audit.clone());
@@ -102,8 +104,33 @@ impl Store {
                 let org = org.clone();
                 db.write(move |tx| sqlite::fairness::reserve(tx, &org, n, now, decide)).await
             }
-            Db::Postgres(p) => postgres::fairness::reserve(p, org, n, now, decide).await,
+            Db::Postgres(p) => {
+                // Without a quota nothing is decided: the count waits for the
+                // committer's next transaction (`pending_usage.rs`).
+                if !self.has_quota_cached(org).await? {
+                    let (hour, day) = windows(now);
+                    self.pending_usage.add(org.as_str(), hour, day, n);
+                    return Ok(Reservation::Counted { hour, day, release_at: None });
+                }
+                postgres::fairness::reserve(p, org, n, now, decide).await
+            }
         }
+    }
+
+    /// Whether the org has an hourly or daily quota, from the cache of
+    /// limits rows (`cache.rs`: a change holds at once on this node and
+    /// within 500 ms on the others).
+    async fn has_quota_cached(&self, org: &OrgId) -> anyhow::Result<bool> {
+        let limits = match self.cache.limits.get(org.as_str()) {
+            Some(limits) => limits,
+            None => {
+                let ticket = self.cache.limits.ticket();
+                let limits = self.org_limits(org).await?;
+                self.cache.limits.put(ticket, org.as_str().to_owned(), limits.clone());
+                limits
+            }
+        };
+        Ok(limits.is_some_and(|l| l.has_quota()))
     }
 
     /// Gives back a reservation whose event was not written.
@@ -113,6 +140,7 @@ impl Store {
                 let org = org.clone();
                 db.write(move |tx| sqlite::fairness::unreserve(tx, &org, hour, day, n)).await
             }
+            Db::Postgres(_) if self.pending_usage.give_back(org.as_str(), hour, day, n) => Ok(()),
             Db::Postgres(p) => postgres::fairness::unreserve(p, org, hour, day, n).await,
         }
     }

@@ -28,6 +28,7 @@ mod feedback;
 mod identities;
 mod orgs;
 mod overview;
+mod pending_usage;
 mod policy;
 mod postgres;
 mod provider_slots;
@@ -53,7 +54,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 
 pub use audit::AuditPage;
 pub use console::{ConsoleLogin, UserInsert};
-pub use delivery::EventWrite;
+pub use delivery::{EventWrite, NewKeyClaim};
 pub use directory::{DepartmentWrite, UserWrite};
 pub use feedback::{FeedbackRow, FeedbackTarget, FeedbackWrite};
 pub use identities::{IdentityWrite, LinkUse};
@@ -94,6 +95,9 @@ pub struct Store {
     location: Arc<str>,
     /// Token lookups and SMTP rows, with their bounds (see [`cache`]).
     cache: Arc<cache::ReadCache>,
+    /// Usage counts of orgs without a quota, written with the next events
+    /// (PostgreSQL; see [`pending_usage`]).
+    pending_usage: Arc<pending_usage::PendingUsage>,
 }
 
 impl fmt::Debug for Store {
@@ -286,7 +290,15 @@ impl Store {
             anyhow::bail!("unsupported database URL scheme (expected sqlite:// or postgres://)");
         };
         let location = location.into();
-        Ok(Store { db, instance: Arc::default(), sqlite_file, migrate_options, location, cache: Arc::default() })
+        Ok(Store {
+            db,
+            instance: Arc::default(),
+            sqlite_file,
+            migrate_options,
+            location,
+            cache: Arc::default(),
+            pending_usage: Arc::default(),
+        })
     }
 
     /// The SQLite database file, if this store is one (the default home of

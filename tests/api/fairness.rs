@@ -400,3 +400,56 @@ async fn approval_page_limits_guessing(app: TestApp) {
     let res = app.call(Method::GET, "/sender-identity/guess-after-the-window", Auth::None, None).await;
     assert_eq!(res.status, 404, "{}", res.text);
 }
+
+/// PostgreSQL counts the mail of an org without a quota in the committer's
+/// transaction of its events (`store/pending_usage.rs`), and reads whether
+/// an org has a quota from the limits cache (`store/cache.rs`). The count
+/// stays exact on two nodes, and a quota set on one node holds on the other
+/// within the cache's bound (500 ms; polled up to a generous deadline, as
+/// the machine may be slow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_counts_unlimited_orgs_with_their_events_and_sees_a_new_quota_soon() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let shared = db.share();
+    let a = TestApp::spawn_with(Backend::Postgres, db, |c| c.delivery.workers = false).await;
+    let b = TestApp::spawn_with(Backend::Postgres, shared, |c| c.delivery.workers = false).await;
+    let org = a.new_org().await;
+    let post_on_both = |n: usize, from: usize| {
+        let token = org.token.clone();
+        let (a, b) = (&a, &b);
+        async move {
+            futures::future::join_all((from..from + n).map(|i| {
+                let (node, token) = (if i % 2 == 0 { a } else { b }, token.clone());
+                async move { node.post("/v1/events", &token, message(i)).await.status }
+            }))
+            .await
+        }
+    };
+    let statuses = post_on_both(30, 0).await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    for node in [&a, &b] {
+        let usage = node.get("/v1/usage", &org.token).await;
+        assert_eq!(usage.json["hour"]["used"], 30, "{}", usage.text);
+        assert_eq!(usage.json["day"]["used"], 30, "{}", usage.text);
+    }
+    // B has just read "no quota"; A sets one that is already used up.
+    let res = put_limits(&a, &org.id, json!({ "hourlyQuota": 30, "quotaMode": "reject" })).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    assert_eq!(a.post("/v1/events", &org.token, message(100)).await.status, 429, "at once on the node that set it");
+    let mut accepted_meanwhile: usize = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match b.post("/v1/events", &org.token, message(101)).await.status {
+            429 => break,
+            202 => accepted_meanwhile += 1,
+            other => panic!("unexpected {other}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "node B still accepts 20 s after the quota was set");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What B accepted before it saw the quota is counted too.
+    let usage = a.get("/v1/usage", &org.token).await;
+    assert_eq!(usage.json["hour"]["used"], 30 + accepted_meanwhile, "{}", usage.text);
+    let listed = a.get("/v1/notifications?limit=500", &org.token).await;
+    assert_eq!(listed.json["items"].as_array().unwrap().len(), 30 + accepted_meanwhile);
+}

@@ -300,7 +300,8 @@ pub async fn accept(
     // Then the key, before anything that reads current state: a replay
     // answers what the first request got, whatever changed since.
     if let Some(key) = &key {
-        let claim = store.claim_idempotency_key(org, key, &digest(&canonical), now, Millis(now.0 + CLAIM_MS)).await?;
+        let claim =
+            committer.claim_idempotency_key(org, key, &digest(&canonical), now, Millis(now.0 + CLAIM_MS)).await?;
         match claim {
             IdempotencyClaim::Claimed => {}
             IdempotencyClaim::Replay(body) => return Ok(Accepted { body, replayed: true }),

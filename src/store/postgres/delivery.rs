@@ -13,12 +13,14 @@ use crate::domain::delivery::{
 };
 use crate::domain::webhooks::WebhookEvent;
 use crate::store::EventWrite;
-use crate::store::delivery::{ClaimedRow, ResultRow, result_of};
+use crate::store::delivery::{ClaimedRow, NewKeyClaim, ResultRow, result_of};
+use crate::store::pending_usage::{Counts, PendingUsage};
 use crate::store::sql::delivery::{
-    CLAIM_KEY, CLAIMED, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, MARK_SENDING, PG_FINISH,
-    PG_INSERT_EVENTS, PG_INSERT_NOTIFICATIONS, PG_INSERT_OUTBOX, PG_STORE_RESPONSES, PURGE_KEYS, READ_KEY, RECLAIM_KEY,
-    RELEASE_KEY, REQUEUE, STATUS_OF,
+    CLAIM_KEY, CLAIMED, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, MARK_SENDING,
+    PG_CLAIM_KEYS, PG_FINISH, PG_INSERT_EVENTS, PG_INSERT_NOTIFICATIONS, PG_INSERT_OUTBOX, PG_STORE_RESPONSES,
+    PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, STATUS_OF,
 };
+use crate::store::sql::fairness::PG_COUNT_USAGE;
 
 /// Writes an event, its notifications and their outbox rows (the writes
 /// that queue a mail together with another change; the hot path of
@@ -116,7 +118,12 @@ struct NotificationColumns {
     attachments: Vec<Option<String>>,
 }
 
-pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>], hooks: &[WebhookEvent]) -> anyhow::Result<()> {
+pub async fn insert_events(
+    pool: &PgPool,
+    writes: &[EventWrite<'_>],
+    hooks: &[WebhookEvent],
+    usage: &Counts,
+) -> anyhow::Result<()> {
     let events = writes.iter().map(|w| w.event);
     let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
     let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
@@ -195,6 +202,17 @@ pub async fn insert_events(pool: &PgPool, writes: &[EventWrite<'_>], hooks: &[We
             .await
             .context("store idempotent responses")?;
     }
+    if !usage.is_empty() {
+        let (o, p, b, n) = PendingUsage::columns(usage);
+        sqlx::query(PG_COUNT_USAGE)
+            .bind(&o)
+            .bind(&p)
+            .bind(&b)
+            .bind(&n)
+            .execute(&mut *tx)
+            .await
+            .context("count usage")?;
+    }
     super::webhooks::enqueue(&mut tx, hooks).await?;
     tx.commit().await.context("commit events")?;
     Ok(())
@@ -208,6 +226,27 @@ pub async fn release_idempotency_key(p: &PgPool, org: &OrgId, key: &str) -> anyh
 /// Forgets keys older than `before`.
 pub async fn purge_idempotency_keys(p: &PgPool, before: Millis) -> anyhow::Result<u64> {
     sqlx::query(PURGE_KEYS).bind(before.0).execute(p).await.map(|r| r.rows_affected()).context("purge idempotency keys")
+}
+
+/// Claims the new keys among `claims` in one statement (its own implicit
+/// transaction); `true` where the key was claimed.
+pub async fn claim_new_idempotency_keys(p: &PgPool, claims: &[NewKeyClaim]) -> anyhow::Result<Vec<bool>> {
+    let orgs: Vec<&str> = claims.iter().map(|c| c.org.as_str()).collect();
+    let keys: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+    let hashes: Vec<&str> = claims.iter().map(|c| c.hash.as_str()).collect();
+    let nows: Vec<i64> = claims.iter().map(|c| c.now.0).collect();
+    let untils: Vec<i64> = claims.iter().map(|c| c.claim_until.0).collect();
+    let claimed: Vec<(String, String)> = sqlx::query_as(PG_CLAIM_KEYS)
+        .bind(&orgs)
+        .bind(&keys)
+        .bind(&hashes)
+        .bind(&nows)
+        .bind(&untils)
+        .fetch_all(p)
+        .await
+        .context("claim idempotency keys")?;
+    let claimed: std::collections::HashSet<(String, String)> = claimed.into_iter().collect();
+    Ok(claims.iter().map(|c| claimed.contains(&(c.org.as_str().to_owned(), c.key.clone()))).collect())
 }
 
 pub async fn claim_idempotency_key(

@@ -27,6 +27,14 @@ pub const READ_KEY: &str = "SELECT request_hash, response, created_at, claimed_u
 pub const RECLAIM_KEY: &str = "UPDATE idempotency_keys SET request_hash = $3, response = NULL, created_at = $4,
     claimed_until = $5 WHERE org_id = $1 AND idem_key = $2";
 
+/// PostgreSQL: the new keys of concurrent requests in one statement; the
+/// keys it returns are claimed, the others take the one-key path.
+pub const PG_CLAIM_KEYS: &str =
+    "INSERT INTO idempotency_keys (org_id, idem_key, request_hash, response, created_at, claimed_until)
+    SELECT o, k, h, NULL, c, u FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+        AS t(o, k, h, c, u)
+    ON CONFLICT (org_id, idem_key) DO NOTHING RETURNING org_id, idem_key";
+
 pub const RELEASE_KEY: &str = "DELETE FROM idempotency_keys WHERE org_id = $1 AND idem_key = $2 AND response IS NULL";
 
 pub const PURGE_KEYS: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";

@@ -95,5 +95,11 @@ pub const COUNT: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
     VALUES ($1, 'hour', $2, $4), ($1, 'day', $3, $4)
     ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
 
+/// PostgreSQL: the summed counts of a batch of events (rows in key order),
+/// written in the events' transaction (`store/pending_usage.rs`).
+pub const PG_COUNT_USAGE: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
+    SELECT o, p, b, n FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(o, p, b, n)
+    ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
+
 /// The org's usage from `$2` (a day's start) on: today and held mail.
 pub const USAGE_FROM: &str = "SELECT period, bucket, used FROM org_usage WHERE org_id = $1 AND bucket >= $2";

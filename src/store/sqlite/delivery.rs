@@ -10,7 +10,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::delivery::{
     Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status, Via,
 };
-use crate::store::delivery::{ClaimedRow, result_of};
+use crate::store::delivery::{ClaimedRow, NewKeyClaim, result_of};
 use crate::store::sql::delivery::{
     CLAIM_KEY, CLAIMED, INSERT_ATTEMPT, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE,
     MARK_SENDING, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, RETRY_OUTBOX, SENT_OUTBOX, SET_RESULT,
@@ -54,6 +54,20 @@ pub fn insert_events(tx: &Tx<'_>, writes: &[(NewEvent, Option<(String, String)>)
         }
     }
     Ok(())
+}
+
+/// Claims each key that is new (`true`); an existing key is left alone.
+pub fn claim_new_idempotency_keys(tx: &Tx<'_>, claims: &[NewKeyClaim]) -> anyhow::Result<Vec<bool>> {
+    claims
+        .iter()
+        .map(|c| {
+            let org = c.org.as_str();
+            let done = tx
+                .execute(CLAIM_KEY, &[&org, &c.key.as_str(), &c.hash.as_str(), &c.now.0, &c.claim_until.0])
+                .context("claim idempotency key")?;
+            Ok(done == 1)
+        })
+        .collect()
 }
 
 pub fn claim_idempotency_key(
