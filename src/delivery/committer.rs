@@ -9,6 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::express::Express;
+use crate::domain::OrgId;
 use crate::domain::delivery::NewEvent;
 use crate::store::{EventWrite, Store};
 
@@ -21,7 +23,8 @@ struct Job {
 }
 
 /// Writes accepted events, many per transaction when they arrive together,
-/// and wakes this process's workers after each commit.
+/// and wakes this process's workers after each commit (and asks for an
+/// express claim for orgs with nothing in flight: `express.rs`).
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
@@ -29,13 +32,20 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the commit loop on the current runtime.
-    pub fn start(store: Store, wake: Arc<Notify>) -> Committer {
+    pub fn start(store: Store, wake: Arc<Notify>, express: Arc<Express>) -> Committer {
         let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                // Orgs with mail due now (not held for a later window).
+                let due: Vec<OrgId> = batch
+                    .iter()
+                    .filter(|j| !j.event.notifications.is_empty() && j.event.not_before.is_none())
+                    .map(|j| j.event.org.clone())
+                    .collect();
                 commit_batch(&store, &mut batch).await;
                 wake.notify_waiters();
+                express.committed(&due);
             }
         });
         Committer { jobs }

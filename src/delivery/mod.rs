@@ -15,6 +15,7 @@
 //! - Here: a test send now, through a draft or the effective server.
 
 pub mod committer;
+pub mod express;
 pub mod http;
 pub mod http_provider;
 pub mod inbound;
