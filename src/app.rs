@@ -176,6 +176,7 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         mailer: Arc::new(mailer),
         http,
         wake: Arc::new(tokio::sync::Notify::new()),
+        express: Default::default(),
         config: WorkerConfig {
             loops,
             concurrency: d.concurrency.div_ceil(loops).max(1),
@@ -226,7 +227,7 @@ impl Server {
             Some(_) => config.public_url(),
             None => format!("http://{local}"),
         };
-        let committer = Committer::start(engine.store.clone(), engine.wake.clone());
+        let committer = Committer::start(engine.store.clone(), engine.wake.clone(), engine.express.clone());
         let pruner = Arc::new(Pruner::new(engine.store.clone(), engine.clock.clone(), config.retention.clone()));
         let state = AppState(Arc::new(Inner {
             store: engine.store.clone(),

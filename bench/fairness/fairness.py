@@ -16,7 +16,8 @@ BURST = int(os.environ.get("BENCH_BURST", "50000"))
 B_SECONDS = int(os.environ.get("BENCH_B_SECONDS", "30"))
 CONCURRENCY = os.environ.get("BENCH_WORKER_CONCURRENCY", "64")
 PG = os.environ.get("HERALD_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-BIN = "target/release/herald"
+# BENCH_HERALD_BIN: a prebuilt herald (to compare builds alternately).
+BIN = os.environ.get("BENCH_HERALD_BIN", "target/release/herald")
 POST = "target/release/examples/post_events"
 
 
@@ -194,7 +195,8 @@ def main():
     print(f"\n| backend | B p50 alone | B p99 alone | B p50 A bursting | B p99 A bursting | p99 ratio | A alone/s | A with B/s | A kept |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {backend} | {p50a:.0f} ms | {p99a:.0f} ms | {p50b:.0f} ms | {p99b:.0f} ms | {p99b / p99a:.2f}x | {ta:.0f} | {tb:.0f} | {100 * tb / ta:.0f}% |")
-    print(f"({os.cpu_count()} cores, {cpu}, {time.strftime('%Y-%m-%d', time.gmtime())})")
+    print(f"({os.cpu_count()} cores, {cpu}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {BIN})")
+    print("load at the end:", open("/proc/loadavg").read().strip())
 
 
 if __name__ == "__main__":

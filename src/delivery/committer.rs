@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::express::Express;
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::delivery::{IdempotencyClaim, NewEvent};
@@ -37,7 +38,8 @@ struct KeyJob {
 }
 
 /// Writes accepted events, many per transaction when they arrive together,
-/// and wakes this process's workers after each commit.
+/// and wakes this process's workers after each commit (and asks for an
+/// express claim for orgs with nothing in flight: `express.rs`).
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
@@ -47,7 +49,7 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the commit loop on the current runtime.
-    pub fn start(store: Store, wake: Arc<Notify>) -> Committer {
+    pub fn start(store: Store, wake: Arc<Notify>, express: Arc<Express>) -> Committer {
         let (jobs, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let (keys, mut keys_rx) = mpsc::channel::<KeyJob>(4 * MAX_BATCH);
         let key_store = store.clone();
@@ -62,8 +64,15 @@ impl Committer {
             let store = event_store;
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                // Orgs with mail due now (not held for a later window).
+                let due: Vec<OrgId> = batch
+                    .iter()
+                    .filter(|j| !j.event.notifications.is_empty() && j.event.not_before.is_none())
+                    .map(|j| j.event.org.clone())
+                    .collect();
                 commit_batch(&store, &mut batch).await;
                 wake.notify_waiters();
+                express.committed(&due);
             }
         });
         Committer { jobs, keys, store }

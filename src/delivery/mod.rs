@@ -17,6 +17,7 @@
 pub mod bounce_intake;
 pub mod committer;
 pub mod concurrency;
+pub mod express;
 pub mod http;
 pub mod http_provider;
 pub mod inbound;

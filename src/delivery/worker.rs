@@ -14,9 +14,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use super::express::Express;
 use super::http::OutboundHttp;
 use super::mailer::{Delivery, MailParts, Mailer};
 use super::providers::{Transports, failure_kind, send_via};
@@ -46,6 +48,10 @@ pub struct WorkerConfig {
     pub circuit_cooldown: Duration,
     /// The window `maxPerMinute` counts in (a minute, shorter in tests).
     pub rate_window: Duration,
+    /// Rows an express claim leases (`domain::fairness::express_orgs`).
+    pub express_batch: i64,
+    /// Express claims sending at once in this process.
+    pub express_tasks: usize,
 }
 
 impl Default for WorkerConfig {
@@ -60,6 +66,8 @@ impl Default for WorkerConfig {
             circuit_failures: 5,
             circuit_cooldown: Duration::from_secs(60),
             rate_window: Duration::from_secs(60),
+            express_batch: crate::domain::fairness::EXPRESS_BATCH,
+            express_tasks: 8,
         }
     }
 }
@@ -76,6 +84,8 @@ pub struct Engine {
     pub oauth_tokens: Arc<super::oauth2::TokenCache>,
     /// Woken after each commit of new events in this process.
     pub wake: Arc<Notify>,
+    /// In flight per org, idle loops and the express claims' queue.
+    pub express: Arc<Express>,
     pub config: WorkerConfig,
 }
 
@@ -90,6 +100,7 @@ pub async fn run(engine: Arc<Engine>, stop: watch::Receiver<bool>) {
     for n in 0..engine.config.loops.max(1) {
         tasks.spawn(claim_loop(engine.clone(), stop.clone(), n));
     }
+    tasks.spawn(express_loop(engine.clone(), stop.clone()));
     tasks.spawn(housekeeping(engine.clone(), stop.clone()));
     tasks.spawn(super::webhooks::run(engine.clone(), stop.clone()));
     while let Some(joined) = tasks.join_next().await {
@@ -119,13 +130,64 @@ async fn claim_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>, n: usi
             }
         };
         if !worked {
+            // Idle: a commit wakes this loop, so it needs no express claim.
+            engine.express.set_idle(true);
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep(engine.config.poll) => {}
                 _ = stop.changed() => {}
             }
+            engine.express.set_idle(false);
         }
     }
+}
+
+/// The express lane: an org whose mail was committed while it had nothing
+/// in flight here and every claim loop was busy gets a claim of its own at
+/// once, instead of waiting for a loop to finish its batch
+/// (`domain::fairness::express_orgs`). Each claim sends in a task of its
+/// own, so one org's slow server does not hold up the next org.
+async fn express_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(engine.config.express_tasks.max(1)));
+    let mut sends = JoinSet::new();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        for org in engine.express.take_pending() {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = stop.changed() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let engine = engine.clone();
+            sends.spawn(async move {
+                if let Err(e) = run_org_batch(&engine, &org).await {
+                    tracing::error!(org = %org, error = format!("{e:#}"), "express delivery batch failed");
+                }
+                drop(permit);
+            });
+        }
+        while sends.try_join_next().is_some() {}
+        tokio::select! {
+            () = engine.express.wake.notified() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    while sends.join_next().await.is_some() {}
+}
+
+/// One express claim: up to `express_batch` of the org's oldest due rows,
+/// sent and recorded like a regular batch.
+pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize> {
+    let lease_id = uuid::Uuid::now_v7().to_string();
+    let now = engine.clock.now();
+    let until = Millis(now.0 + millis(engine.config.lease));
+    let claimed = engine.store.claim_org_outbox(&lease_id, org, now, until, engine.config.express_batch).await?;
+    if !claimed.is_empty() {
+        metrics::counter!("herald_express_claims_total").increment(1);
+    }
+    send_claimed(engine, &lease_id, claimed).await
 }
 
 /// Claims, sends and records one batch; returns how many rows it held.
@@ -136,9 +198,16 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
         .store
         .claim_outbox(&lease_id, now, Millis(now.0 + millis(engine.config.lease)), engine.config.batch)
         .await?;
+    send_claimed(engine, &lease_id, claimed).await
+}
+
+/// Sends and records claimed rows; returns how many there were.
+async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) -> anyhow::Result<usize> {
     if claimed.is_empty() {
         return Ok(0);
     }
+    // In flight until sent: the express rule asks.
+    let mut held = engine.express.hold(&claimed);
     let mut routes: HashMap<OrgId, Result<Vec<Route>, String>> = HashMap::new();
     for c in &claimed {
         if !routes.contains_key(&c.org) {
@@ -167,17 +236,18 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
         let mut results: Vec<(&Claimed, Outcome, Option<Via>)> = Vec::new();
         let mut postponed: Vec<(String, Millis)> = Vec::new();
         for (i, sent) in chunk {
+            held.release(&claimed[i].org);
             match sent {
                 Sendout::Done(outcome, via) => results.push((&claimed[i], outcome, via)),
                 Sendout::Postpone(at) => postponed.push((claimed[i].id.clone(), at)),
             }
         }
         if !results.is_empty() {
-            record(engine, &lease_id, &results).await?;
+            record(engine, lease_id, &results).await?;
         }
         if !postponed.is_empty() {
             metrics::counter!("herald_provider_postponed_total").increment(postponed.len() as u64);
-            engine.store.postpone_sends(&lease_id, &postponed).await?;
+            engine.store.postpone_sends(lease_id, &postponed).await?;
         }
     }
     Ok(claimed.len())

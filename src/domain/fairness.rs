@@ -335,6 +335,36 @@ pub fn candidates_per_org(batch: i64, weight: i64, total_weight: i64) -> i64 {
     ((2 * batch * weight.max(1)) + total - 1) / total
 }
 
+/// Rows an express claim leases at most: an org that had nothing in
+/// flight gets its first mails sent at once, the rest of a burst takes
+/// turns in the regular claims.
+pub const EXPRESS_BATCH: i64 = 16;
+
+/// The express rule (issue 19's tail latency): a regular claim leases a
+/// batch and sends it whole before it claims again, so mail committed just
+/// after every claim loop took its batch waits for a whole batch of another
+/// org's sends. An org whose mail was just committed gets a claim of its
+/// own, at once, when it has nothing in flight in this process and no claim
+/// loop is idle (an idle loop is woken by the commit and claims fairly
+/// itself). An org with mail in flight is being served: its new mail takes
+/// turns in the regular claims. Returns each such org once, in order.
+pub fn express_orgs<'a>(
+    committed: impl IntoIterator<Item = &'a OrgId>,
+    in_flight: &HashMap<OrgId, usize>,
+    idle_loops: usize,
+) -> Vec<OrgId> {
+    if idle_loops > 0 {
+        return Vec::new();
+    }
+    let mut picked: Vec<OrgId> = Vec::new();
+    for org in committed {
+        if in_flight.get(org).copied().unwrap_or(0) == 0 && !picked.contains(org) {
+            picked.push(org.clone());
+        }
+    }
+    picked
+}
+
 /// API request limits per token (GCRA: a token may make `rate` requests a
 /// minute, in bursts of up to `rate`). The state is this process's: each
 /// node counts its own requests (see docs/fairness.md for why).
@@ -472,6 +502,25 @@ mod tests {
         assert_eq!(fair_order(vec![(1, b), (2, c)], 4), ["c0", "c1", "b0", "c2"]);
         assert_eq!(candidates_per_org(100, 1, 2), 100);
         assert_eq!(candidates_per_org(100, 1, 1000), 1);
+    }
+
+    #[test]
+    fn express_claims_go_to_committed_orgs_with_nothing_in_flight() {
+        let (a, b, c) =
+            (OrgId::from_db("a".to_owned()), OrgId::from_db("b".to_owned()), OrgId::from_db("c".to_owned()));
+        let mut in_flight = HashMap::new();
+        in_flight.insert(a.clone(), 64);
+        // A's burst is in flight: B's and C's new mail is claimed at once,
+        // each org once however many of its events the commit held.
+        assert_eq!(express_orgs([&a, &b, &b, &c, &a], &in_flight, 0), [b.clone(), c.clone()]);
+        // A claim loop is idle: the commit wakes it, no express claim.
+        assert!(express_orgs([&b], &in_flight, 1).is_empty());
+        // B has mail in flight: its new mail takes turns as usual.
+        in_flight.insert(b.clone(), 1);
+        assert!(express_orgs([&a, &b], &in_flight, 0).is_empty());
+        // Zero left in flight counts as nothing.
+        in_flight.insert(b.clone(), 0);
+        assert_eq!(express_orgs([&b], &in_flight, 0), [b]);
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub(super) fn notification_from(row: NotificationRow) -> anyhow::Result<Notifica
     })
 }
 
-fn claimed_from(row: ClaimedRow) -> Claimed {
+pub(super) fn claimed_from(row: ClaimedRow) -> Claimed {
     let ClaimedRow {
         id,
         org_id,

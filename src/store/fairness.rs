@@ -4,11 +4,13 @@
 
 use anyhow::Context;
 
+use super::delivery::{ClaimedRow, claimed_from};
 use super::sql::fairness::{LIMITS_OF, RATE_OVERRIDES, USAGE_FROM};
 use super::{Db, Store, postgres, read_all, read_optional, row, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
+use crate::domain::delivery::Claimed;
 use crate::domain::fairness::{OrgLimits, QuotaMode, Reservation, Usage, windows};
 
 /// The quota rule the store applies inside its transaction.
@@ -80,6 +82,27 @@ impl Store {
             }
             Db::Postgres(p) => postgres::fairness::set_limits(p, org, limits, now, audit).await,
         }
+    }
+
+    /// The express claim (`domain::fairness::express_orgs`): leases up to
+    /// `limit` of `org`'s oldest due rows, like [`Store::claim_outbox`] but
+    /// for one org.
+    pub async fn claim_org_outbox(
+        &self,
+        lease_id: &str,
+        org: &OrgId,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> anyhow::Result<Vec<Claimed>> {
+        let rows: Vec<ClaimedRow> = match &self.db {
+            Db::Sqlite(db) => {
+                let (lease_id, org) = (lease_id.to_owned(), org.clone());
+                db.write(move |tx| sqlite::fairness::lease_org(tx, &lease_id, &org, now, lease_until, limit)).await?
+            }
+            Db::Postgres(p) => postgres::fairness::claim_org(p, lease_id, org, now, lease_until, limit).await?,
+        };
+        Ok(rows.into_iter().map(claimed_from).collect())
     }
 
     /// Every org's own API rate (requests per minute per token).

@@ -9,11 +9,18 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use herald::domain::OrgId;
+use herald::domain::smtp::Security;
+
+use crate::delivery::{send, use_port, wait_status};
+use crate::support::smtp::{Mode, StallAt, TestSmtp, stalling};
 use crate::support::{Auth, Backend, TestApp, TestDb, TestOrg};
 
 on_each_backend!(
     a_small_org_is_claimed_in_the_next_round,
     weights_share_a_claim,
+    an_express_claim_takes_one_orgs_oldest_rows,
+    an_idle_org_is_not_queued_behind_busy_claim_loops,
     quota_reject_answers_429_and_rolls_over,
     quota_hold_queues_mail_for_the_next_window,
     limits_endpoints_reject_bad_input,
@@ -91,6 +98,88 @@ async fn weights_share_a_claim(app: TestApp) {
     let from_a = first.iter().filter(|id| a_ids.contains(*id)).count();
     let from_b = first.iter().filter(|id| b_ids.contains(*id)).count();
     assert_eq!((from_a, from_b), (6, 2), "weights 3:1 over a claim of 8");
+}
+
+/// The express claim leases only the org's own due rows, oldest first, and
+/// never a row another claim holds.
+async fn an_express_claim_takes_one_orgs_oldest_rows(app: TestApp) {
+    let Some(app) = quiet(app.backend).await else { return };
+    let (a, b) = (app.new_org().await, app.new_org().await);
+    let a_ids = post_many(&app, &a, 5).await;
+    let b_ids = post_many(&app, &b, 3).await;
+    let b_org = OrgId::parse(&b.id).unwrap();
+    let claim_b = |limit: i64| {
+        let app = &app;
+        let b_org = &b_org;
+        async move {
+            let now = app.clock.now();
+            let lease = uuid::Uuid::now_v7().to_string();
+            let until = herald::clock::Millis(now.0 + 100 * 3_600_000);
+            let claimed = app.store.claim_org_outbox(&lease, b_org, now, until, limit).await.unwrap();
+            assert!(claimed.iter().all(|c| c.org == *b_org));
+            claimed.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        }
+    };
+    let mut first = claim_b(2).await;
+    first.sort();
+    let mut oldest = b_ids[..2].to_vec();
+    oldest.sort();
+    assert_eq!(first, oldest, "the express claim took B's two oldest");
+    assert_eq!(claim_b(16).await, b_ids[2..].to_vec());
+    assert!(claim_b(16).await.is_empty(), "B's leased rows were claimed again");
+    // A's rows were left to the regular claim.
+    let rest: HashSet<String> = claim(&app, 100).await.into_iter().collect();
+    assert_eq!(rest, a_ids.into_iter().collect::<HashSet<_>>());
+}
+
+/// Issue 19's tail: both claim loops are busy with org A's sends (A's
+/// server takes each message and never answers it); org B's mail,
+/// committed then, gets an express claim and is sent while A's sends still
+/// hold every loop. Before the express lane it waited for a loop to finish.
+async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
+    let backend = app.backend;
+    drop(app);
+    let Some(db) = TestDb::new(backend).await else { return };
+    // A's sends stay in flight for the whole test.
+    let app = TestApp::spawn_with(backend, db, |c| c.delivery.smtp_timeout = Duration::from_secs(3600)).await;
+    let express = app.state.engine().express.clone();
+    let (a, b) = (app.new_org().await, app.new_org().await);
+    let a_org = OrgId::parse(&a.id).unwrap();
+    let (stall, _stalling) = stalling(StallAt::EndOfData).await;
+    use_port(&app, &a, stall.port(), Security::Plain, false, None).await;
+    let smtp = TestSmtp::start(Mode::Plain).await;
+    use_port(&app, &b, smtp.port(), Security::Plain, false, None).await;
+
+    // A server runs two claim loops. One A mail at a time: the first is
+    // claimed by a loop and stalls; the second, committed while A has mail
+    // in flight (so not express), by the other loop, which stalls too.
+    let mut a_ids = Vec::new();
+    for i in 0..2 {
+        let id = send(&app, &a, message(i)).await;
+        wait_status(&app, &a, &id, "sending").await;
+        a_ids.push(id);
+        wait_until(|| express.in_flight(&a_org) == a_ids.len()).await;
+    }
+    wait_until(|| express.idle_loops() == 0).await;
+    let id = send(&app, &b, message(99)).await;
+    let sent = wait_status(&app, &b, &id, "sent").await;
+    assert_eq!(smtp.wait_for(1).await.len(), 1, "{sent}");
+    // A's sends still hold the loops: B did not wait for them.
+    for a_id in &a_ids {
+        assert_eq!(app.get(&format!("/v1/notifications/{a_id}"), &a.token).await.json["status"], "sending");
+    }
+    assert_eq!(express.idle_loops(), 0);
+}
+
+/// Polls `ready` (every 20 ms, 20 s at most).
+async fn wait_until(ready: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the condition never held");
 }
 
 /// Reject mode: over the hourly quota new events get 429 with Retry-After

@@ -57,6 +57,13 @@ pub const CLAIM_FAIR_PG: &str = concat!(
         FOR UPDATE OF o SKIP LOCKED)"
 );
 
+/// PostgreSQL: the express claim (`domain::fairness::express_orgs`): the
+/// oldest `$5` due rows of org `$4` that no other claim holds. SQLite runs
+/// [`ORG_DUE`] and [`LEASE_ONE`] in its writer.
+pub const CLAIM_ORG_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
+        SELECT notification_id FROM outbox WHERE org_id = $4 AND available_at <= $3
+        ORDER BY available_at LIMIT $5 FOR UPDATE SKIP LOCKED)";
+
 pub const LIMITS_OF: &str = "SELECT weight, hourly_quota, daily_quota, quota_mode, api_rate FROM org_limits
     WHERE org_id = $1";
 
