@@ -60,7 +60,8 @@ impl From<SmtpAuth> for Auth {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SmtpBody {
-    /// `microsoft365` or `google`.
+    /// `microsoft365` or `google`. Google fills the endpoints only: Google
+    /// Workspace needs the JWT-bearer grant, which is not built yet.
     preset: Option<String>,
     /// The Microsoft Entra tenant (id or domain) of the `microsoft365` preset.
     tenant: Option<String>,
