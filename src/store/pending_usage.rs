@@ -105,7 +105,8 @@ mod tests {
         assert!(p.take().is_empty());
         p.add("o1", 3_600_000, 0, 1);
         p.restore(taken);
-        let (orgs, periods, buckets, n) = PendingUsage::columns(&p.take());
+        let left = p.take();
+        let (orgs, periods, buckets, n) = PendingUsage::columns(&left);
         assert_eq!(orgs, ["o1", "o1"]);
         assert_eq!(periods, ["day", "hour"]);
         assert_eq!(buckets, [0, 3_600_000]);
