@@ -49,6 +49,8 @@ impl Pruner {
                 ("events", r.events),
                 ("audit_entries", r.audit_entries),
                 ("webhook_messages", r.webhook_messages),
+                ("alerts", r.alerts),
+                ("usage_windows", r.usage_windows),
                 ("pages", r.pages_freed),
             ] {
                 metrics::gauge!("herald_retention_last_run_removed", "what" => what).set(n as f64);

@@ -208,14 +208,23 @@ async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) ->
     }
     // In flight until sent: the express rule asks.
     let mut held = engine.express.hold(&claimed);
-    let mut routes: HashMap<OrgId, Result<Vec<Route>, String>> = HashMap::new();
+    // Keyed by org and whether the mail is an alert mail, which goes
+    // through the instance's providers only (issue 18).
+    let mut routes: HashMap<(OrgId, bool), Result<Vec<Route>, String>> = HashMap::new();
     for c in &claimed {
-        if !routes.contains_key(&c.org) {
+        let key = (c.org.clone(), c.kind == crate::domain::alerts::MAIL_KIND);
+        if let std::collections::hash_map::Entry::Vacant(slot) = routes.entry(key) {
             let found = providers::routes(&engine.store, &engine.cipher, &c.org).await.map_err(|e| {
                 tracing::error!(org = %c.org, error = %e, "could not load the org's providers");
                 "the delivery settings could not be loaded".to_owned()
             });
-            routes.insert(c.org.clone(), found);
+            let found = match (c.kind == crate::domain::alerts::MAIL_KIND, found) {
+                (true, Ok(all)) => {
+                    Ok(all.into_iter().filter(|r| matches!(r.scope, crate::domain::audit::Scope::Instance)).collect())
+                }
+                (_, found) => found,
+            };
+            slot.insert(found);
         }
     }
     let (claimed_ref, routes_ref) = (&claimed, &routes);
@@ -227,7 +236,8 @@ async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) ->
         futures_util::stream::iter(0..claimed.len())
             .map(|i| async move {
                 let c = &claimed_ref[i];
-                (i, send_one(engine, &routes_ref[&c.org], c).await)
+                let key = (c.org.clone(), c.kind == crate::domain::alerts::MAIL_KIND);
+                (i, send_one(engine, &routes_ref[&key], c).await)
             })
             .buffer_unordered(concurrency)
             .ready_chunks(concurrency)

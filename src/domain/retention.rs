@@ -104,6 +104,10 @@ impl Retention {
             dead_body: before(self.dead_days),
             record: before(self.record_days),
             audit: self.audit_days.map(before),
+            // Quota windows are read only while they are current (this
+            // hour, today): kept with the records, but at least until
+            // yesterday's window is over.
+            usage: Millis(before(self.record_days).0.min(now.0.div_euclid(DAY_MS) * DAY_MS - DAY_MS)),
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct Cutoffs {
     pub dead_body: Millis,
     pub record: Millis,
     pub audit: Option<Millis>,
+    /// Quota windows (`org_usage`) that started before this go.
+    pub usage: Millis,
 }
 
 /// An org's stored overrides, with when they were last changed.
@@ -136,6 +142,10 @@ pub struct Pruned {
     pub audit_entries: u64,
     /// Delivered webhook messages (with their attempts) past the record days.
     pub webhook_messages: u64,
+    /// Alerts resolved more than the record days ago (open ones stay).
+    pub alerts: u64,
+    /// Quota windows (`org_usage` rows) long over.
+    pub usage_windows: u64,
     /// SQLite pages handed back to the file system (incremental vacuum).
     pub pages_freed: u64,
 }
@@ -147,6 +157,8 @@ impl Pruned {
         self.events += other.events;
         self.audit_entries += other.audit_entries;
         self.webhook_messages += other.webhook_messages;
+        self.alerts += other.alerts;
+        self.usage_windows += other.usage_windows;
         self.pages_freed += other.pages_freed;
     }
 }
@@ -261,9 +273,120 @@ pub async fn clear_org_settings(store: &Store, actor: &Actor, org: &OrgId, now: 
 pub struct Erased {
     pub notifications: u64,
     pub attempts: u64,
+    /// Events deleted: those emptied of their notifications, and suppressed
+    /// events (no notification) whose reason named the address.
     pub events: u64,
+    /// Events that still have other recipients' mail, whose suppression
+    /// reason had the address replaced by `[erased]`.
+    pub events_redacted: u64,
     pub idempotency_keys: u64,
+    /// Delivered webhook messages whose payload named the address, deleted
+    /// with their attempts.
+    pub webhook_messages: u64,
+    /// Webhook messages still pending for their endpoint, whose payload had
+    /// the address replaced by `[erased]` (the endpoint's order stays whole).
+    pub webhook_messages_redacted: u64,
+    /// The org's suppression entry, replaced by a hashed marker that keeps
+    /// the address suppressed (see [`erased_suppression_key`]).
+    pub suppressions: u64,
+    /// The org's audit entries that named the address (suppression changes),
+    /// with the address replaced by its hashed marker.
+    pub audit_entries_redacted: u64,
+    /// The address taken off the org's alert contacts.
+    pub alert_contacts: u64,
     pub in_flight: u64,
+}
+
+/// The org's alert contacts (a JSON array) without `email` (any case);
+/// `None` when it was not among them.
+pub fn without_contact(emails_json: &str, email: &str) -> Option<String> {
+    let emails: Vec<String> = serde_json::from_str(emails_json).ok()?;
+    let needle = email.trim().to_lowercase();
+    let kept: Vec<&String> = emails.iter().filter(|e| e.trim().to_lowercase() != needle).collect();
+    (kept.len() != emails.len()).then(|| serde_json::to_string(&kept).unwrap_or_else(|_| "[]".to_owned()))
+}
+
+/// What replaces an erased address inside a text.
+pub const ERASED: &str = "[erased]";
+
+/// The suppression-list key that stands for an erased address: `erased:`
+/// and the SHA-256 of the org id and the lower-cased address. Herald can
+/// still tell that a new mail goes to a suppressed address (it hashes the
+/// recipient the same way), but the list no longer shows the address.
+/// Anyone who already knows an address can compute its marker too: it is
+/// a pseudonym, not a secret (the same trade-off as Postal's and SES's
+/// hashed suppressions).
+pub fn erased_suppression_key(org: &OrgId, email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(org.as_str().as_bytes())
+        .chain_update(b"\n")
+        .chain_update(email.trim().to_lowercase().as_bytes())
+        .finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("erased:{hex}")
+}
+
+/// `text` with every occurrence of `email` (any case) replaced by
+/// `replacement`; `None` when it does not occur.
+pub fn redact_text(text: &str, email: &str, replacement: &str) -> Option<String> {
+    let needle = email.trim().to_lowercase();
+    if needle.is_empty() {
+        return None;
+    }
+    let lower = text.to_lowercase();
+    if !lower.contains(&needle) {
+        return None;
+    }
+    if lower.len() != text.len() {
+        // Lower-casing moved the byte offsets (rare scripts): the whole
+        // text goes rather than a wrong slice of it.
+        return Some(replacement.to_owned());
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        if at < rest || !text.is_char_boundary(at) || !text.is_char_boundary(at + needle.len()) {
+            return Some(replacement.to_owned());
+        }
+        out.push_str(&text[rest..at]);
+        out.push_str(replacement);
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    Some(out)
+}
+
+/// A JSON document (a webhook payload) with the address replaced in every
+/// string and key; `None` when it does not occur. A text that is not JSON
+/// is redacted as text.
+pub fn redact_json(payload: &str, email: &str) -> Option<String> {
+    fn walk(v: &mut serde_json::Value, email: &str, hit: &mut bool) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Some(r) = redact_text(s, email, ERASED) {
+                    *s = r;
+                    *hit = true;
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, email, hit)),
+            serde_json::Value::Object(o) => {
+                let old = std::mem::take(o);
+                for (k, mut x) in old {
+                    walk(&mut x, email, hit);
+                    let k = redact_text(&k, email, ERASED).inspect(|_| *hit = true).unwrap_or(k);
+                    o.insert(k, x);
+                }
+            }
+            _ => {}
+        }
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return redact_text(payload, email, ERASED);
+    };
+    let mut hit = false;
+    walk(&mut v, email, &mut hit);
+    if hit { Some(v.to_string()) } else { redact_text(payload, email, ERASED) }
 }
 
 /// The longest address accepted (RFC 5321's path limit).
@@ -338,8 +461,43 @@ mod tests {
         assert_eq!(c.dead_body, Millis(70 * DAY_MS));
         assert_eq!(c.record, Millis(10 * DAY_MS));
         assert_eq!(c.audit, None);
+        assert_eq!(c.usage, Millis(10 * DAY_MS));
+        let short = Retention { record_days: 0, ..Default::default() }.cutoffs(Millis(100 * DAY_MS + 5));
+        assert_eq!(short.usage, Millis(99 * DAY_MS), "yesterday's window is kept");
         let far = Retention { body_days: i64::MAX, ..Default::default() }.cutoffs(now);
         assert!(far.sent_body.0 < 0);
+    }
+
+    #[test]
+    fn redaction_replaces_every_case_of_the_address_and_only_it() {
+        let r = redact_text("Ada@Example.com is on the list; ada@example.com again", "ada@example.COM", ERASED);
+        assert_eq!(r.as_deref(), Some("[erased] is on the list; [erased] again"));
+        assert_eq!(redact_text("nothing here", "ada@example.com", ERASED), None);
+        let j = redact_json(r#"{"data":{"to":"ADA@example.com","n":1,"l":["x ada@example.com"]}}"#, "ada@example.com");
+        let v: serde_json::Value = serde_json::from_str(&j.unwrap()).unwrap();
+        assert_eq!(v["data"]["to"], ERASED);
+        assert_eq!(v["data"]["n"], 1);
+        assert_eq!(v["data"]["l"][0], "x [erased]");
+        assert_eq!(redact_json(r#"{"to":"bob@example.com"}"#, "ada@example.com"), None);
+        // An escaped address (JSON \u escapes) is found once parsed.
+        let escaped = redact_json(r#"{"to":"ada\u0040example.com"}"#, "ada@example.com").unwrap();
+        assert!(!escaped.contains("ada"), "{escaped}");
+    }
+
+    #[test]
+    fn an_erased_address_leaves_the_alert_contacts() {
+        let got = without_contact(r#"["Ops@Example.com","b@example.com"]"#, "ops@example.COM");
+        assert_eq!(got.as_deref(), Some(r#"["b@example.com"]"#));
+        assert_eq!(without_contact(r#"["b@example.com"]"#, "ops@example.com"), None);
+    }
+
+    #[test]
+    fn erased_markers_are_per_org_and_case_blind() {
+        let (a, b) = (OrgId::from_db("org_a".into()), OrgId::from_db("org_b".into()));
+        let k = erased_suppression_key(&a, "Ada@Example.com");
+        assert!(k.starts_with("erased:") && !k.contains("ada"), "{k}");
+        assert_eq!(k, erased_suppression_key(&a, " ada@example.com"));
+        assert_ne!(k, erased_suppression_key(&b, "ada@example.com"));
     }
 
     #[test]

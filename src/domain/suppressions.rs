@@ -118,7 +118,8 @@ fn like_escape(s: &str) -> String {
 
 /// One listed address, or not found.
 pub async fn get(store: &Store, org: &OrgId, email: &str) -> Result<Suppression, Error> {
-    store.suppression(org, &email_key(email)).await?.ok_or(Error::NotFound(Resource::Suppression))
+    let marker = crate::domain::retention::erased_suppression_key(org, email);
+    store.suppression_or_erased(org, &email_key(email), &marker).await?.ok_or(Error::NotFound(Resource::Suppression))
 }
 
 /// Lists an address by hand (audited). Listing a listed address again
@@ -167,7 +168,10 @@ pub async fn remove(store: &Store, actor: &Actor, org: &OrgId, email: &str, now:
         resource_id: key.clone(),
         detail: serde_json::json!({}),
     };
-    if store.delete_suppression(org, &key, &audit).await? {
+    // An erased address is listed under its hashed marker (issue 20).
+    let marker = crate::domain::retention::erased_suppression_key(org, email);
+    let plain = store.delete_suppression(org, &key, &audit).await?;
+    if store.delete_suppression(org, &marker, &audit).await? | plain {
         Ok(())
     } else {
         Err(Error::NotFound(Resource::Suppression))
@@ -183,7 +187,9 @@ pub async fn apply(store: &Store, org: &OrgId, event: &mut NewEvent) -> Result<(
     let mut reasons = Vec::new();
     let mut kept = Vec::with_capacity(event.notifications.len());
     for n in std::mem::take(&mut event.notifications) {
-        match store.suppression(org, &email_key(&n.to_addr)).await? {
+        // An erasure leaves a hashed marker in place of the address.
+        let marker = crate::domain::retention::erased_suppression_key(org, &n.to_addr);
+        match store.suppression_or_erased(org, &email_key(&n.to_addr), &marker).await? {
             Some(s) => reasons.push(format!("{} is on the suppression list ({})", n.to_addr, s.reason.as_str())),
             None => kept.push(n),
         }

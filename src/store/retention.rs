@@ -49,7 +49,7 @@ pub struct StorageStats {
 }
 
 /// Pruning steps per org, in order (see `sqlite::retention::prune_step`).
-const STEPS: usize = 6;
+const STEPS: usize = 8;
 
 impl Store {
     /// Takes this node's turn to prune; `None` when another node prunes now.
@@ -131,6 +131,8 @@ impl Store {
                     2 => pruned.notifications += changed,
                     3 => pruned.events += changed,
                     4 => pruned.webhook_messages += changed,
+                    5 => pruned.alerts += changed,
+                    6 => pruned.usage_windows += changed,
                     _ => pruned.audit_entries += changed,
                 }
                 pruned.events += events;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use super::sql::suppressions::{COUNT, ONE, PAGE};
+use super::sql::suppressions::{COUNT, ONE, ONE_OR_ERASED, PAGE};
 use super::{Db, Store, postgres, read_all, read_optional, row, sqlite};
 use crate::clock::Millis;
 use crate::domain::OrgId;
@@ -64,6 +64,19 @@ impl Store {
 
     pub async fn suppression(&self, org: &OrgId, key: &str) -> anyhow::Result<Option<Suppression>> {
         let row: Option<SuppressionRow> = read_optional!(self, ONE, org.as_str(), key).context("read suppression")?;
+        row.map(suppression_from).transpose()
+    }
+
+    /// The entry of `key`, or else the hashed marker an erasure left in
+    /// its place (`domain::retention::erased_suppression_key`).
+    pub async fn suppression_or_erased(
+        &self,
+        org: &OrgId,
+        key: &str,
+        marker: &str,
+    ) -> anyhow::Result<Option<Suppression>> {
+        let row: Option<SuppressionRow> =
+            read_optional!(self, ONE_OR_ERASED, org.as_str(), key, marker).context("read suppression")?;
         row.map(suppression_from).transpose()
     }
 

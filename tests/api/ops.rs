@@ -83,6 +83,8 @@ async fn openapi_describes_every_endpoint(app: TestApp) {
         ("/v1/notifications/{id}/retry", "post"),
         ("/v1/smtp/test", "post"),
         ("/v1/erasures", "post"),
+        ("/v1/alerts/contacts", "get"),
+        ("/v1/alerts/contacts", "put"),
         ("/admin/v1/retention", "get"),
         ("/admin/v1/retention/runs", "post"),
         ("/admin/v1/orgs/{orgId}/retention", "get"),

@@ -23,6 +23,7 @@ on_each_backend!(
     erasure_leaves_nothing_of_the_address_and_spares_other_orgs,
     erasure_rejects_bad_input,
     storage_figures_and_pruning_runs_are_metrics,
+    resolved_alerts_and_old_quota_windows_go_open_alerts_and_suppressions_stay,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -299,6 +300,16 @@ async fn erasure_leaves_nothing_of_the_address_and_spares_other_orgs(app: TestAp
     let canary = format!("erase-me-{}@canary.example", uuid::Uuid::now_v7().simple());
     let a = app.new_org().await;
     let b = app.new_org().await;
+    // Org A's webhooks: one endpoint that takes its messages (they are
+    // delivered), one that refuses them (they stay pending, in order).
+    let types = ["notification.sent", "notification.suppressed"];
+    let (ok_url, ok_inbox) = crate::webhooks::receiver().await;
+    crate::webhooks::create(&app, &a, &ok_url, &types).await;
+    let (down_url, down_inbox) = crate::webhooks::receiver().await;
+    down_inbox.lock().unwrap().fail = true;
+    crate::webhooks::create(&app, &a, &down_url, &types).await;
+    let (b_url, b_inbox) = crate::webhooks::receiver().await;
+    crate::webhooks::create(&app, &b, &b_url, &types).await;
     // Org A: delivered, dead-ish and idempotent mail to the address (mixed case).
     let first = send(&app, &a, mail(&canary, &format!("Dear {canary}, a body naming you"))).await;
     wait_status(&app, &a, &first, "sent").await;
@@ -316,36 +327,118 @@ async fn erasure_leaves_nothing_of_the_address_and_spares_other_orgs(app: TestAp
     let second = res.json["notifications"][0]["id"].as_str().unwrap().to_owned();
     wait_status(&app, &a, &second, "sent").await;
     let keep = send(&app, &a, mail("someone-else@example.com", "not erased")).await;
-    // Org B: the same address, its own mail.
+    wait_status(&app, &a, &keep, "sent").await;
+    // Then the address is put on A's suppression list (audited under its
+    // address) and a mail to it is suppressed (the reason names it).
+    let listed = app.post("/v1/suppressions", &a.token, json!({ "email": canary, "detail": "asked to stop" })).await;
+    assert_eq!(listed.status, 201, "{}", listed.text);
+    let suppressed = app.post("/v1/events", &a.token, mail(&canary, "never sent")).await;
+    assert_eq!(suppressed.status, 202, "{}", suppressed.text);
+    assert!(suppressed.json["suppressed"].as_str().unwrap().contains(&canary), "{}", suppressed.text);
+    // Org B: the same address, its own mail, list entry and webhook.
     let theirs = send(&app, &b, mail(&canary, "org B's mail")).await;
     wait_status(&app, &b, &theirs, "sent").await;
+    let listed = app.post("/v1/suppressions", &b.token, json!({ "email": canary })).await;
+    assert_eq!(listed.status, 201, "{}", listed.text);
+    // A's good endpoint has all four messages (three name the address);
+    // the refusing one has tried at least once.
+    for _ in 0..600 {
+        if ok_inbox.lock().unwrap().got.len() >= 4 && down_inbox.lock().unwrap().attempts >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ok_inbox.lock().unwrap().got.len(), 4, "A's webhook messages were not delivered");
+    assert!(down_inbox.lock().unwrap().attempts >= 1);
+    // The receiver has them; wait until Herald has recorded them delivered.
+    let delivered = format!("SELECT COUNT(*) FROM webhook_messages WHERE org_id = '{}' AND status = 'delivered'", a.id);
+    for _ in 0..600 {
+        if scalar_i64(&app, &delivered).await == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(scalar_i64(&app, &delivered).await, 4);
+    let named = |org: &TestOrg| {
+        format!(
+            "SELECT COUNT(*) FROM webhook_messages WHERE org_id = '{}' AND lower(payload) LIKE '%{canary}%'",
+            org.id
+        )
+    };
+    assert_eq!(scalar_i64(&app, &named(&a)).await, 6);
 
     let erased = erase(&app, &a, &canary).await;
     assert_eq!(erased["notifications"], 2, "{erased}");
     assert_eq!(erased["attempts"], 2, "{erased}");
-    assert_eq!(erased["events"], 2, "{erased}");
+    assert_eq!(erased["events"], 3, "two emptied, one suppressed: {erased}");
+    assert_eq!(erased["eventsRedacted"], 0, "{erased}");
     assert_eq!(erased["idempotencyKeys"], 1, "{erased}");
+    assert_eq!(erased["webhookMessages"], 3, "the delivered ones: {erased}");
+    assert_eq!(erased["webhookMessagesRedacted"], 3, "the pending ones: {erased}");
+    assert_eq!(erased["suppressions"], 1, "{erased}");
+    assert_eq!(erased["auditEntriesRedacted"], 1, "suppression.added: {erased}");
     assert_eq!(erased["inFlight"], 0, "{erased}");
     for id in [&first, &second] {
         assert_eq!(app.get(&format!("/v1/notifications/{id}"), &a.token).await.status, 404);
     }
     assert_eq!(app.get(&format!("/v1/notifications/{keep}"), &a.token).await.status, 200);
-    // Org B's mail to the same address is untouched.
+    assert_eq!(scalar_i64(&app, &named(&a)).await, 0);
+    // The pending messages are still there, in their order, redacted; the
+    // one about other mail is intact.
+    let pending = format!(
+        "SELECT COUNT(*) FROM webhook_messages WHERE org_id = '{}' AND status = 'pending' AND payload LIKE '%[erased]%'",
+        a.id
+    );
+    assert_eq!(scalar_i64(&app, &pending).await, 3);
+    let other = format!(
+        "SELECT COUNT(*) FROM webhook_messages WHERE org_id = '{}' AND payload LIKE '%someone-else@example.com%'",
+        a.id
+    );
+    assert_eq!(scalar_i64(&app, &other).await, 2);
+    // Org B's mail, list entry and messages to the same address are untouched.
     let n = app.get(&format!("/v1/notifications/{theirs}"), &b.token).await;
     assert_eq!(n.status, 200);
     assert_eq!(n.json["to"], canary.as_str());
     assert!(body_len(&app, &theirs).await > 0);
+    let entry = app.get(&format!("/v1/suppressions/{canary}"), &b.token).await;
+    assert_eq!((entry.status, entry.json["email"].as_str()), (200, Some(canary.as_str())), "{}", entry.text);
+    assert!(scalar_i64(&app, &named(&b)).await >= 1);
     // The audit log says an erasure happened, not whom it was for.
     let audit = app.get("/v1/audit", &a.token).await;
     assert!(audit.text.contains("erasure.completed"), "{}", audit.text);
     assert!(!audit.text.to_lowercase().contains(&canary), "{}", audit.text);
+    assert!(audit.text.contains("suppression.added"), "{}", audit.text);
+
+    // The address stays suppressed in A (a hashed marker), without being shown.
+    let entry = app.get(&format!("/v1/suppressions/{upper}"), &a.token).await;
+    assert_eq!((entry.status, entry.json["email"].as_str()), (200, Some("[erased]")), "{}", entry.text);
+    assert!(entry.json["detail"].is_null(), "{}", entry.text);
+    let list = app.get("/v1/suppressions", &a.token).await;
+    assert!(!list.text.to_lowercase().contains(&canary), "{}", list.text);
+    let again = app.post("/v1/events", &a.token, mail(&canary, "still not sent")).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert_eq!(again.json["notifications"], json!([]), "{}", again.text);
+    assert!(again.json["suppressed"].is_string(), "{}", again.text);
+    // That new event names the address again; erasing once more removes it.
+    let repeat = erase(&app, &a, &canary).await;
+    assert_eq!((repeat["notifications"].as_i64(), repeat["events"].as_i64()), (Some(0), Some(1)), "{repeat}");
+    assert_eq!(repeat["suppressions"], 0, "the marker is not the address: {repeat}");
     // Idempotent: nothing more to remove.
-    let again = erase(&app, &a, &canary).await;
-    assert_eq!(again["notifications"], 0, "{again}");
+    let last = erase(&app, &a, &canary).await;
+    for (k, v) in last.as_object().unwrap() {
+        assert_eq!(v, 0, "{k}: {last}");
+    }
 
     // Once org B erases too, no byte of the address is left: not in any
     // table, nor in the raw SQLite file or its WAL.
-    erase(&app, &b, &upper).await;
+    for _ in 0..600 {
+        if !b_inbox.lock().unwrap().got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let by_b = erase(&app, &b, &upper).await;
+    assert_eq!((by_b["notifications"].as_i64(), by_b["suppressions"].as_i64()), (Some(1), Some(1)), "{by_b}");
     let everything = app.db.everything().await.to_lowercase();
     assert!(!everything.contains(&canary), "the address is still in the database");
     let local = canary.split('@').next().unwrap();
@@ -738,4 +831,105 @@ async fn postgres_pg_dump_under_load_restores_and_delivers_what_was_queued() {
     ready(&client, &node).await;
     wait_arrived(&sink, &restored, Duration::from_secs(60)).await;
     drop(node);
+}
+
+/// Resolved alerts go after the record days (open ones stay, however old);
+/// quota windows go with the records; the suppression list is kept.
+async fn resolved_alerts_and_old_quota_windows_go_open_alerts_and_suppressions_stay(app: TestApp) {
+    let org = app.new_org().await;
+    let other = app.new_org().await;
+    let t0 = app.clock.now().0;
+    let d = 86_400_000_i64;
+    let today = t0.div_euclid(d) * d;
+    for (o, id, opened, resolved) in [
+        (&org, "alert-old-resolved", t0 - 10 * d, Some(t0 - d)),
+        (&org, "alert-recent-resolved", t0, Some(t0 + 2 * d)),
+        (&other, "alert-other-resolved", t0 - 10 * d, Some(t0 - d)),
+    ] {
+        let resolved = resolved.map_or("NULL".to_owned(), |r: i64| r.to_string());
+        scalar_exec(
+            &app,
+            &format!(
+                "INSERT INTO alerts (id, org_id, kind, subject, detail, opened_at, resolved_at) \
+                 VALUES ('{id}', '{}', 'webhook_disabled', '{id}', 'x', {opened}, {resolved})",
+                o.id
+            ),
+        )
+        .await;
+    }
+    for (period, bucket) in [("hour", t0 - 3 * d), ("day", today)] {
+        scalar_exec(
+            &app,
+            &format!(
+                "INSERT INTO org_usage (org_id, period, bucket, used) VALUES ('{}', '{period}', {bucket}, 7)",
+                org.id
+            ),
+        )
+        .await;
+    }
+    let listed = app.post("/v1/suppressions", &org.token, json!({ "email": "kept@example.com" })).await;
+    assert_eq!(listed.status, 201, "{}", listed.text);
+    let count = |sql: String| {
+        let app = &app;
+        async move { scalar_i64(app, &sql).await }
+    };
+    let alert = |id: &str| format!("SELECT COUNT(*) FROM alerts WHERE id = '{id}'");
+    let usage = format!("SELECT COUNT(*) FROM org_usage WHERE org_id = '{}'", org.id);
+
+    // Day 0: the record days (90) have not passed for anything.
+    let removed = prune(&app).await;
+    assert_eq!((removed["alerts"].as_i64(), removed["usageWindows"].as_i64()), (Some(0), Some(0)), "{removed}");
+    assert_eq!(count(usage.clone()).await, 2);
+
+    // Day 91: the alert resolved on day -1 goes (in both orgs), the one
+    // resolved on day 2 and the open one stay; both quota windows go.
+    app.clock.advance(91 * DAY);
+    // An alert open since long before (inserted now: the workers' own
+    // evaluation may resolve it meanwhile, but not before day 91).
+    scalar_exec(
+        &app,
+        &format!(
+            "INSERT INTO alerts (id, org_id, kind, subject, detail, opened_at, resolved_at) \
+             VALUES ('alert-old-open', '{}', 'webhook_disabled', 'x', 'x', {}, NULL)",
+            org.id,
+            t0 - 100 * d
+        ),
+    )
+    .await;
+    let removed = prune(&app).await;
+    assert_eq!((removed["alerts"].as_i64(), removed["usageWindows"].as_i64()), (Some(2), Some(2)), "{removed}");
+    assert_eq!(count(alert("alert-old-resolved")).await, 0);
+    assert_eq!(count(alert("alert-other-resolved")).await, 0);
+    assert_eq!(count(alert("alert-recent-resolved")).await, 1);
+    assert_eq!(count(alert("alert-old-open")).await, 1);
+    assert_eq!(count(usage.clone()).await, 0);
+    // The suppression list is kept until an address is removed.
+    let entry = app.get("/v1/suppressions/kept@example.com", &org.token).await;
+    assert_eq!(entry.status, 200, "{}", entry.text);
+
+    // A window of today is never pruned, even with no record days at all.
+    let put = app
+        .call(
+            Method::PUT,
+            &format!("/admin/v1/orgs/{}/retention", org.id),
+            Auth::Bearer(&app.admin_token),
+            Some(json!({ "bodyDays": 0, "deadDays": 0, "recordDays": 0 })),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.text);
+    let now = app.clock.now().0;
+    let (today, yesterday) = (now.div_euclid(d) * d, now.div_euclid(d) * d - d);
+    for (period, bucket) in [("day", today), ("day", yesterday), ("day", yesterday - d)] {
+        scalar_exec(
+            &app,
+            &format!(
+                "INSERT INTO org_usage (org_id, period, bucket, used) VALUES ('{}', '{period}', {bucket}, 1)",
+                org.id
+            ),
+        )
+        .await;
+    }
+    let removed = prune(&app).await;
+    assert_eq!(removed["usageWindows"], 1, "only the day before yesterday: {removed}");
+    assert_eq!(count(usage).await, 2);
 }

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::webhook_messages))
         .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::get_alert_contacts, alerts::put_alert_contacts))
         .routes(routes!(limits::get_limits, limits::put_limits))
         .routes(routes!(limits::get_usage))
         .routes(routes!(providers::list_providers, providers::create_provider))

@@ -46,14 +46,36 @@ pub struct PrunedView {
     audit_entries: u64,
     /// Delivered webhook messages past the record days, with their attempts.
     webhook_messages: u64,
+    /// Alerts resolved more than the record days ago.
+    alerts: u64,
+    /// Quota windows (`org_usage` rows) long over.
+    usage_windows: u64,
     /// SQLite pages handed back to the file system.
     pages_freed: u64,
 }
 
 impl From<Pruned> for PrunedView {
     fn from(p: Pruned) -> Self {
-        let Pruned { bodies, notifications, events, audit_entries, webhook_messages, pages_freed } = p;
-        PrunedView { bodies, notifications, events, audit_entries, webhook_messages, pages_freed }
+        let Pruned {
+            bodies,
+            notifications,
+            events,
+            audit_entries,
+            webhook_messages,
+            alerts,
+            usage_windows,
+            pages_freed,
+        } = p;
+        PrunedView {
+            bodies,
+            notifications,
+            events,
+            audit_entries,
+            webhook_messages,
+            alerts,
+            usage_windows,
+            pages_freed,
+        }
     }
 }
 
@@ -246,8 +268,25 @@ pub struct ErasureBody {
 pub struct ErasureView {
     notifications: u64,
     attempts: u64,
+    /// Events deleted: emptied of their notifications, or suppressed events
+    /// whose reason named the address.
     events: u64,
+    /// Events with other recipients' mail whose suppression reason had the
+    /// address replaced by `[erased]`.
+    events_redacted: u64,
     idempotency_keys: u64,
+    /// Delivered webhook messages naming the address, deleted.
+    webhook_messages: u64,
+    /// Webhook messages still pending whose payload had the address
+    /// replaced by `[erased]` (they are still delivered, in order).
+    webhook_messages_redacted: u64,
+    /// The org's suppression entry, replaced by a hashed marker: the
+    /// address stays suppressed without being stored.
+    suppressions: u64,
+    /// Audit entries that named the address, with it replaced by the marker.
+    audit_entries_redacted: u64,
+    /// The address taken off the org's alert contacts.
+    alert_contacts: u64,
     /// Mail being sent at this moment, left alone: repeat the erasure once
     /// it has finished.
     in_flight: u64,
@@ -255,7 +294,9 @@ pub struct ErasureView {
 
 /// POST /v1/erasures: removes every notification of the org to `email`
 /// (bodies, address, attempts), its emptied events and stored idempotent
-/// answers naming it; the audit log records the erasure without the
+/// answers naming it, the delivered webhook messages naming it (pending
+/// ones are redacted), and turns its suppression entry into a hashed
+/// marker that keeps it suppressed; the audit log records the erasure without the
 /// address. Idempotent: a repeat removes nothing more.
 #[utoipa::path(post, path = "/v1/erasures", tag = "native", request_body = ErasureBody,
     security(("bearer" = []), ("x-auth-token" = []), ("x-api-key" = [])),
@@ -266,7 +307,30 @@ pub async fn erase(
     State(app): State<AppState>,
     Json(body): Json<ErasureBody>,
 ) -> Result<axum::Json<ErasureView>, Error> {
-    let Erased { notifications, attempts, events, idempotency_keys, in_flight } =
-        retention::erase(app.store(), &scope.actor, &scope.org, &body.email, app.clock().now()).await?;
-    Ok(axum::Json(ErasureView { notifications, attempts, events, idempotency_keys, in_flight }))
+    let Erased {
+        notifications,
+        attempts,
+        events,
+        events_redacted,
+        idempotency_keys,
+        webhook_messages,
+        webhook_messages_redacted,
+        suppressions,
+        audit_entries_redacted,
+        alert_contacts,
+        in_flight,
+    } = retention::erase(app.store(), &scope.actor, &scope.org, &body.email, app.clock().now()).await?;
+    Ok(axum::Json(ErasureView {
+        notifications,
+        attempts,
+        events,
+        events_redacted,
+        idempotency_keys,
+        webhook_messages,
+        webhook_messages_redacted,
+        suppressions,
+        audit_entries_redacted,
+        alert_contacts,
+        in_flight,
+    }))
 }

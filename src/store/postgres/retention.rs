@@ -9,11 +9,16 @@ use super::audit::{append_audit, bump_sequence, insert_audit};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::retention::{Cutoffs, Erased, RetentionOverride};
+use crate::domain::retention::{
+    Cutoffs, ERASED, Erased, RetentionOverride, erased_suppression_key, redact_json, redact_text, without_contact,
+};
+use crate::domain::suppressions::email_key;
 use crate::store::sql::retention::{
-    DELETE_OVERRIDE, ERASE_FIND, ERASE_KEYS_PG, PG_COUNT_ATTEMPTS, PG_DELETE_EMPTY_EVENTS, PG_ERASE_NOTIFICATIONS,
-    PG_LOCK_OUTBOX, PG_TRY_LOCK, PG_UNLOCK, PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS,
-    PRUNE_WEBHOOK_MESSAGES, UPSERT_OVERRIDE,
+    DELETE_HOOK, DELETE_OVERRIDE, ERASE_AUDIT_PG, ERASE_CONTACTS_READ, ERASE_CONTACTS_WRITE, ERASE_EVENTS_PG,
+    ERASE_FIND, ERASE_HOOKS_PG, ERASE_KEYS_PG, ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK, PG_COUNT_ATTEMPTS,
+    PG_DELETE_EMPTY_EVENTS, PG_ERASE_NOTIFICATIONS, PG_LOCK_OUTBOX, PG_TRY_LOCK, PG_UNLOCK, PRUNE_ALERTS, PRUNE_AUDIT,
+    PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE, PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT,
+    REDACT_EVENT, REDACT_HOOK, UPSERT_OVERRIDE,
 };
 
 /// The advisory lock key of pruning ("HERALDRT").
@@ -81,6 +86,14 @@ pub async fn prune_step(
         4 => {
             let done = sqlx::query(PRUNE_WEBHOOK_MESSAGES).bind(org).bind(cut.record.0).bind(n).execute(p).await;
             Ok((done.context("prune webhook messages")?.rows_affected(), 0))
+        }
+        5 => {
+            let done = sqlx::query(PRUNE_ALERTS).bind(org).bind(cut.record.0).bind(n).execute(p).await;
+            Ok((done.context("prune alerts")?.rows_affected(), 0))
+        }
+        6 => {
+            let done = sqlx::query(PRUNE_USAGE).bind(org).bind(cut.usage.0).bind(n).execute(p).await;
+            Ok((done.context("prune usage")?.rows_affected(), 0))
         }
         _ => match cut.audit {
             Some(before) => Ok((prune_audit(p, org, before, n).await?, 0)),
@@ -173,9 +186,78 @@ pub async fn erase(p: &PgPool, org: &OrgId, email: &str, audit: &AuditEntry) -> 
         .await
         .context("erase stored answers")?
         .rows_affected();
+    erase_beyond_mail(&mut tx, org, email, &scope_id, &mut erased).await?;
     let mut entry = audit.clone();
     entry.detail = serde_json::to_value(erased).context("describe the erasure")?;
     insert_audit(&mut tx, &scope_id, seq, &entry).await?;
     tx.commit().await.context("commit the erasure")?;
     Ok(erased)
+}
+
+/// The rest of an erasure (see `sqlite::retention::erase_beyond_mail`).
+async fn erase_beyond_mail(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    org: &OrgId,
+    email: &str,
+    scope_id: &str,
+    erased: &mut Erased,
+) -> anyhow::Result<()> {
+    let o = org.as_str();
+    let hooks: Vec<(i64, String, String)> =
+        sqlx::query_as(ERASE_HOOKS_PG).bind(o).bind(email).fetch_all(&mut **tx).await.context("find messages")?;
+    for (seq, status, payload) in hooks {
+        if status == "delivered" {
+            let done = sqlx::query(DELETE_HOOK).bind(seq).execute(&mut **tx).await;
+            erased.webhook_messages += done.context("erase a webhook message")?.rows_affected();
+        } else if let Some(redacted) = redact_json(&payload, email) {
+            let done = sqlx::query(REDACT_HOOK).bind(seq).bind(redacted).execute(&mut **tx).await;
+            erased.webhook_messages_redacted += done.context("redact a webhook message")?.rows_affected();
+        }
+    }
+    let events: Vec<(String, String)> =
+        sqlx::query_as(ERASE_EVENTS_PG).bind(o).bind(email).fetch_all(&mut **tx).await.context("find events")?;
+    for (id, reason) in events {
+        let Some(redacted) = redact_text(&reason, email, ERASED) else { continue };
+        let ids = vec![id.clone()];
+        let gone = sqlx::query(PG_DELETE_EMPTY_EVENTS).bind(&ids).execute(&mut **tx).await.context("erase event")?;
+        if gone.rows_affected() == 1 {
+            erased.events += 1;
+        } else {
+            let done = sqlx::query(REDACT_EVENT).bind(&id).bind(redacted).execute(&mut **tx).await;
+            erased.events_redacted += done.context("redact an event")?.rows_affected();
+        }
+    }
+    let key = email_key(email);
+    let marker = erased_suppression_key(org, email);
+    sqlx::query(ERASE_SUPPRESSION_MARK)
+        .bind(o)
+        .bind(&key)
+        .bind(&marker)
+        .bind(ERASED)
+        .execute(&mut **tx)
+        .await
+        .context("mark the suppression")?;
+    erased.suppressions = sqlx::query(ERASE_SUPPRESSION)
+        .bind(o)
+        .bind(&key)
+        .execute(&mut **tx)
+        .await
+        .context("erase the suppression")?
+        .rows_affected();
+    let entries: Vec<(i64, String, String)> =
+        sqlx::query_as(ERASE_AUDIT_PG).bind(scope_id).bind(email).fetch_all(&mut **tx).await.context("find audit")?;
+    for (seq, resource, detail) in entries {
+        let resource = redact_text(&resource, email, &marker).unwrap_or(resource);
+        let detail = redact_json(&detail, email).unwrap_or(detail);
+        let done =
+            sqlx::query(REDACT_AUDIT).bind(scope_id).bind(seq).bind(resource).bind(detail).execute(&mut **tx).await;
+        erased.audit_entries_redacted += done.context("redact an audit entry")?.rows_affected();
+    }
+    let contacts: Option<(String,)> =
+        sqlx::query_as(ERASE_CONTACTS_READ).bind(o).fetch_optional(&mut **tx).await.context("alert contacts")?;
+    if let Some(kept) = contacts.and_then(|(emails,)| without_contact(&emails, email)) {
+        let done = sqlx::query(ERASE_CONTACTS_WRITE).bind(o).bind(kept).execute(&mut **tx).await;
+        erased.alert_contacts = done.context("alert contacts")?.rows_affected();
+    }
+    Ok(())
 }

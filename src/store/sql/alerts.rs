@@ -26,3 +26,20 @@ pub const PAGE: &str = "SELECT id, org_id, kind, subject, detail, opened_at, res
 
 pub const PAGE_OPEN: &str = "SELECT id, org_id, kind, subject, detail, opened_at, resolved_at FROM alerts
     WHERE org_id = $1 AND resolved_at IS NULL ORDER BY id DESC LIMIT $2 + 0";
+
+// The org's own providers whose circuit is not closed (open, or cooled
+// down and waiting for its probe): `providers` rows of an org scope, and
+// the org's notification-config (its `smtp_servers` row). Instance-scoped
+// providers have no org and are not listed.
+pub const OPEN_CIRCUITS: &str = "SELECT p.scope_id, h.provider_id, p.name, h.failures
+    FROM provider_health h JOIN providers p ON p.id = h.provider_id JOIN orgs o ON o.id = p.scope_id
+    WHERE h.open_until IS NOT NULL AND p.enabled
+    UNION ALL
+    SELECT s.scope_id, h.provider_id, 'notification-config', h.failures
+    FROM provider_health h JOIN smtp_servers s ON s.id = h.provider_id JOIN orgs o ON o.id = s.scope_id
+    WHERE h.open_until IS NOT NULL";
+
+pub const CONTACTS: &str = "SELECT emails, updated_at FROM alert_contacts WHERE org_id = $1";
+
+pub const SET_CONTACTS: &str = "INSERT INTO alert_contacts (org_id, emails, updated_at) VALUES ($1, $2, $3)
+    ON CONFLICT (org_id) DO UPDATE SET emails = excluded.emails, updated_at = excluded.updated_at";

@@ -111,3 +111,55 @@ pub const PG_SIZE: &str = "SELECT pg_database_size(current_database())";
 /// connection of its own: a node that dies releases it with its socket).
 pub const PG_TRY_LOCK: &str = "SELECT pg_try_advisory_lock($1)";
 pub const PG_UNLOCK: &str = "SELECT pg_advisory_unlock($1)";
+
+// Erasure beyond the org's notifications (candidates are found with a
+// case-blind substring search and redacted in Rust, see
+// `domain::retention::redact_json`).
+
+/// The org's webhook messages naming the address, any status (locked on
+/// PostgreSQL, so none turns from pending to delivered meanwhile):
+/// delivered ones are deleted with their attempts, pending ones redacted.
+pub const ERASE_HOOKS_SQLITE: &str = "SELECT seq, status, payload FROM webhook_messages
+    WHERE org_id = $1 AND instr(lower(payload), lower($2)) > 0";
+pub const ERASE_HOOKS_PG: &str = "SELECT seq, status, payload FROM webhook_messages
+    WHERE org_id = $1 AND strpos(lower(payload), lower($2)) > 0 FOR UPDATE";
+pub const DELETE_HOOK: &str = "DELETE FROM webhook_messages WHERE seq = $1";
+pub const REDACT_HOOK: &str = "UPDATE webhook_messages SET payload = $2 WHERE seq = $1";
+
+/// Suppressed events (and events with other recipients) whose reason names
+/// the address.
+pub const ERASE_EVENTS_SQLITE: &str = "SELECT id, suppressed FROM events
+    WHERE org_id = $1 AND suppressed IS NOT NULL AND instr(lower(suppressed), lower($2)) > 0";
+pub const ERASE_EVENTS_PG: &str = "SELECT id, suppressed FROM events
+    WHERE org_id = $1 AND suppressed IS NOT NULL AND strpos(lower(suppressed), lower($2)) > 0 FOR UPDATE";
+pub const REDACT_EVENT: &str = "UPDATE events SET suppressed = $2 WHERE id = $1";
+
+/// The org's suppression entry becomes a hashed marker ($3) that keeps the
+/// address suppressed: same reason and date, no address, detail or mail.
+pub const ERASE_SUPPRESSION_MARK: &str =
+    "INSERT INTO suppressions (org_id, email_key, email, reason, detail, notification_id, created_at)
+    SELECT org_id, $3, $4, reason, NULL, NULL, created_at FROM suppressions WHERE org_id = $1 AND email_key = $2
+    ON CONFLICT (org_id, email_key) DO NOTHING";
+pub const ERASE_SUPPRESSION: &str = "DELETE FROM suppressions WHERE org_id = $1 AND email_key = $2";
+
+/// The org's audit entries naming the address (a suppression's key).
+pub const ERASE_AUDIT_SQLITE: &str = "SELECT seq, resource_id, detail FROM audit_log
+    WHERE scope_id = $1 AND (instr(lower(resource_id), lower($2)) > 0 OR instr(lower(detail), lower($2)) > 0)";
+pub const ERASE_AUDIT_PG: &str = "SELECT seq, resource_id, detail FROM audit_log
+    WHERE scope_id = $1 AND (strpos(lower(resource_id), lower($2)) > 0 OR strpos(lower(detail), lower($2)) > 0)";
+pub const REDACT_AUDIT: &str = "UPDATE audit_log SET resource_id = $3, detail = $4 WHERE scope_id = $1 AND seq = $2";
+
+// Pruning of alerts and quota windows.
+
+/// Resolved alerts of an org resolved before $2 (open ones are kept).
+pub const PRUNE_ALERTS: &str = "DELETE FROM alerts WHERE id IN (
+    SELECT id FROM alerts WHERE org_id = $1 AND resolved_at IS NOT NULL AND resolved_at < $2
+    ORDER BY resolved_at LIMIT $3 + 0)";
+
+/// Quota windows of an org that started before $2 (long over).
+pub const PRUNE_USAGE: &str = "DELETE FROM org_usage WHERE org_id = $1 AND bucket IN (
+    SELECT bucket FROM org_usage WHERE org_id = $1 AND bucket < $2 ORDER BY bucket LIMIT $3 + 0)";
+
+/// The org's alert contacts, for an erasure to take the address off.
+pub const ERASE_CONTACTS_READ: &str = "SELECT emails FROM alert_contacts WHERE org_id = $1";
+pub const ERASE_CONTACTS_WRITE: &str = "UPDATE alert_contacts SET emails = $2 WHERE org_id = $1";

@@ -14,3 +14,7 @@ pub const PAGE: &str = "SELECT email, reason, detail, notification_id, created_a
     WHERE org_id = $1 AND email_key LIKE $2 ESCAPE '\\' AND email_key > $3 ORDER BY email_key LIMIT $4 + 0";
 
 pub const COUNT: &str = "SELECT COUNT(*) FROM suppressions WHERE org_id = $1";
+
+/// An address's entry, or the hashed marker an erasure left for it ($3).
+pub const ONE_OR_ERASED: &str = "SELECT email, reason, detail, notification_id, created_at FROM suppressions
+    WHERE org_id = $1 AND email_key IN ($2, $3) ORDER BY email_key LIMIT 1";

@@ -22,10 +22,16 @@ use super::audit::{append_audit, bump_sequence, insert_audit};
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
-use crate::domain::retention::{Cutoffs, Erased, RetentionOverride};
+use crate::domain::retention::{
+    Cutoffs, ERASED, Erased, RetentionOverride, erased_suppression_key, redact_json, redact_text, without_contact,
+};
+use crate::domain::suppressions::email_key;
 use crate::store::sql::retention::{
-    COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_OVERRIDE, ERASE_FIND, ERASE_KEYS_SQLITE, ERASE_NOTIFICATION,
-    PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_WEBHOOK_MESSAGES, UPSERT_OVERRIDE,
+    COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_HOOK, DELETE_OVERRIDE, ERASE_AUDIT_SQLITE, ERASE_CONTACTS_READ,
+    ERASE_CONTACTS_WRITE, ERASE_EVENTS_SQLITE, ERASE_FIND, ERASE_HOOKS_SQLITE, ERASE_KEYS_SQLITE, ERASE_NOTIFICATION,
+    ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK, PRUNE_ALERTS, PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS,
+    PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE, PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT, REDACT_EVENT, REDACT_HOOK,
+    UPSERT_OVERRIDE,
 };
 
 /// A database of at most this size is switched to incremental vacuum at
@@ -143,6 +149,8 @@ pub fn prune_step(
             let done = tx.execute(PRUNE_WEBHOOK_MESSAGES, &[&org.as_str(), &cut.record.0, &n]);
             Ok((done.context("prune webhook messages")? as u64, 0))
         }
+        5 => Ok((tx.execute(PRUNE_ALERTS, &[&org.as_str(), &cut.record.0, &n]).context("prune alerts")? as u64, 0)),
+        6 => Ok((tx.execute(PRUNE_USAGE, &[&org.as_str(), &cut.usage.0, &n]).context("prune usage")? as u64, 0)),
         _ => match cut.audit {
             Some(before) => Ok((prune_audit(tx, org.as_str(), before, n)?, 0)),
             None => Ok((0, 0)),
@@ -227,10 +235,50 @@ pub fn erase(tx: &Tx<'_>, org: &OrgId, email: &str, audit: &AuditEntry) -> anyho
     }
     erased.events = delete_empty_events(tx, events.into_iter())?;
     erased.idempotency_keys = tx.execute(ERASE_KEYS_SQLITE, &[&org.as_str(), &email]).context("erase answers")? as u64;
+    erase_beyond_mail(tx, org, email, &scope_id, &mut erased)?;
     let mut entry = audit.clone();
     entry.detail = serde_json::to_value(erased).context("describe the erasure")?;
     insert_audit(tx, &scope_id, seq, &entry)?;
     Ok(erased)
+}
+
+/// The rest of an erasure: webhook messages, suppressed events, the
+/// suppression entry and the audit entries that name the address.
+fn erase_beyond_mail(tx: &Tx<'_>, org: &OrgId, email: &str, scope_id: &str, erased: &mut Erased) -> anyhow::Result<()> {
+    let o = org.as_str();
+    let hooks: Vec<(i64, String, String)> = tx.all(ERASE_HOOKS_SQLITE, &[&o, &email]).context("find messages")?;
+    for (seq, status, payload) in hooks {
+        if status == "delivered" {
+            erased.webhook_messages += tx.execute(DELETE_HOOK, &[&seq]).context("erase a webhook message")? as u64;
+        } else if let Some(redacted) = redact_json(&payload, email) {
+            erased.webhook_messages_redacted += tx.execute(REDACT_HOOK, &[&seq, &redacted]).context("redact")? as u64;
+        }
+    }
+    let events: Vec<(String, String)> = tx.all(ERASE_EVENTS_SQLITE, &[&o, &email]).context("find events")?;
+    for (id, reason) in events {
+        let Some(redacted) = redact_text(&reason, email, ERASED) else { continue };
+        if tx.execute(DELETE_EMPTY_EVENT, &[&id]).context("erase an event")? == 1 {
+            erased.events += 1;
+        } else {
+            erased.events_redacted += tx.execute(REDACT_EVENT, &[&id, &redacted]).context("redact an event")? as u64;
+        }
+    }
+    let key = email_key(email);
+    let marker = erased_suppression_key(org, email);
+    tx.execute(ERASE_SUPPRESSION_MARK, &[&o, &key, &marker, &ERASED]).context("mark the suppression")?;
+    erased.suppressions = tx.execute(ERASE_SUPPRESSION, &[&o, &key]).context("erase the suppression")? as u64;
+    let entries: Vec<(i64, String, String)> = tx.all(ERASE_AUDIT_SQLITE, &[&scope_id, &email]).context("find audit")?;
+    for (seq, resource, detail) in entries {
+        let resource = redact_text(&resource, email, &marker).unwrap_or(resource);
+        let detail = redact_json(&detail, email).unwrap_or(detail);
+        erased.audit_entries_redacted +=
+            tx.execute(REDACT_AUDIT, &[&scope_id, &seq, &resource, &detail]).context("redact audit")? as u64;
+    }
+    let contacts: Option<(String,)> = tx.optional(ERASE_CONTACTS_READ, &[&o]).context("read alert contacts")?;
+    if let Some(kept) = contacts.and_then(|(emails,)| without_contact(&emails, email)) {
+        erased.alert_contacts = tx.execute(ERASE_CONTACTS_WRITE, &[&o, &kept]).context("alert contacts")? as u64;
+    }
+    Ok(())
 }
 
 /// Copies the WAL into the database file and truncates it to zero bytes,

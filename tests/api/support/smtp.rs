@@ -145,6 +145,11 @@ impl TestSmtp {
         self.state.lock().unwrap().script.extend(actions);
     }
 
+    /// Drops the actions not used yet: the next messages are accepted.
+    pub fn clear_script(&self) {
+        self.state.lock().unwrap().script.clear();
+    }
+
     /// Wait this long before answering each DATA.
     pub fn set_delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
