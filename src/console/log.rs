@@ -41,7 +41,7 @@ fn filter_of(q: &LogQuery) -> Result<LogFilter, Error> {
     let status = match q.status.as_deref().unwrap_or("") {
         "" => None,
         raw => Status::parse(raw).or_else(|| {
-            errors.add("status", "must be one of queued, sending, sent, retrying, dead");
+            errors.add("status", "must be one of queued, sending, sent, retrying, dead, bounced, complained");
             None
         }),
     };

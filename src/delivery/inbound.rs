@@ -423,6 +423,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_over_the_limit_get_421_and_a_stop_ends_open_sessions_with_421() {
+        let cipher = Arc::new(Cipher::from_key(&[7u8; 32]).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, _rx) = mpsc::channel(4);
+        let config = InboundConfig { hostname: "mx".into(), read_timeout: Duration::from_secs(30), max_connections: 1 };
+        let (stop_tx, stop) = watch::channel(false);
+        let server = tokio::spawn(serve(listener, config, cipher, Arc::new(tx), stop));
+        let connect = || async {
+            let (read, writer) = TcpStream::connect(addr).await.unwrap().into_split();
+            Client { reader: BufReader::new(read), writer }
+        };
+        let mut first = connect().await;
+        assert!(first.reply().await.starts_with("220 "));
+        let mut second = connect().await;
+        assert!(second.reply().await.starts_with("421 "));
+        assert!(first.command("NOOP").await.starts_with("250 "));
+        stop_tx.send(true).unwrap();
+        assert!(first.reply().await.starts_with("421 "));
+        tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap().unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    }
+
+    #[tokio::test]
     async fn forged_and_foreign_recipients_are_refused_with_550() {
         let (mut c, mut rx, cipher) = start().await;
         assert!(c.command("HELO mx.example").await.starts_with("250 "));

@@ -123,6 +123,15 @@ async fn verp_is_the_smtp_envelope_sender_and_the_from_header_is_unchanged(app: 
     let msg = smtp.messages().pop().unwrap();
     assert!(msg.header("From").unwrap().contains("notify@acme.example"), "{:?}", msg.header("From"));
     assert!(!msg.data.contains("bounces+"), "the VERP address is in no header");
+    // The provider test send carries a VERP sender too.
+    let list = app.get("/v1/providers", &org.token).await.json;
+    let pid = list["providers"].as_array().unwrap().iter().find(|p| p["name"] == "main").unwrap()["id"].clone();
+    let res = app
+        .post(&format!("/v1/providers/{}/test", pid.as_str().unwrap()), &org.token, json!({"to": "t@example.com"}))
+        .await;
+    assert_eq!((res.status, res.json["success"].as_bool()), (200, Some(true)), "{}", res.text);
+    let test_from = smtp.wait_for(2).await[1].from.clone();
+    assert!(test_from.starts_with("bounces+") && test_from.ends_with(&format!("@{BOUNCE_DOMAIN}")), "{test_from}");
     // Without a bounce domain the envelope sender is the From address.
     let plain = TestSmtp::start(Mode::Plain).await;
     let other = app.new_org().await;
@@ -168,6 +177,17 @@ async fn a_real_postfix_bounce_over_http_bounces_suppresses_reports_and_is_idemp
     let res = app.post("/v1/events", &org.token, message("ada@example.com", "Again")).await;
     assert_eq!(res.status, 202, "{}", res.text);
     assert!(res.json["suppressed"].as_str().unwrap().contains("hard_bounce"), "{}", res.text);
+
+    // A report larger than the JSON endpoints' 256 KiB (a long returned
+    // message) is still taken, and is the same report (nothing new).
+    let padded = dsn.replacen(
+        "The mail system",
+        &format!("The mail system\n{}", format!("{}\n", "x".repeat(990)).repeat(400)),
+        1,
+    );
+    assert!(padded.len() > 300 * 1024);
+    let res = post_raw(&app, &org.token, "message/rfc822", padded).await;
+    assert_eq!((res.status, res.json["applied"][0]["changed"].as_bool()), (200, Some(false)), "{}", res.text);
 
     // The same DSN again: accepted, nothing more changes.
     let again = post_raw(&app, &org.token, "message/rfc822", dsn).await;
@@ -374,8 +394,8 @@ async fn hostile_input_and_other_orgs_notifications_are_refused_without_5xx(app:
     problem(&post_raw(&app, &org.token, "application/json", "[1,2,3]").await, 400);
     problem(&app.post("/v1/inbound/bounces", &org.token, json!({"Type": "SubscriptionConfirmation"})).await, 400);
     problem(&app.post("/v1/inbound/bounces", &org.token, json!({"notificationType": 7, "bounce": "x"})).await, 400);
-    // Too large: more than 1 MiB.
-    let huge = format!("{}\r\n", "a".repeat(998)).repeat(1100);
+    // Too large: more than 1000 KiB.
+    let huge = format!("{}\r\n", "a".repeat(998)).repeat(1030);
     problem(&post_raw(&app, &org.token, "message/rfc822", huge).await, 413);
     // A DSN naming a forged VERP address and no Herald Message-ID.
     let forged = herald::domain::bounces::verp_address(

@@ -564,3 +564,24 @@ async fn the_http_provider_posts_json_the_standardwebhooks_library_verifies() {
     assert_absent(&key, &texts);
     assert_absent("canary-not-a-whsec-secret", &texts);
 }
+
+/// VERP with SES (issue 18): the VERP address goes in
+/// `FeedbackForwardingEmailAddress`; the sender stays the From address and
+/// the message is sent unchanged.
+#[tokio::test]
+async fn ses_takes_the_verp_address_as_feedback_forwarding_address() {
+    crate::support::capture_logs();
+    let Some(moto) = moto().await else { return };
+    let sender = smtp_server("ses", 0, "unused", None);
+    let outgoing = mailer::build(&parts("0193-ses-verp", &[]), Some(&sender), "herald.test").unwrap();
+    let to = vec!["ada@example.com".to_owned()];
+    let verp = "bounces+0193.00@herald.test";
+    let outcome =
+        ses::send_with_feedback(&http(), &moto.settings(), "noreply@herald.test", Some(verp), &to, &outgoing.bytes)
+            .await;
+    assert!(matches!(outcome, Delivery::Accepted { .. }), "{outcome:?}");
+    let sent = moto.sent().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["source"], "noreply@herald.test");
+    assert_eq!(sent[0]["raw_data"].as_str().unwrap().as_bytes(), outgoing.bytes.as_slice());
+}

@@ -3,7 +3,7 @@
 //! Parsing is `domain::bounces`, applying is `domain::feedback`: the same
 //! code as the inbound SMTP listener.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use serde::Serialize;
@@ -70,7 +70,7 @@ pub(crate) fn parse_error(e: ParseError) -> Error {
 /// (`Content-Type: message/rfc822`: an RFC 3464 DSN or an RFC 5965 ARF
 /// report) or an Amazon SES bounce/complaint notification
 /// (`application/json`, or SNS's `text/plain`; the SNS envelope or the bare
-/// notification). At most 1 MiB.
+/// notification). At most 1000 KiB.
 #[utoipa::path(post, path = "/v1/inbound/bounces", tag = "native",
     request_body(content((String = "message/rfc822"), (Object = "application/json")),
         description = "A DSN/ARF message, or Amazon SES notification JSON"),
@@ -82,9 +82,13 @@ pub async fn inbound_bounces(
     scope: OrgScope,
     State(app): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<axum::Json<InboundResult>, Error> {
     let source = source_of(&headers)?;
+    // Read here, not by the `Bytes` extractor: that one obeys the router's
+    // default limit for JSON bodies (256 KiB); `api::buffer_body` already
+    // bounded this body by `MAX_REPORT_BYTES`.
+    let body = axum::body::to_bytes(body, bounces::MAX_REPORT_BYTES + 1).await.map_err(|_| Error::PayloadTooLarge)?;
     let domain = app.engine().mailer.config().domain.clone();
     let parsed = match source {
         Source::Ses => bounces::parse_ses(app.cipher(), &domain, &body),
