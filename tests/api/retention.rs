@@ -24,6 +24,7 @@ on_each_backend!(
     erasure_rejects_bad_input,
     storage_figures_and_pruning_runs_are_metrics,
     resolved_alerts_and_old_quota_windows_go_open_alerts_and_suppressions_stay,
+    bounced_and_complained_mail_is_pruned_like_delivered_mail,
 );
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -932,4 +933,32 @@ async fn resolved_alerts_and_old_quota_windows_go_open_alerts_and_suppressions_s
     let removed = prune(&app).await;
     assert_eq!(removed["usageWindows"], 1, "only the day before yesterday: {removed}");
     assert_eq!(count(usage).await, 2);
+}
+
+/// Mail that bounced or drew a complaint after it was sent follows the
+/// delivered-mail rule: body after 7 days, record after 90.
+async fn bounced_and_complained_mail_is_pruned_like_delivered_mail(app: TestApp) {
+    let org = app.new_org().await;
+    let bounced = send(&app, &org, mail("gone@example.com", "a bounced body")).await;
+    let complained = send(&app, &org, mail("angry@example.com", "a complained body")).await;
+    wait_status(&app, &org, &bounced, "sent").await;
+    wait_status(&app, &org, &complained, "sent").await;
+    // The status feedback gives them (tests/api/bounces.rs applies real
+    // reports; here only the pruning rule is under test).
+    scalar_exec(&app, &format!("UPDATE notifications SET status = 'bounced' WHERE id = '{bounced}'")).await;
+    scalar_exec(&app, &format!("UPDATE notifications SET status = 'complained' WHERE id = '{complained}'")).await;
+
+    app.clock.advance(6 * DAY);
+    assert_eq!(prune(&app).await["bodies"], 0);
+    app.clock.advance(2 * DAY);
+    let removed = prune(&app).await;
+    assert_eq!(removed["bodies"].as_i64(), Some(2), "{removed}");
+    assert_eq!(body_len(&app, &bounced).await, 0);
+    assert_eq!(body_len(&app, &complained).await, 0);
+    assert_eq!(app.get(&format!("/v1/notifications/{bounced}"), &org.token).await.json["status"], "bounced");
+
+    app.clock.advance(83 * DAY);
+    let removed = prune(&app).await;
+    assert_eq!(removed["notifications"].as_i64(), Some(2), "{removed}");
+    assert_eq!(scalar_i64(&app, "SELECT COUNT(*) FROM notifications").await, 0);
 }

@@ -14,11 +14,11 @@ use crate::domain::retention::{
 };
 use crate::domain::suppressions::email_key;
 use crate::store::sql::retention::{
-    DELETE_HOOK, DELETE_OVERRIDE, ERASE_AUDIT_PG, ERASE_CONTACTS_READ, ERASE_CONTACTS_WRITE, ERASE_EVENTS_PG,
-    ERASE_FIND, ERASE_HOOKS_PG, ERASE_KEYS_PG, ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK, PG_COUNT_ATTEMPTS,
-    PG_DELETE_EMPTY_EVENTS, PG_ERASE_NOTIFICATIONS, PG_LOCK_OUTBOX, PG_TRY_LOCK, PG_UNLOCK, PRUNE_ALERTS, PRUNE_AUDIT,
-    PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE, PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT,
-    REDACT_EVENT, REDACT_HOOK, UPSERT_OVERRIDE,
+    DELETE_HOOK, DELETE_OVERRIDE, DELIVERED_STATUSES, ERASE_AUDIT_PG, ERASE_CONTACTS_READ, ERASE_CONTACTS_WRITE,
+    ERASE_EVENTS_PG, ERASE_FIND, ERASE_HOOKS_PG, ERASE_KEYS_PG, ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK,
+    PG_COUNT_ATTEMPTS, PG_DELETE_EMPTY_EVENTS, PG_ERASE_NOTIFICATIONS, PG_LOCK_OUTBOX, PG_TRY_LOCK, PG_UNLOCK,
+    PRUNE_ALERTS, PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE,
+    PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT, REDACT_EVENT, REDACT_HOOK, UPSERT_OVERRIDE,
 };
 
 /// The advisory lock key of pruning ("HERALDRT").
@@ -58,7 +58,13 @@ pub async fn prune_step(
         sqlx::query(PRUNE_BODIES).bind(org).bind(status).bind(before.0).bind(now.0).bind(n).execute(p)
     };
     match step {
-        0 => Ok((bodies("sent", cut.sent_body).await.context("prune bodies")?.rows_affected(), 0)),
+        0 => {
+            let mut pruned = 0;
+            for status in DELIVERED_STATUSES {
+                pruned += bodies(status, cut.sent_body).await.context("prune bodies")?.rows_affected();
+            }
+            Ok((pruned, 0))
+        }
         1 => Ok((bodies("dead", cut.dead_body).await.context("prune bodies")?.rows_affected(), 0)),
         2 => {
             // Records and the events they empty in one transaction, so no

@@ -4,8 +4,9 @@
 //! the partial indexes of migration 0008, and repeats its status condition
 //! outside the sub-select: on PostgreSQL a row that changed after the
 //! sub-select read it (a dead mail retried meanwhile) is re-checked under its
-//! row lock and left alone. Only `sent` and `dead` mail is ever touched;
-//! queued, sending and retrying mail has an outbox row and another status.
+//! row lock and left alone. Only finished mail is ever touched (`sent`,
+//! `dead`, and `bounced`/`complained`, which were sent first); queued,
+//! sending and retrying mail has an outbox row and another status.
 
 /// Every org with its overrides (NULLs where it has none).
 pub const ORG_SETTINGS: &str = "SELECT o.id AS org_id, r.body_days, r.record_days, r.dead_days, r.audit_days
@@ -24,6 +25,10 @@ pub const UPSERT_OVERRIDE: &str =
 
 pub const DELETE_OVERRIDE: &str = "DELETE FROM org_retention WHERE org_id = $1";
 
+/// Mail that was handed over: its body follows the delivered-body rule
+/// (a bounce or complaint reported later does not make it retryable).
+pub const DELIVERED_STATUSES: [&str; 3] = ["sent", "bounced", "complained"];
+
 /// Drops the body and attachments of up to `$5` finished mails of status
 /// `$2` accepted before `$3`.
 pub const PRUNE_BODIES: &str =
@@ -39,9 +44,9 @@ pub const PRUNE_BODIES: &str =
 pub const PRUNE_RECORDS: &str = "DELETE FROM notifications
     WHERE id IN (SELECT id FROM notifications
                  WHERE org_id = $1 AND body_pruned_at IS NOT NULL AND created_at < $2
-                   AND status IN ('sent', 'dead')
+                   AND status IN ('sent', 'bounced', 'complained', 'dead')
                  ORDER BY created_at LIMIT $3 + 0)
-      AND status IN ('sent', 'dead')
+      AND status IN ('sent', 'bounced', 'complained', 'dead')
     RETURNING event_id";
 
 /// An event whose last notification is gone goes too.

@@ -27,11 +27,11 @@ use crate::domain::retention::{
 };
 use crate::domain::suppressions::email_key;
 use crate::store::sql::retention::{
-    COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_HOOK, DELETE_OVERRIDE, ERASE_AUDIT_SQLITE, ERASE_CONTACTS_READ,
-    ERASE_CONTACTS_WRITE, ERASE_EVENTS_SQLITE, ERASE_FIND, ERASE_HOOKS_SQLITE, ERASE_KEYS_SQLITE, ERASE_NOTIFICATION,
-    ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK, PRUNE_ALERTS, PRUNE_AUDIT, PRUNE_BODIES, PRUNE_RECORDS,
-    PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE, PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT, REDACT_EVENT, REDACT_HOOK,
-    UPSERT_OVERRIDE,
+    COUNT_ATTEMPTS, DELETE_EMPTY_EVENT, DELETE_HOOK, DELETE_OVERRIDE, DELIVERED_STATUSES, ERASE_AUDIT_SQLITE,
+    ERASE_CONTACTS_READ, ERASE_CONTACTS_WRITE, ERASE_EVENTS_SQLITE, ERASE_FIND, ERASE_HOOKS_SQLITE, ERASE_KEYS_SQLITE,
+    ERASE_NOTIFICATION, ERASE_SUPPRESSION, ERASE_SUPPRESSION_MARK, PRUNE_ALERTS, PRUNE_AUDIT, PRUNE_BODIES,
+    PRUNE_RECORDS, PRUNE_SUPPRESSED_EVENTS, PRUNE_USAGE, PRUNE_WEBHOOK_MESSAGES, REDACT_AUDIT, REDACT_EVENT,
+    REDACT_HOOK, UPSERT_OVERRIDE,
 };
 
 /// A database of at most this size is switched to incremental vacuum at
@@ -141,7 +141,13 @@ pub fn prune_step(
     n: i64,
 ) -> anyhow::Result<(u64, u64)> {
     match step {
-        0 => Ok((prune_bodies(tx, org, "sent", cut.sent_body, now, n)?, 0)),
+        0 => {
+            let mut pruned = 0;
+            for status in DELIVERED_STATUSES {
+                pruned += prune_bodies(tx, org, status, cut.sent_body, now, n)?;
+            }
+            Ok((pruned, 0))
+        }
         1 => Ok((prune_bodies(tx, org, "dead", cut.dead_body, now, n)?, 0)),
         2 => prune_records(tx, org, cut.record, n),
         3 => Ok((prune_suppressed_events(tx, org, cut.record, n)?, 0)),
