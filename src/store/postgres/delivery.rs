@@ -337,7 +337,18 @@ pub async fn claim_outbox(
         .execute(&mut *tx)
         .await
         .context("claim outbox rows")?;
-    if claimed.rows_affected() == 0 {
+    finish_claim(tx, claimed.rows_affected(), lease_id, now).await
+}
+
+/// The rest of a claim, whichever statement leased the rows: marks the
+/// leased notifications `sending`, reads them and commits.
+pub(super) async fn finish_claim(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    leased: u64,
+    lease_id: &str,
+    now: Millis,
+) -> anyhow::Result<Vec<ClaimedRow>> {
+    if leased == 0 {
         return Ok(Vec::new());
     }
     sqlx::query(MARK_SENDING)

@@ -12,7 +12,6 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::fairness::{OrgLimits, Reservation, windows};
 use crate::store::delivery::ClaimedRow;
 use crate::store::fairness::{Decide, LimitsRow, UsageRow, limits_from, usage_from};
-use crate::store::sql::delivery::{CLAIMED, MARK_SENDING};
 use crate::store::sql::fairness::CLAIM_ORG_PG;
 use crate::store::sql::fairness::{COUNT, LIMITS_OF_FOR_UPDATE, PG_COUNT_UNLIMITED, UPSERT_LIMITS, USAGE_FROM};
 
@@ -36,18 +35,7 @@ pub async fn claim_org(
         .execute(&mut *tx)
         .await
         .context("claim an org's outbox rows")?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Vec::new());
-    }
-    sqlx::query(MARK_SENDING)
-        .bind(lease_id)
-        .bind(now.0)
-        .execute(&mut *tx)
-        .await
-        .context("mark notifications sending")?;
-    let rows = sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
-    tx.commit().await.context("commit claim")?;
-    Ok(rows)
+    super::delivery::finish_claim(tx, claimed.rows_affected(), lease_id, now).await
 }
 
 pub async fn set_limits(p: &PgPool, org: &OrgId, l: &OrgLimits, now: Millis, audit: &AuditEntry) -> anyhow::Result<()> {
