@@ -45,6 +45,9 @@ use anyhow::Context;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Row, ToSql};
 
+/// How long a connection waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// At most this many writes share one transaction (bounds the time a batch
 /// holds SQLite's write lock against other processes).
 const MAX_BATCH: usize = 512;
@@ -74,7 +77,7 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     // One line: rusqlite's message names the file and the reason, and its
     // source would only repeat the reason.
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -83,6 +86,12 @@ impl Sqlite {
     /// Opens (creating if missing) the database file at `path` in WAL mode,
     /// `readers` read connections and the writer thread.
     pub fn open(path: &Path, readers: usize) -> anyhow::Result<Sqlite> {
+        Sqlite::open_with_wal_limit(path, readers, retention::WAL_LIMIT_BYTES)
+    }
+
+    /// [`Sqlite::open`] with the WAL kept near `wal_limit` bytes
+    /// ([`retention::bound_wal`]).
+    fn open_with_wal_limit(path: &Path, readers: usize, wal_limit: u64) -> anyhow::Result<Sqlite> {
         let writer = connect(path)?;
         retention::open_space(&writer)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -99,7 +108,7 @@ impl Sqlite {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("herald-sqlite-writer".into())
-            .spawn(move || write_loop(&writer, &queue))
+            .spawn(move || write_loop(&writer, &queue, wal_limit))
             .context("start the SQLite writer thread")?;
         let (reads, read_queue) = mpsc::channel::<ReadJob>();
         let read_queue = Arc::new(Mutex::new(read_queue));
@@ -270,7 +279,8 @@ fn bind_owned(stmt: &mut CachedStatement<'_>, params: &[Value]) -> rusqlite::Res
 
 /// The writer thread: batch, run, commit once, answer. Ends when every
 /// [`Sqlite`] (every sender) is gone.
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>) {
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, wal_limit: u64) {
+    let wal = conn.path().filter(|p| !p.is_empty()).map(|p| std::path::PathBuf::from(format!("{p}-wal")));
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -325,7 +335,12 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>) {
             None => conn.execute_batch("COMMIT"),
         };
         match outcome {
-            Ok(()) => answers.into_iter().for_each(|answer| answer(None)),
+            Ok(()) => {
+                answers.into_iter().for_each(|answer| answer(None));
+                if let Some(wal) = &wal {
+                    retention::bound_wal(conn, wal, wal_limit);
+                }
+            }
             Err(e) => {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -561,5 +576,49 @@ mod tests {
     async fn a_bare_bound_limit_is_replanned_every_run_and_plus_zero_is_not() {
         assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3").await, 20);
         assert_eq!(reprepares("SELECT n FROM t WHERE k = $1 AND n > $2 ORDER BY n LIMIT $3 + 0").await, 0);
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_near_its_limit_under_constant_reads() {
+        const LIMIT: u64 = 512 * 1024;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
+        let db = Sqlite::open_with_wal_limit(&path, 1, LIMIT).unwrap();
+        // Two readers of their own, each holding a snapshot for a moment
+        // and taking the next at once, staggered: some reader always
+        // holds an older snapshot, so SQLite's own checkpoints cannot
+        // start the WAL over.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2u64)
+            .map(|n| {
+                let (path, stop) = (path.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let c = connect(&path).unwrap();
+                    std::thread::sleep(Duration::from_millis(1 + n * 2));
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        c.execute_batch("BEGIN").unwrap();
+                        let _: i64 = c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+                        std::thread::sleep(Duration::from_millis(4));
+                        c.execute_batch("COMMIT").unwrap();
+                    }
+                })
+            })
+            .collect();
+        let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+        let mut largest = 0;
+        // 1,000 rows of 4 kB (in the table and in its key's index): past
+        // SQLite's own checkpoint interval (1,000 pages), so without the
+        // bound the WAL reaches 4 MB.
+        for n in 0..1_000 {
+            let k = format!("{n:04}{}", "x".repeat(4_000));
+            db.write(move |tx| insert(tx, &k)).await.unwrap();
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        readers.into_iter().for_each(|r| r.join().unwrap());
+        // One write's frames (its pages in the table and the index) may
+        // land before the checkpoint after it.
+        assert!(largest > LIMIT / 2, "the workload reached the limit: {largest} bytes");
+        assert!(largest <= LIMIT * 3 / 2, "the WAL grew to {largest} bytes (limit {LIMIT})");
     }
 }

@@ -44,7 +44,7 @@ pub const VACUUM_AT_START_MAX_BYTES: i64 = 256 * 1024 * 1024;
 /// one; zeroed deletes; a WAL file trimmed back after checkpoints.
 pub fn open_space(writer: &Connection) -> anyhow::Result<()> {
     writer.pragma_update(None, "secure_delete", true)?;
-    writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    writer.pragma_update(None, "journal_size_limit", i64::try_from(WAL_LIMIT_BYTES).unwrap_or(i64::MAX))?;
     let tables: i64 = writer.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
     if tables == 0 {
         writer.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
@@ -68,6 +68,37 @@ pub fn open_space(writer: &Connection) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The WAL file is kept near this size: trimmed back to it after a
+/// checkpoint (`journal_size_limit`), and checkpointed from the start once
+/// it grows past it ([`bound_wal`]).
+pub const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long [`bound_wal`]'s checkpoint waits for readers of an older
+/// snapshot before it gives up until the next commit.
+const WAL_WAIT: Duration = Duration::from_millis(200);
+
+/// Called by the writer after each commit. SQLite's own checkpoints (every
+/// 1,000 pages) copy only the frames no reader needs and start the WAL
+/// over only when no reader uses it; under constant reads that moment may
+/// not come, and the WAL grew to 125 MB beside a 125 MB database
+/// (bench/retention). Past `limit`, this checkpoint waits (briefly) for
+/// the readers of older snapshots, copies everything and truncates the WAL
+/// to zero. Readers are short, so the wait is a few milliseconds; a long
+/// one (a backup) only makes it give up until the next commit.
+pub fn bound_wal(writer: &Connection, wal: &Path, limit: u64) {
+    if std::fs::metadata(wal).map_or(true, |m| m.len() <= limit) {
+        return;
+    }
+    let _ = writer.busy_timeout(WAL_WAIT);
+    let busy = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+    let _ = writer.busy_timeout(super::BUSY_TIMEOUT);
+    match busy {
+        Ok(0) => metrics::counter!("herald_sqlite_wal_truncations_total").increment(1),
+        Ok(_) => tracing::debug!("the WAL checkpoint waited for readers in vain; again after the next commit"),
+        Err(e) => tracing::warn!(error = %e, "could not checkpoint the SQLite WAL"),
+    }
 }
 
 fn auto_vacuum(c: &Connection) -> rusqlite::Result<i64> {
