@@ -20,17 +20,33 @@ pub struct SlotLease {
     store: Store,
     provider: String,
     holder: String,
+    /// The lease's end: giving back is retried until then.
+    retry_for: Duration,
 }
+
+/// The first pause between tries to give a slot back; doubled each time.
+const RELEASE_RETRY: Duration = Duration::from_millis(100);
 
 impl Drop for SlotLease {
     fn drop(&mut self) {
         let (store, provider, holder) =
             (self.store.clone(), std::mem::take(&mut self.provider), std::mem::take(&mut self.holder));
+        let retry_for = self.retry_for;
         // Outside a runtime (never in the worker) the lease simply expires.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = store.release_provider_slot(&provider, &holder).await {
-                    tracing::warn!(error = format!("{e:#}"), "could not give a provider slot back; it expires");
+                // A slot not given back is taken from every node until its
+                // lease ends: a database that stalled for a moment must not
+                // cost the provider a slot for that long.
+                let (mut pause, mut waited) = (RELEASE_RETRY, Duration::ZERO);
+                while let Err(e) = store.release_provider_slot(&provider, &holder).await {
+                    if waited >= retry_for {
+                        tracing::warn!(error = format!("{e:#}"), "could not give a provider slot back; it expires");
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             });
         }
@@ -52,7 +68,7 @@ pub async fn acquire(
     let holder = uuid::Uuid::now_v7().to_string();
     let wait = Millis(now.0 + i64::try_from(FULL_WAIT.as_millis()).unwrap_or(100));
     match store.acquire_provider_slot(&route.id, &holder, max, now, until).await {
-        Ok(true) => Ok(Some(SlotLease { store: store.clone(), provider: route.id.clone(), holder })),
+        Ok(true) => Ok(Some(SlotLease { store: store.clone(), provider: route.id.clone(), holder, retry_for: lease })),
         Ok(false) => {
             metrics::counter!("herald_provider_skipped_total", "reason" => "max_concurrent").increment(1);
             Err(wait)

@@ -8,6 +8,7 @@
 use anyhow::Context;
 
 use super::sql::provider_slots::{ACQUIRE, IN_FLIGHT, RELEASE};
+use super::sql::providers::ASYNC_COMMIT;
 use super::{Db, Store, read_optional};
 use crate::clock::Millis;
 
@@ -32,15 +33,17 @@ impl Store {
                     db.write(move |tx| Ok(tx.execute(ACQUIRE, &[&id, &holder, &max, &now.0, &until.0])?)).await?
                 }
                 Db::Postgres(p) => {
+                    let mut tx = async_commit(p).await?;
                     let done = sqlx::query(ACQUIRE)
                         .bind(id)
                         .bind(holder)
                         .bind(max)
                         .bind(now.0)
                         .bind(until.0)
-                        .execute(p)
+                        .execute(&mut *tx)
                         .await
                         .context("lease a provider slot")?;
+                    tx.commit().await.context("commit a provider slot")?;
                     usize::try_from(done.rows_affected()).unwrap_or(0)
                 }
             };
@@ -62,8 +65,14 @@ impl Store {
                 db.write(move |tx| Ok(tx.execute(RELEASE, &[&id, &holder]).map(drop)?)).await
             }
             Db::Postgres(p) => {
-                sqlx::query(RELEASE).bind(id).bind(holder).execute(p).await.context("release a provider slot")?;
-                Ok(())
+                let mut tx = async_commit(p).await?;
+                sqlx::query(RELEASE)
+                    .bind(id)
+                    .bind(holder)
+                    .execute(&mut *tx)
+                    .await
+                    .context("release a provider slot")?;
+                tx.commit().await.context("commit a provider slot's release")
             }
         }
     }
@@ -73,4 +82,16 @@ impl Store {
         let row: Option<(i64,)> = read_optional!(self, IN_FLIGHT, id, now.0).context("count provider slots")?;
         Ok(row.map_or(0, |(n,)| n))
     }
+}
+
+/// A transaction that does not wait for its WAL flush. Every send through
+/// a provider with `maxConcurrent` passes here twice: a commit held up by
+/// a slow disk would hold a pool connection meanwhile (and a release that
+/// timed out kept its slot until the lease ended). A database crash may
+/// forget the last few leases (a send or two over the limit, for a moment)
+/// or releases (those slots come back when their leases end).
+async fn async_commit(p: &sqlx::PgPool) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = p.begin().await.context("begin")?;
+    sqlx::query(ASYNC_COMMIT).execute(&mut *tx).await.context("async commit")?;
+    Ok(tx)
 }

@@ -24,7 +24,15 @@ on_each_backend!(
 async fn evaluate_in_a_burst(app: &TestApp) -> (usize, usize) {
     let now = app.clock.now();
     let runs = (0..8).map(|_| herald::domain::alerts::evaluate(&app.store, now));
-    futures::future::join_all(runs).await.into_iter().map(Result::unwrap).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    // An evaluation that met CI's PostgreSQL stalled (busy creating a
+    // database for every test) is an outage: its transaction rolled back.
+    // Any other error fails the test.
+    let done = futures::future::join_all(runs).await.into_iter().filter_map(|r| match r {
+        Ok(counts) => Some(counts),
+        Err(e) if herald::store::is_unavailable(&e) => None,
+        Err(e) => panic!("an evaluation failed: {e:#}"),
+    });
+    done.fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
 }
 
 fn kinds(inbox: &std::sync::Arc<std::sync::Mutex<crate::webhooks::Inbox>>) -> Vec<String> {
@@ -38,7 +46,7 @@ fn kinds(inbox: &std::sync::Arc<std::sync::Mutex<crate::webhooks::Inbox>>) -> Ve
 }
 
 async fn wait_for(inbox: &std::sync::Arc<std::sync::Mutex<crate::webhooks::Inbox>>, n: usize) {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if inbox.lock().unwrap().got.len() >= n {
             return;
         }
@@ -170,7 +178,7 @@ fn alert_mails(server: &TestSmtp) -> Vec<Received> {
 }
 
 async fn wait_alert_mails(server: &TestSmtp, n: usize) -> Vec<Received> {
-    for _ in 0..600 {
+    for _ in 0..1200 {
         if alert_mails(server).len() >= n {
             break;
         }

@@ -100,8 +100,15 @@ pub(crate) async fn send(app: &TestApp, org: &TestOrg, body: Value) -> String {
 /// Polls the delivery log until notification `id` has `status` (20 s at most).
 pub(crate) async fn wait_status(app: &TestApp, org: &TestOrg, id: &str, status: &str) -> Value {
     let mut last = Value::Null;
-    for _ in 0..400 {
+    // Up to a minute: CI's PostgreSQL, busy creating a database for every
+    // test, may stall for seconds; a read that meets a stall is a 503
+    // (an outage, by design), and the next poll reads again.
+    for _ in 0..1200 {
         let res = app.get(&format!("/v1/notifications/{id}"), &org.token).await;
+        if res.status == 503 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         assert_eq!(res.status, 200, "{}", res.text);
         if res.json["status"] == status {
             return res.json;
