@@ -31,32 +31,28 @@ impl std::ops::Deref for EngineCipher {
     }
 }
 
+/// The text of a `451`: nothing of the cause.
+const TRY_LATER: &str = "Temporary failure, try again later";
+
 pub struct BounceIntake {
     pub engine: Arc<Engine>,
 }
 
 impl Intake for BounceIntake {
-    fn accept_rcpt<'a>(&'a self, id: &'a str, domain: &'a str) -> BoxFuture<'a, bool> {
+    fn accept_rcpt<'a>(&'a self, id: &'a str, domain: &'a str) -> BoxFuture<'a, Result<bool, Refusal>> {
         Box::pin(async move {
             let store = &self.engine.store;
-            match store.is_bounce_domain(domain).await {
-                Ok(true) => {}
-                Ok(false) => return false,
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "inbound SMTP: could not check a bounce domain");
-                    return false;
-                }
+            let later = |e: anyhow::Error, what: &str| {
+                tracing::warn!(error = format!("{e:#}"), "inbound SMTP: could not {what}");
+                Refusal::Later(TRY_LATER.into())
+            };
+            if !store.is_bounce_domain(domain).await.map_err(|e| later(e, "check a bounce domain"))? {
+                return Ok(false);
             }
-            match store.feedback_target(id, None).await {
-                Ok(found) => found.is_some(),
-                Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "inbound SMTP: could not look up a notification");
-                    false
-                }
-            }
+            let found = store.feedback_target(id, None).await.map_err(|e| later(e, "look up a notification"))?;
+            Ok(found.is_some())
         })
     }
-
     fn deliver(&self, report: InboundReport) -> BoxFuture<'_, Result<(), Refusal>> {
         Box::pin(async move {
             let e = &self.engine;
@@ -74,7 +70,7 @@ impl Intake for BounceIntake {
                 }
                 Err(Error::Unavailable(err) | Error::Internal(err)) => {
                     tracing::warn!(error = format!("{err:#}"), "inbound SMTP: could not apply a report");
-                    Err(Refusal::Later("Temporary failure, try again later".into()))
+                    Err(Refusal::Later(TRY_LATER.into()))
                 }
                 Err(other) => {
                     metrics::counter!("herald_inbound_reports_total", "outcome" => "refused").increment(1);

@@ -62,8 +62,9 @@ pub enum Refusal {
 /// signed) recipient is wanted, and to take a received message.
 pub trait Intake: Send + Sync + 'static {
     /// Called for a VERP address whose signature checked out: `id` is its
-    /// notification, `domain` the address's domain.
-    fn accept_rcpt<'a>(&'a self, id: &'a str, domain: &'a str) -> BoxFuture<'a, bool>;
+    /// notification, `domain` the address's domain. `Err` when it cannot be
+    /// told now (the database unreachable): the sender tries again later.
+    fn accept_rcpt<'a>(&'a self, id: &'a str, domain: &'a str) -> BoxFuture<'a, Result<bool, Refusal>>;
     /// Takes a message (before the reply to its final dot).
     fn deliver(&self, report: InboundReport) -> BoxFuture<'_, Result<(), Refusal>>;
 }
@@ -71,8 +72,8 @@ pub trait Intake: Send + Sync + 'static {
 /// A channel as the intake: every signed recipient, messages queued (`451`
 /// when the channel is full).
 impl Intake for mpsc::Sender<InboundReport> {
-    fn accept_rcpt<'a>(&'a self, _id: &'a str, _domain: &'a str) -> BoxFuture<'a, bool> {
-        Box::pin(async { true })
+    fn accept_rcpt<'a>(&'a self, _id: &'a str, _domain: &'a str) -> BoxFuture<'a, Result<bool, Refusal>> {
+        Box::pin(async { Ok(true) })
     }
     fn deliver(&self, report: InboundReport) -> BoxFuture<'_, Result<(), Refusal>> {
         let sent = self.try_send(report).map_err(|_| Refusal::Later("busy".into()));
@@ -270,16 +271,18 @@ where
                     }
                     Some(a) => {
                         let domain = a.rsplit_once('@').map_or("", |(_, d)| d);
-                        let id = match bounces::verp_notification(cipher, a) {
-                            Some(id) if intake.accept_rcpt(&id, domain).await => Some(id),
-                            _ => None,
+                        let wanted = match bounces::verp_notification(cipher, a) {
+                            Some(id) => intake.accept_rcpt(&id, domain).await.map(|yes| yes.then_some(id)),
+                            None => Ok(None),
                         };
-                        match id {
-                            Some(id) => {
+                        match wanted {
+                            Ok(Some(id)) => {
                                 ids.push(id);
                                 reply(&mut write, "250 2.1.5 OK").await?;
                             }
-                            None => reply(&mut write, "550 5.1.1 No such bounce address").await?,
+                            Ok(None) => reply(&mut write, "550 5.1.1 No such bounce address").await?,
+                            Err(Refusal::Later(why)) => reply(&mut write, &format!("451 4.3.0 {why}")).await?,
+                            Err(Refusal::Never(why)) => reply(&mut write, &format!("550 5.1.1 {why}")).await?,
                         }
                     }
                 }

@@ -312,6 +312,36 @@ async fn reports_over_the_smtp_listener_apply_and_forged_addresses_are_refused(a
     assert_eq!(n["feedback"].as_array().unwrap().len(), 1, "{n}");
 }
 
+/// A database outage while a bounce comes in: the listener answers `451`
+/// (at RCPT, where the notification is looked up), so the sending MTA
+/// keeps the report and tries again; once the database is back the same
+/// report is taken. PostgreSQL only: the outage is real (the test's
+/// database stops taking connections), as in tests/api/outage.rs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_database_outage_is_451_and_the_retry_is_taken() {
+    let Some(app) = inbound_app(Backend::Postgres).await else { return };
+    let smtp = TestSmtp::start(Mode::Plain).await;
+    let org = org_with_bounce_domain(&app, &smtp).await;
+    let (bounced, verp) = sent(&app, &org, &smtp, "ada@example.com").await;
+    let db = crate::outage::database_name(&app.db.url).to_owned();
+
+    crate::outage::set_connections(&db, false).await;
+    app.store.forget_cached_reads();
+    let mut c = Smtp::connect(&app).await;
+    assert!(c.command("EHLO mx.example").await.starts_with("250 "));
+    let reply = c.mail(&verp, &postfix_bounce_for(&verp, &bounced)).await;
+    assert_eq!(reply, "451 4.3.0 Temporary failure, try again later", "a temporary answer naming no cause");
+    assert!(c.command("RSET").await.starts_with("250 "));
+
+    crate::outage::set_connections(&db, true).await;
+    let reply = c.mail(&verp, &postfix_bounce_for(&verp, &bounced)).await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert!(c.command("QUIT").await.starts_with("221 "));
+    let n = app.get(&format!("/v1/notifications/{bounced}"), &org.token).await.json;
+    assert_eq!(n["status"], "bounced", "{n}");
+    assert_eq!(n["feedback"].as_array().map(Vec::len), Some(1), "{n}");
+}
+
 fn ses_bounce(kind: &str, message_id: &str) -> Value {
     json!({
         "notificationType": "Bounce",

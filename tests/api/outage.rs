@@ -13,13 +13,13 @@ use serde_json::Value;
 use crate::support::{Auth, Backend, TestApp, TestResponse};
 
 /// The database's name in a `postgres://…/NAME` URL.
-fn database_name(url: &str) -> &str {
+pub(crate) fn database_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default()
 }
 
 /// Stops (`false`) or restarts (`true`) connections to `db`; on stop, also
 /// ends the ones that are open.
-async fn set_connections(db: &str, allowed: bool) {
+pub(crate) async fn set_connections(db: &str, allowed: bool) {
     use sqlx::Connection;
     let base = crate::support::postgres_base_url().unwrap();
     let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
