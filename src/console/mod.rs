@@ -3,7 +3,8 @@
 //! then the dashboard, orgs and their API tokens, console accounts, SMTP
 //! settings (an org's and the instance's) with the test send, the delivery
 //! log with Retry, the notification policy, departments and users, sender
-//! identities, and the audit logs.
+//! identities, providers, webhooks, the suppression list, alerts and their
+//! contacts, and the audit logs.
 //!
 //! Pages only translate: every change goes through the same domain function
 //! the APIs call, with the console user as the audit actor. The HTML has no
@@ -16,6 +17,7 @@
 //! `templates/console/en.json`.
 
 mod auth;
+mod feedback;
 mod log;
 mod pages;
 mod providers;
@@ -50,7 +52,7 @@ const CSRF_COOKIE: &str = "herald_console_csrf";
 const FILES: &[(&str, &str)] = template_files!["console":
     "layout.html", "error.html", "login.html", "setup.html", "dashboard.html", "orgs.html", "org.html",
     "smtp.html", "log.html", "notification.html", "audit.html", "policy.html", "people.html", "identities.html", "users.html",
-    "providers.html",
+    "providers.html", "webhook_fields.html", "webhooks.html", "webhook.html", "suppressions.html", "alerts.html",
 ];
 
 /// The page texts, English (one file, so more languages can follow).
@@ -89,6 +91,13 @@ pub fn router() -> Router<AppState> {
         .route("/console/orgs/{org}/providers", get(providers::page).post(providers::create))
         .route("/console/orgs/{org}/providers/{id}", get(providers::edit_page).post(providers::change))
         .route("/console/orgs/{org}/providers/{id}/test", post(providers::test))
+        .route("/console/orgs/{org}/webhooks", get(feedback::webhooks_page).post(feedback::webhook_create))
+        .route("/console/orgs/{org}/webhooks/{id}", get(feedback::webhook_page).post(feedback::webhook_change))
+        .route("/console/orgs/{org}/webhooks/{id}/test", post(feedback::webhook_test))
+        .route("/console/orgs/{org}/suppressions", get(feedback::suppressions_page).post(feedback::suppression_add))
+        .route("/console/orgs/{org}/suppressions/remove", post(feedback::suppression_remove))
+        .route("/console/orgs/{org}/alerts", get(feedback::alerts_page))
+        .route("/console/orgs/{org}/alerts/contacts", post(feedback::contacts_save))
         .route("/console/orgs/{org}/policy", get(settings::policy_page).post(settings::policy_save))
         .route("/console/orgs/{org}/people", get(settings::people))
         .route("/console/orgs/{org}/departments", post(settings::department))

@@ -21,7 +21,7 @@ on_each_backend!(
     an_open_circuit_opens_one_alert_under_a_burst_of_failures_and_resolves_once,
 );
 
-async fn evaluate_in_a_burst(app: &TestApp) -> (usize, usize) {
+pub async fn evaluate_in_a_burst(app: &TestApp) -> (usize, usize) {
     let now = app.clock.now();
     let runs = (0..8).map(|_| herald::domain::alerts::evaluate(&app.store, now));
     // An evaluation that met CI's PostgreSQL stalled (busy creating a
@@ -55,7 +55,7 @@ async fn wait_for(inbox: &std::sync::Arc<std::sync::Mutex<crate::webhooks::Inbox
     panic!("timed out waiting for {n} webhooks");
 }
 
-async fn dead_mails(app: &TestApp, org: &TestOrg, n: usize) {
+pub async fn dead_mails(app: &TestApp, org: &TestOrg, n: usize) {
     let server = TestSmtp::start(Mode::Plain).await;
     server.script((0..n).map(|_| Action::Reply("550 5.1.1 no such mailbox".into())));
     use_server(app, org, &server, Security::Plain, false, None).await;

@@ -127,6 +127,16 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
         ("GET", "/console/orgs/{org}/identities"),
         ("POST", "/console/orgs/{org}/identities"),
         ("POST", "/console/smtp"),
+        ("GET", "/console/orgs/{org}/webhooks"),
+        ("POST", "/console/orgs/{org}/webhooks"),
+        ("GET", "/console/orgs/{org}/webhooks/{id}"),
+        ("POST", "/console/orgs/{org}/webhooks/{id}"),
+        ("POST", "/console/orgs/{org}/webhooks/{id}/test"),
+        ("GET", "/console/orgs/{org}/suppressions"),
+        ("POST", "/console/orgs/{org}/suppressions"),
+        ("POST", "/console/orgs/{org}/suppressions/remove"),
+        ("GET", "/console/orgs/{org}/alerts"),
+        ("POST", "/console/orgs/{org}/alerts/contacts"),
         ("DELETE", "/console/orgs/{org}"),
         ("GET", "/console/orgs/%00%ff/log/..%2f..%2f"),
         // Last: it ends the session.
@@ -150,6 +160,10 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
             ("delete", "../../etc"),
             ("department", "not-a-uuid"),
             ("resend", "x@y\r\n"),
+            ("url", "javascript:alert(1)"),
+            ("event_<script>", "on"),
+            ("emails", "a@b\r\n\u{0},,<x>"),
+            ("detail", "\u{0}"),
         ],
         vec![("name", &long)],
     ];
@@ -157,6 +171,7 @@ async fn console_routes_answer_hostile_input_with_a_page_never_a_5xx(app: TestAp
         "",
         "?status=%ff&to=%00&from=yesterday&until=9999-99-99T99:99&before=zzz&after=-5",
         "?after=99999999999999999999",
+        "?search=%00%ff&cursor=..%2f&limit=99999999999999&done=%3Cscript%3E",
     ];
     for who in [Some("root@example.com"), Some("acme@example.com"), None] {
         let mut v = match who {

@@ -16,6 +16,7 @@ mod cli;
 mod clients;
 mod console;
 mod console_browser;
+mod console_feedback;
 mod console_providers;
 mod delivery;
 mod directory;

@@ -76,7 +76,7 @@ pub async fn receiver() -> (String, Arc<Mutex<Inbox>>) {
 
 /// Verdicts of the reference library on `cases`, or `None` (said loudly)
 /// when it is not installed outside CI.
-fn verify(secret: &str, cases: &[Value]) -> Option<Vec<String>> {
+pub fn verify(secret: &str, cases: &[Value]) -> Option<Vec<String>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv-ci/bin/python");
     let script = root.join("tests/api/support/verify_webhook.py");
@@ -104,7 +104,7 @@ fn verify(secret: &str, cases: &[Value]) -> Option<Vec<String>> {
     }
 }
 
-fn case(g: &Got) -> Value {
+pub fn case(g: &Got) -> Value {
     json!({ "id": g.id, "timestamp": g.timestamp, "signature": g.signature, "body": g.body })
 }
 
@@ -115,14 +115,14 @@ pub async fn create(app: &TestApp, org: &TestOrg, url: &str, types: &[&str]) -> 
     res.json
 }
 
-async fn send(app: &TestApp, org: &TestOrg, to: &str) -> String {
+pub async fn send(app: &TestApp, org: &TestOrg, to: &str) -> String {
     let body = json!({"type": "message.send", "data": {"to": to, "subject": "Hi", "text": "Hello"}});
     let res = app.post("/v1/events", &org.token, body).await;
     assert_eq!(res.status, 202, "{}", res.text);
     res.json["notifications"][0]["id"].as_str().unwrap_or_default().to_owned()
 }
 
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..400 {
         if check().await {
             return;
@@ -132,14 +132,14 @@ async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting until {what}");
 }
 
-async fn wait_sent(app: &TestApp, org: &TestOrg, id: &str) {
+pub async fn wait_sent(app: &TestApp, org: &TestOrg, id: &str) {
     wait_until("the notification is sent", async || {
         app.get(&format!("/v1/notifications/{id}"), &org.token).await.json["status"] == "sent"
     })
     .await;
 }
 
-fn received(inbox: &Arc<Mutex<Inbox>>) -> Vec<Got> {
+pub fn received(inbox: &Arc<Mutex<Inbox>>) -> Vec<Got> {
     inbox.lock().unwrap().got.clone()
 }
 

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::{Json, Path, Query};
 use crate::auth::OrgScope;
+use crate::domain::OrgId;
 use crate::domain::webhooks::{self, Endpoint, Message};
 use crate::error::Error;
 use crate::secret::Secret;
@@ -171,12 +172,12 @@ pub async fn delete_webhook(
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookTestResult {
-    success: bool,
+    pub(crate) success: bool,
     /// The endpoint's HTTP status, when it answered.
-    status_code: Option<i64>,
-    latency_ms: i64,
+    pub(crate) status_code: Option<i64>,
+    pub(crate) latency_ms: i64,
     /// Why it failed (names the host, never an internal address).
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// POST /v1/webhooks/{id}/test: sends a signed `webhook.test` message now
@@ -190,11 +191,17 @@ pub async fn test_webhook(
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<WebhookTestResult>, Error> {
-    let endpoint = webhooks::get(app.store(), &scope.org, &id).await?;
+    Ok(axum::Json(test_send(&app, &scope.org, &id).await?))
+}
+
+/// Sends a signed `webhook.test` message to endpoint `id` of `org` now and
+/// reports the answer (the API's and the console's test send).
+pub(crate) async fn test_send(app: &AppState, org: &OrgId, id: &str) -> Result<WebhookTestResult, Error> {
+    let endpoint = webhooks::get(app.store(), org, id).await?;
     let now = app.clock().now();
     let sealed =
         app.store().webhook_secrets(&endpoint.id).await?.ok_or(Error::NotFound(crate::error::Resource::Webhook))?;
-    let keys = webhooks::signing_keys(app.cipher(), &scope.org, &endpoint.id, &sealed, now)?;
+    let keys = webhooks::signing_keys(app.cipher(), org, &endpoint.id, &sealed, now)?;
     let message_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     let body =
         json!({ "type": "webhook.test", "timestamp": now.rfc3339(), "data": { "webhookId": endpoint.id } }).to_string();
@@ -209,7 +216,7 @@ pub async fn test_webhook(
     )
     .await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    Ok(axum::Json(match result {
+    Ok(match result {
         Ok(code) => WebhookTestResult {
             success: (200..300).contains(&code),
             status_code: Some(code),
@@ -217,7 +224,7 @@ pub async fn test_webhook(
             error: (!(200..300).contains(&code)).then(|| format!("the endpoint answered HTTP {code}")),
         },
         Err(error) => WebhookTestResult { success: false, status_code: None, latency_ms, error: Some(error) },
-    }))
+    })
 }
 
 #[derive(Deserialize, IntoParams)]
