@@ -122,8 +122,10 @@ pub async fn send(app: &TestApp, org: &TestOrg, to: &str) -> String {
     res.json["notifications"][0]["id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Polls for up to a minute (a loaded CI machine with a busy PostgreSQL
+/// needs more than the seconds a quiet one does).
 pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..400 {
+    for _ in 0..1200 {
         if check().await {
             return;
         }
