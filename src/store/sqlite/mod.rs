@@ -38,7 +38,6 @@ use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -63,7 +62,7 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub struct Sqlite {
     jobs: mpsc::Sender<Job>,
-    reads: mpsc::Sender<ReadJob>,
+    reads: flume::Sender<ReadJob>,
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
@@ -110,8 +109,10 @@ impl Sqlite {
             .name("herald-sqlite-writer".into())
             .spawn(move || write_loop(&writer, &queue, wal_limit))
             .context("start the SQLite writer thread")?;
-        let (reads, read_queue) = mpsc::channel::<ReadJob>();
-        let read_queue = Arc::new(Mutex::new(read_queue));
+        // A channel with many receivers: a queued read wakes one idle reader
+        // thread (behind a mutex, each read woke a second thread to wait
+        // on the queue next).
+        let (reads, read_queue) = flume::unbounded::<ReadJob>();
         for conn in conns {
             let read_queue = read_queue.clone();
             std::thread::Builder::new()
@@ -242,14 +243,9 @@ impl Sqlite {
 
 /// A reader thread: takes queued reads one after another. Ends when every
 /// [`Sqlite`] (every sender) is gone.
-fn read_loop(conn: &Connection, queue: &Mutex<mpsc::Receiver<ReadJob>>) {
-    loop {
-        // A panic never happens while the lock is held (reads run after).
-        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        match job {
-            Ok(job) => job(conn),
-            Err(_) => return,
-        }
+fn read_loop(conn: &Connection, queue: &flume::Receiver<ReadJob>) {
+    while let Ok(job) = queue.recv() {
+        job(conn);
     }
 }
 
