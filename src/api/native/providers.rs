@@ -85,13 +85,13 @@ impl From<OAuthGrant> for Grant {
 
 /// A Google service-account key file (the JSON Google Cloud downloads), as
 /// a shortcut for `clientEmail`, `privateKey` and `tokenUrl` (fields given
-/// alongside win). Write-only: its key is stored like `privateKey`.
+/// alongside win); the rest of the file (`type`, `project_id`, …) is
+/// ignored. Write-only: its key is stored like `privateKey`.
 #[derive(Deserialize, ToSchema)]
 pub struct ServiceAccountBody {
     client_email: Option<String>,
     /// PEM, PKCS#8.
     private_key: Option<String>,
-    /// The rest of the file (`type`, `project_id`, …) is ignored.
     token_uri: Option<String>,
 }
 
@@ -298,9 +298,9 @@ impl ProviderBody {
                         (
                             "smtp.clientSecret",
                             client_secret.is_some() && (s.auth != SmtpAuth::Xoauth2 || jwt),
-                            "grant client_credentials",
+                            "auth xoauth2 with grant client_credentials",
                         ),
-                        ("smtp.privateKey", private_key.is_some() && !jwt, "grant jwt_bearer"),
+                        ("smtp.privateKey", private_key.is_some() && !jwt, "auth xoauth2 with grant jwt_bearer"),
                     ];
                     for (field, wrong, belongs) in misplaced {
                         if wrong {
