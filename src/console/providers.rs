@@ -110,7 +110,8 @@ fn posted_view(form: &Form, secret_set: bool) -> Value {
         preset => f("preset"), tenant => f("tenant"), host => f("host"), port => f("port"),
         security => f("security"), accept_invalid_certs => form.checked("accept_invalid_certs"),
         username => f("username"), auth => f("auth"), grant => f("grant"), token_url => f("token_url"),
-        client_id => f("client_id"), client_email => f("client_email"), subject => f("subject"), scope => f("scope"), region => f("region"), access_key_id => f("access_key_id"),
+        client_id => f("client_id"), client_email => f("client_email"), subject => f("subject"), scope => f("scope"),
+        region => f("region"), access_key_id => f("access_key_id"),
         endpoint => f("endpoint"), url => f("url"), from_email => f("from_email"), from_name => f("from_name"),
         reply_to => f("reply_to"), secret_set,
     }
@@ -143,10 +144,10 @@ fn draft_of(form: &Form) -> Result<ProviderDraft, Error> {
     let jwt_bearer =
         kind == "smtp" && (form.get("preset") == "google" || (xoauth2 && form.get("grant") == "jwt_bearer"));
     let private_key = form.get("private_key").trim();
-    let (action, value) = match (jwt_bearer, private_key.is_empty()) {
-        (true, false) => ("set", private_key),
-        (true, true) => (form.get("secret_action"), form.get("secret")),
-        (false, _) => (form.get("secret_action"), form.get("secret")),
+    let (action, value) = if jwt_bearer && !private_key.is_empty() {
+        ("set", private_key)
+    } else {
+        (form.get("secret_action"), form.get("secret"))
     };
     let secret = match action {
         "set" if value.is_empty() => {
