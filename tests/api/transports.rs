@@ -121,7 +121,9 @@ impl Tool {
 pub(crate) async fn node(script: &str, env: &[(&str, &str)]) -> Option<Tool> {
     let dir = root().join("tests/clients");
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !node_ok || !dir.join("node_modules/oauth2-mock-server").is_dir() {
+    let installed =
+        ["oauth2-mock-server", "jose", "standardwebhooks"].iter().all(|p| dir.join("node_modules").join(p).is_dir());
+    if !node_ok || !installed {
         skip("node and tests/clients/node_modules", "cd tests/clients && npm ci");
         return None;
     }
