@@ -92,8 +92,9 @@ fn form_view(p: &Provider) -> Value {
         host => text("host"), port => port.map(|p| p.to_string()).unwrap_or_default(),
         security => text("security"),
         accept_invalid_certs => settings.get("acceptInvalidCerts").and_then(serde_json::Value::as_bool),
-        username => text("username"), auth => text("auth"), token_url => text("tokenUrl"),
-        client_id => text("clientId"), scope => text("scope"), region => text("region"),
+        username => text("username"), auth => text("auth"), grant => text("grant"), token_url => text("tokenUrl"),
+        client_id => text("clientId"), client_email => text("clientEmail"), subject => text("subject"),
+        scope => text("scope"), region => text("region"),
         access_key_id => text("accessKeyId"), endpoint => text("endpoint"), url => text("url"),
         from_email => text("fromEmail"), from_name => text("fromName"), reply_to => text("replyTo"),
         secret_set => p.secret_set,
@@ -108,8 +109,9 @@ fn posted_view(form: &Form, secret_set: bool) -> Value {
         max_per_minute => f("max_per_minute"), max_concurrent => f("max_concurrent"),
         preset => f("preset"), tenant => f("tenant"), host => f("host"), port => f("port"),
         security => f("security"), accept_invalid_certs => form.checked("accept_invalid_certs"),
-        username => f("username"), auth => f("auth"), token_url => f("token_url"), client_id => f("client_id"),
-        scope => f("scope"), region => f("region"), access_key_id => f("access_key_id"),
+        username => f("username"), auth => f("auth"), grant => f("grant"), token_url => f("token_url"),
+        client_id => f("client_id"), client_email => f("client_email"), subject => f("subject"), scope => f("scope"),
+        region => f("region"), access_key_id => f("access_key_id"),
         endpoint => f("endpoint"), url => f("url"), from_email => f("from_email"), from_name => f("from_name"),
         reply_to => f("reply_to"), secret_set,
     }
@@ -136,27 +138,51 @@ fn draft_of(form: &Form) -> Result<ProviderDraft, Error> {
     let max_per_minute = number("max_per_minute", "Rate limit");
     let max_concurrent = number("max_concurrent", "Concurrency limit");
     let port = number("port", "Port");
-    let secret = match form.get("secret_action") {
-        "set" if form.get("secret").is_empty() => {
-            errors.push(FieldError::new("secret", "Enter the secret to set or change it"));
+    let kind = form.get("kind");
+    let xoauth2 = form.get("auth") == "xoauth2";
+    // The Google preset means a service account; a pasted key is a "set".
+    let jwt_bearer =
+        kind == "smtp" && (form.get("preset") == "google" || (xoauth2 && form.get("grant") == "jwt_bearer"));
+    let private_key = form.get("private_key").trim();
+    let (action, value) = if jwt_bearer && !private_key.is_empty() {
+        ("set", private_key)
+    } else {
+        (form.get("secret_action"), form.get("secret"))
+    };
+    let secret = match action {
+        "set" if value.is_empty() => {
+            let field = if jwt_bearer { "private_key" } else { "secret" };
+            errors.push(FieldError::new(field, "Enter the secret to set or change it"));
             serde_json::Value::Null
         }
-        "set" => json!(form.get("secret")),
+        "set" => json!(value),
         "clear" => json!(""),
         _ => serde_json::Value::Null,
     };
-    let kind = form.get("kind");
     let settings = match kind {
         "smtp" => {
-            let xoauth2 = form.get("auth") == "xoauth2";
+            let preset = opt("preset");
+            // A preset chooses the grant; the form's grant is for custom servers.
+            let grant = if xoauth2 && preset.is_null() { opt("grant") } else { serde_json::Value::Null };
             let mut s = json!({
-                "preset": opt("preset"), "tenant": opt("tenant"), "host": opt("host"), "port": port,
+                "preset": preset, "tenant": opt("tenant"), "host": opt("host"), "port": port,
                 "security": opt("security"), "acceptInvalidCerts": form.checked("accept_invalid_certs"),
                 "username": opt("username"), "auth": if xoauth2 { "xoauth2" } else { "password" },
-                "tokenUrl": opt("token_url"), "clientId": opt("client_id"), "scope": opt("scope"),
+                "grant": grant, "tokenUrl": opt("token_url"), "scope": opt("scope"),
                 "fromEmail": opt("from_email"), "fromName": opt("from_name"), "replyTo": opt("reply_to"),
             });
-            s[if xoauth2 { "clientSecret" } else { "password" }] = secret;
+            if jwt_bearer {
+                s["clientEmail"] = opt("client_email");
+                s["subject"] = opt("subject");
+            } else {
+                s["clientId"] = opt("client_id");
+            }
+            let secret_field = match (jwt_bearer, xoauth2) {
+                (true, _) => "privateKey",
+                (false, true) => "clientSecret",
+                (false, false) => "password",
+            };
+            s[secret_field] = secret;
             s
         }
         "ses" => json!({

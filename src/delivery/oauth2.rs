@@ -1,18 +1,28 @@
-//! OAuth2 access tokens for XOAUTH2 SMTP (Microsoft 365, Google Workspace):
-//! the client-credentials grant (RFC 6749 §4.4) against a configured token
-//! endpoint, cached until shortly before expiry.
+//! OAuth2 access tokens for XOAUTH2 SMTP (Microsoft 365, Google Workspace),
+//! cached until shortly before expiry, by one of two grants:
 //!
-//! The grant is the `oauth2` crate's (request building, response and error
-//! parsing); its requests go through [`OutboundHttp`], so the token endpoint
+//! - **client credentials** (RFC 6749 §4.4, Microsoft 365): the `oauth2`
+//!   crate's (request building, response and error parsing). The client
+//!   authenticates with `client_id`/`client_secret` in the form body
+//!   (`client_secret_post`).
+//! - **JWT bearer** (RFC 7523, a Google Workspace service account with
+//!   domain-wide delegation): an RS256 JWT signed with the service
+//!   account's private key (`jsonwebtoken`, with ring), `iss` the service
+//!   account, `sub` the mailbox, `aud` the token URL, valid for one hour,
+//!   posted as `assertion` with
+//!   `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. The answer is
+//!   read with the `oauth2` crate's standard token and error types, so both
+//!   grants report alike.
+//!
+//! Both grants' requests go through [`OutboundHttp`], so the token endpoint
 //! obeys the outbound host policy like the SMTP host does, and redirects are
-//! not followed. The client authenticates with `client_id`/`client_secret`
-//! in the form body (`client_secret_post`), which Microsoft's and Google's
-//! endpoints accept.
+//! not followed; both share [`TokenCache`].
 //!
-//! Tokens and secrets are [`Secret`]s: never logged, never in an error.
-//! The cache key includes a digest of the client secret, so an org that
-//! names another org's token endpoint and client id (which are not secret)
-//! does not get that org's cached token: only the same secret shares it.
+//! Tokens, secrets, private keys and assertions are [`Secret`]s (or never
+//! kept): never logged, never in an error. The cache key includes a digest
+//! of the client secret or private key, so an org that names another org's
+//! token endpoint and client id (which are not secret) does not get that
+//! org's cached token: only the same secret shares it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,32 +41,59 @@ pub const DEFAULT_LIFETIME_MS: i64 = 300_000;
 /// Token responses larger than this are refused (they are a few KiB).
 const MAX_RESPONSE: usize = 64 * 1024;
 
-/// A client of the client-credentials grant.
+/// How a client gets its token.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// RFC 6749 §4.4 (Microsoft 365).
+    ClientCredentials { client_id: String, client_secret: Secret },
+    /// RFC 7523 (Google Workspace): a JWT from `issuer` (the service
+    /// account's email) for `subject` (the mailbox), signed RS256 with
+    /// `private_key` (PEM, PKCS#8 or PKCS#1).
+    JwtBearer { issuer: String, subject: String, private_key: Secret },
+}
+
+/// A client of the token endpoint.
 #[derive(Debug, Clone)]
 pub struct OAuth2Client {
     pub token_url: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// Space-separated scopes (`https://outlook.office365.com/.default`).
+    /// Space-separated scopes (`https://outlook.office365.com/.default`,
+    /// `https://mail.google.com/`).
     pub scope: Option<String>,
+    pub grant: Grant,
+}
+
+impl OAuth2Client {
+    /// The client secret or private key.
+    fn secret(&self) -> &Secret {
+        match &self.grant {
+            Grant::ClientCredentials { client_secret, .. } => client_secret,
+            Grant::JwtBearer { private_key, .. } => private_key,
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
     token_url: String,
-    client_id: String,
     scope: Option<String>,
-    /// SHA-256 of the client secret (see the module comment).
+    /// The client id, or the issuer and subject of a JWT-bearer grant (a
+    /// token for one mailbox is not one for another).
+    who: (bool, String, String),
+    /// SHA-256 of the client secret or private key (see the module comment).
     secret_digest: [u8; 32],
 }
 
 impl Key {
     fn of(client: &OAuth2Client) -> Key {
+        let who = match &client.grant {
+            Grant::ClientCredentials { client_id, .. } => (false, client_id.clone(), String::new()),
+            Grant::JwtBearer { issuer, subject, .. } => (true, issuer.clone(), subject.clone()),
+        };
         Key {
             token_url: client.token_url.clone(),
-            client_id: client.client_id.clone(),
             scope: client.scope.clone(),
-            secret_digest: Sha256::digest(client.client_secret.expose().as_bytes()).into(),
+            who,
+            secret_digest: Sha256::digest(client.secret().expose().as_bytes()).into(),
         }
     }
 }
@@ -97,7 +134,7 @@ impl TokenCache {
         slots.entry(key).or_default().clone()
     }
 
-    /// A cached access token, fetched by the client-credentials grant when
+    /// A cached access token, fetched by the client's grant when
     /// missing or within [`REFRESH_MARGIN_MS`] of expiry. Errors carry no
     /// secret, and a failure is not cached (the next call asks again).
     pub async fn token(&self, http: &OutboundHttp, client: &OAuth2Client) -> Result<Secret, HttpFailure> {
@@ -110,7 +147,10 @@ impl TokenCache {
         }
         *cached = None;
         let requested_at = self.clock.now();
-        let (token, lifetime_ms) = fetch(http, client).await?;
+        let (token, lifetime_ms) = match &client.grant {
+            Grant::ClientCredentials { .. } => fetch(http, client).await?,
+            Grant::JwtBearer { .. } => fetch_jwt_bearer(http, client, requested_at).await?,
+        };
         let usable_ms = lifetime_ms - REFRESH_MARGIN_MS.min(lifetime_ms / 2);
         *cached = Some(Cached { token: token.clone(), refresh_at: Millis(requested_at.0.saturating_add(usable_ms)) });
         Ok(token)
@@ -131,15 +171,26 @@ impl TokenCache {
 #[error("{0}")]
 struct Transport(HttpFailure);
 
+/// The `oauth2` crate's outcome of a token request.
+type Outcome =
+    Result<oauth2::basic::BasicTokenResponse, oauth2::RequestTokenError<Transport, oauth2::basic::BasicErrorResponse>>;
+
+fn host_of(client: &OAuth2Client) -> String {
+    url::Url::parse(&client.token_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
+}
+
 /// One client-credentials request: the token and its lifetime in ms.
 async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i64), HttpFailure> {
     use oauth2::basic::BasicClient;
-    use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
+    use oauth2::{AuthType, ClientId, ClientSecret, Scope, TokenUrl};
 
+    let Grant::ClientCredentials { client_id, client_secret } = &client.grant else {
+        return Err(config_failure("not a client-credentials client".into()));
+    };
     let token_url = TokenUrl::new(client.token_url.clone())
         .map_err(|_| config_failure("the OAuth2 token URL is not a valid URL".into()))?;
-    let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
-        .set_client_secret(ClientSecret::new(client.client_secret.expose().to_owned()))
+    let oauth = BasicClient::new(ClientId::new(client_id.clone()))
+        .set_client_secret(ClientSecret::new(client_secret.expose().to_owned()))
         .set_auth_type(AuthType::RequestBody)
         .set_token_uri(token_url);
     let mut request = oauth.exchange_client_credentials();
@@ -154,9 +205,95 @@ async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i6
         let http = http.clone();
         async move { call(&http, req).await.map_err(Transport) }
     };
-    let host =
-        url::Url::parse(&client.token_url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    match request.request_async(&send).await {
+    let outcome = request.request_async(&send).await;
+    token_of(outcome, client, &[])
+}
+
+/// The lifetime of the JWT-bearer assertion (RFC 7523; Google allows at most
+/// one hour).
+const ASSERTION_LIFETIME_S: i64 = 3600;
+
+/// Claims of the JWT-bearer assertion.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+/// The signed assertion of a JWT-bearer client at `now`, or why the key
+/// cannot sign (the message names no part of the key).
+fn assertion(client: &OAuth2Client, now: Millis) -> Result<Secret, String> {
+    let Grant::JwtBearer { issuer, subject, private_key } = &client.grant else {
+        return Err("not a JWT-bearer client".into());
+    };
+    let iat = now.0.div_euclid(1000);
+    let claims = Claims {
+        iss: issuer,
+        sub: subject,
+        scope: client.scope.as_deref(),
+        aud: &client.token_url,
+        iat,
+        exp: iat + ASSERTION_LIFETIME_S,
+    };
+    crate::domain::providers::sign_rs256(private_key.expose(), &claims).map(Secret::new).map_err(str::to_owned)
+}
+
+/// One JWT-bearer request (RFC 7523 §2.1): the token and its lifetime in ms.
+async fn fetch_jwt_bearer(
+    http: &OutboundHttp,
+    client: &OAuth2Client,
+    now: Millis,
+) -> Result<(Secret, i64), HttpFailure> {
+    use oauth2::RequestTokenError;
+
+    if url::Url::parse(&client.token_url).is_err() {
+        return Err(config_failure("the OAuth2 token URL is not a valid URL".into()));
+    }
+    let assertion = assertion(client, now).map_err(config_failure)?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+        .append_pair("assertion", assertion.expose())
+        .finish();
+    let mut request = oauth2::HttpRequest::new(body.into_bytes());
+    *request.method_mut() = oauth2::http::Method::POST;
+    *request.uri_mut() =
+        client.token_url.parse().map_err(|_| config_failure("the OAuth2 token URL is not a valid URL".into()))?;
+    let headers = request.headers_mut();
+    headers.insert(
+        oauth2::http::header::CONTENT_TYPE,
+        oauth2::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(oauth2::http::header::ACCEPT, oauth2::http::HeaderValue::from_static("application/json"));
+    // Read as the `oauth2` crate reads its own grants' answers: 200 a token
+    // response, anything else an RFC 6749 §5.2 error.
+    fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
+    }
+    let outcome: Outcome = match call(http, request).await {
+        Err(failure) => Err(RequestTokenError::Request(Transport(failure))),
+        Ok(response) if response.status() == oauth2::http::StatusCode::OK => {
+            parse(response.body()).map_err(|e| RequestTokenError::Parse(e, Vec::new()))
+        }
+        Ok(response) => match parse(response.body()) {
+            Ok(error) => Err(RequestTokenError::ServerResponse(error)),
+            Err(_) => Err(RequestTokenError::Other(format!("HTTP status {}", response.status().as_u16()))),
+        },
+    };
+    token_of(outcome, client, &[assertion.expose()])
+}
+
+/// The token and its lifetime (ms) from a token request's outcome, or a
+/// failure naming neither the client's secret nor any of `also_secret`.
+fn token_of(outcome: Outcome, client: &OAuth2Client, also_secret: &[&str]) -> Result<(Secret, i64), HttpFailure> {
+    use oauth2::{RequestTokenError, TokenResponse};
+
+    let host = host_of(client);
+    match outcome {
         Ok(response) => {
             let lifetime = response
                 .expires_in()
@@ -172,7 +309,7 @@ async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i6
                 text.push_str(": ");
                 text.push_str(description);
             }
-            let text = redact(&text, client);
+            let text = redact(&text, client, also_secret);
             // A refused client or grant will not work by retrying; a server
             // error might.
             let permanent = !matches!(error.error(), oauth2::basic::BasicErrorResponseType::Extension(_));
@@ -192,7 +329,7 @@ async fn fetch(http: &OutboundHttp, client: &OAuth2Client) -> Result<(Secret, i6
         Err(RequestTokenError::Other(text)) => Err(HttpFailure {
             class: "auth",
             permanent: false,
-            message: format!("the OAuth2 token endpoint {host} failed: {}", redact(&text, client)),
+            message: format!("the OAuth2 token endpoint {host} failed: {}", redact(&text, client, also_secret)),
         }),
     }
 }
@@ -240,11 +377,15 @@ fn config_failure(message: String) -> HttpFailure {
     HttpFailure { class: "config", permanent: true, message }
 }
 
-/// `text` with the client secret replaced, and at most 300 characters
-/// without control characters.
-fn redact(text: &str, client: &OAuth2Client) -> String {
-    let secret = client.client_secret.expose();
-    let text = if secret.is_empty() { text.to_owned() } else { text.replace(secret, "***") };
+/// `text` with the client secret (and `also`) replaced, and at most 300
+/// characters without control characters.
+fn redact(text: &str, client: &OAuth2Client, also: &[&str]) -> String {
+    let mut text = text.to_owned();
+    for secret in std::iter::once(client.secret().expose()).chain(also.iter().copied()) {
+        if !secret.is_empty() {
+            text = text.replace(secret, "***");
+        }
+    }
     text.chars().filter(|c| !c.is_control()).take(300).collect()
 }
 
@@ -255,9 +396,8 @@ mod tests {
     fn client(secret: &str) -> OAuth2Client {
         OAuth2Client {
             token_url: "https://login.example.com/token".into(),
-            client_id: "app".into(),
-            client_secret: Secret::new(secret),
             scope: None,
+            grant: Grant::ClientCredentials { client_id: "app".into(), client_secret: Secret::new(secret) },
         }
     }
 
@@ -289,7 +429,8 @@ mod tests {
     #[test]
     fn redaction_removes_the_secret() {
         let c = client("canary-secret-77");
-        assert_eq!(redact("bad secret canary-secret-77\n", &c), "bad secret ***");
+        assert_eq!(redact("bad secret canary-secret-77\n", &c, &[]), "bad secret ***");
+        assert_eq!(redact("x canary-secret-77 y jwt", &c, &["jwt"]), "x *** y ***");
         assert!(!format!("{c:?}").contains("canary"));
     }
 

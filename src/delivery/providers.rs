@@ -9,9 +9,9 @@
 
 use super::http::OutboundHttp;
 use super::mailer::{self, Delivery, MailParts, Mailer, Passed, TestReport};
-use super::oauth2::{OAuth2Client, TokenCache};
+use super::oauth2::{Grant, OAuth2Client, TokenCache};
 use super::{http_provider, ses};
-use crate::domain::providers::{FailureKind, Route, Settings, SmtpAuth};
+use crate::domain::providers::{FailureKind, OAuthGrant, Route, Settings, SmtpAuth};
 
 /// What sending needs besides the route.
 pub struct Transports<'a> {
@@ -25,12 +25,18 @@ fn oauth_client(route: &Route) -> Option<OAuth2Client> {
     if s.auth != SmtpAuth::Xoauth2 {
         return None;
     }
-    Some(OAuth2Client {
-        token_url: s.token_url.clone().unwrap_or_default(),
-        client_id: s.client_id.clone().unwrap_or_default(),
-        client_secret: route.secret.clone().unwrap_or_else(|| crate::secret::Secret::new("")),
-        scope: s.scope.clone(),
-    })
+    let secret = route.secret.clone().unwrap_or_else(|| crate::secret::Secret::new(""));
+    let grant = match s.grant {
+        OAuthGrant::ClientCredentials => {
+            Grant::ClientCredentials { client_id: s.client_id.clone().unwrap_or_default(), client_secret: secret }
+        }
+        OAuthGrant::JwtBearer => Grant::JwtBearer {
+            issuer: s.client_email.clone().unwrap_or_default(),
+            subject: s.subject.clone().or_else(|| s.username.clone()).unwrap_or_default(),
+            private_key: secret,
+        },
+    };
+    Some(OAuth2Client { token_url: s.token_url.clone().unwrap_or_default(), scope: s.scope.clone(), grant })
 }
 
 /// True for an SMTP reply that refuses the credentials (530, 534, 535, 538).

@@ -65,6 +65,18 @@ pub enum SmtpAuth {
     Xoauth2,
 }
 
+/// How an XOAUTH2 provider gets its access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// RFC 6749 §4.4 with `clientId` and the client secret (Microsoft 365).
+    #[default]
+    ClientCredentials,
+    /// RFC 7523 with a service account's `clientEmail` and private key
+    /// (Google Workspace with domain-wide delegation).
+    JwtBearer,
+}
+
 /// Settings of an SMTP provider (no secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -77,8 +89,17 @@ pub struct SmtpProvider {
     pub accept_invalid_certs: bool,
     pub username: Option<String>,
     pub auth: SmtpAuth,
+    /// XOAUTH2 only (stored settings from before it: client credentials).
+    #[serde(default)]
+    pub grant: OAuthGrant,
     pub token_url: Option<String>,
     pub client_id: Option<String>,
+    /// JWT bearer: the service account (`iss`).
+    #[serde(default)]
+    pub client_email: Option<String>,
+    /// JWT bearer: the mailbox the token is for (`sub`); `None`: `username`.
+    #[serde(default)]
+    pub subject: Option<String>,
     pub scope: Option<String>,
     pub from_email: Option<String>,
     pub from_name: Option<String>,
@@ -282,20 +303,22 @@ pub fn microsoft365(tenant: &str) -> (String, u16, Security, String, String) {
     )
 }
 
-/// Google Workspace: smtp.gmail.com:465 with implicit TLS, Google's token
-/// endpoint, the scope `https://mail.google.com/`.
-pub fn google() -> (String, u16, Security, String, String) {
+/// Google Workspace with a service account (JWT-bearer grant):
+/// smtp.gmail.com:465 with implicit TLS (or 587 with STARTTLS when `port`
+/// is 587), Google's token endpoint, the scope `https://mail.google.com/`.
+pub fn google(port: u16) -> (String, u16, Security, String, String) {
+    let (port, security) = if port == 587 { (587, Security::StartTls) } else { (465, Security::Tls) };
     (
         "smtp.gmail.com".into(),
-        465,
-        Security::Tls,
+        port,
+        security,
         "https://oauth2.googleapis.com/token".into(),
         "https://mail.google.com/".into(),
     )
 }
 
-/// Fills an SMTP provider from a preset (`microsoft365` needs `tenant`).
-/// Fields the request set keep their value where the preset has none.
+/// Fills an SMTP provider from a preset (`microsoft365` needs `tenant`):
+/// host, port, security, auth `xoauth2`, grant, token URL and scope.
 pub fn apply_preset(errors: &mut FieldErrors, preset: &str, tenant: Option<&str>, s: &mut SmtpProvider) {
     let filled = match preset {
         "microsoft365" => match tenant {
@@ -314,7 +337,7 @@ pub fn apply_preset(errors: &mut FieldErrors, preset: &str, tenant: Option<&str>
                 return;
             }
         },
-        "google" => google(),
+        "google" => google(s.port),
         _ => {
             errors.add("smtp.preset", "preset must be one of microsoft365, google");
             return;
@@ -325,6 +348,7 @@ pub fn apply_preset(errors: &mut FieldErrors, preset: &str, tenant: Option<&str>
     s.port = port;
     s.security = security_name(security).into();
     s.auth = SmtpAuth::Xoauth2;
+    s.grant = if preset == "google" { OAuthGrant::JwtBearer } else { OAuthGrant::ClientCredentials };
     s.token_url = Some(token_url);
     s.scope = Some(scope);
 }
@@ -345,6 +369,33 @@ pub fn parse_url(field: &str, label: &str, raw: &str) -> Result<String, FieldErr
     }
 }
 
+/// The longest private key accepted (a 8192-bit RSA key in PEM is ~6.5 KB).
+pub const MAX_PRIVATE_KEY: usize = 16 * 1024;
+
+/// Signs `claims` as an RS256 JWT with a PEM RSA private key (PKCS#8, as
+/// in a Google service-account JSON's `private_key`, or PKCS#1), with
+/// `jsonwebtoken` (ring). The error names no part of the key.
+pub fn sign_rs256<T: Serialize>(pem: &str, claims: &T) -> Result<String, &'static str> {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+        .map_err(|_| "the private key is not an RSA private key in PEM form (-----BEGIN PRIVATE KEY-----)")?;
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), claims, &key)
+        .map_err(|_| "the private key cannot sign: it must be an RSA private key of 2048 to 8192 bits")
+}
+
+/// A service account's private key for the JWT-bearer grant: a PEM RSA
+/// private key that can sign (tried once, so a bad key is refused when it
+/// is saved, not when mail is sent). The error names no part of the key.
+pub fn parse_private_key(field: &str, raw: &str) -> Result<String, FieldError> {
+    if raw.len() > MAX_PRIVATE_KEY {
+        return Err(FieldError::new(field, format!("privateKey must be at most {MAX_PRIVATE_KEY} bytes")));
+    }
+    // JSON strings carry the PEM's line breaks as `\n`; one pasted with the
+    // escapes left in is read the same.
+    let pem = if raw.contains("\\n") && !raw.contains('\n') { raw.replace("\\n", "\n") } else { raw.to_owned() };
+    sign_rs256(&pem, &json!({ "probe": true })).map_err(|why| FieldError::new(field, why))?;
+    Ok(pem)
+}
+
 fn opt_address(errors: &mut FieldErrors, field: &str, label: &str, v: &Option<String>) -> Option<String> {
     v.as_deref().filter(|s| !s.is_empty()).and_then(|s| errors.take(parse_address(field, label, s)))
 }
@@ -362,27 +413,60 @@ pub fn validate(errors: &mut FieldErrors, settings: Settings) -> Settings {
                 errors.add("smtp.security", "security must be one of plain, starttls, tls");
             }
             let username = opt_text(errors, "smtp.username", "username", &s.username, 255);
-            let (token_url, client_id, scope) = match s.auth {
-                SmtpAuth::Password => (None, None, None),
+            let (token_url, client_id, client_email, subject, scope) = match s.auth {
+                SmtpAuth::Password => (None, None, None, None, None),
                 SmtpAuth::Xoauth2 => {
-                    let token_url = match s.token_url.as_deref() {
+                    let token_url = match s.token_url.as_deref().filter(|u| !u.is_empty()) {
                         Some(u) => errors.take(parse_url("smtp.tokenUrl", "tokenUrl", u)),
                         None => {
                             errors.add("smtp.tokenUrl", "tokenUrl is required for xoauth2");
                             None
                         }
                     };
-                    let client_id = match s.client_id.as_deref().filter(|c| !c.is_empty()) {
-                        Some(c) => errors.take(parse_text("smtp.clientId", "clientId", c, 255)),
-                        None => {
-                            errors.add("smtp.clientId", "clientId is required for xoauth2");
-                            None
-                        }
-                    };
                     if username.is_none() {
                         errors.add("smtp.username", "username (the mailbox to send as) is required for xoauth2");
                     }
-                    (token_url, client_id, opt_text(errors, "smtp.scope", "scope", &s.scope, 1024))
+                    let scope = opt_text(errors, "smtp.scope", "scope", &s.scope, 1024);
+                    match s.grant {
+                        OAuthGrant::ClientCredentials => {
+                            let client_id = match s.client_id.as_deref().filter(|c| !c.is_empty()) {
+                                Some(c) => errors.take(parse_text("smtp.clientId", "clientId", c, 255)),
+                                None => {
+                                    errors.add("smtp.clientId", "clientId is required for xoauth2");
+                                    None
+                                }
+                            };
+                            for (field, v) in [("smtp.clientEmail", &s.client_email), ("smtp.subject", &s.subject)] {
+                                if v.as_deref().is_some_and(|v| !v.is_empty()) {
+                                    errors.add(field, "this field belongs to grant jwt_bearer");
+                                }
+                            }
+                            (token_url, client_id, None, None, scope)
+                        }
+                        OAuthGrant::JwtBearer => {
+                            if s.client_id.as_deref().is_some_and(|c| !c.is_empty()) {
+                                errors.add("smtp.clientId", "clientId belongs to grant client_credentials");
+                            }
+                            let client_email = match s.client_email.as_deref().filter(|c| !c.is_empty()) {
+                                Some(c) => errors.take(parse_address("smtp.clientEmail", "clientEmail", c)),
+                                None => {
+                                    errors.add(
+                                        "smtp.clientEmail",
+                                        "clientEmail (the service account's client_email) is required for grant jwt_bearer",
+                                    );
+                                    None
+                                }
+                            };
+                            let subject = opt_address(errors, "smtp.subject", "subject", &s.subject);
+                            if scope.is_none() {
+                                errors.add(
+                                    "smtp.scope",
+                                    "scope is required for grant jwt_bearer (Google: https://mail.google.com/)",
+                                );
+                            }
+                            (token_url, None, client_email, subject, scope)
+                        }
+                    }
                 }
             };
             Settings::Smtp(SmtpProvider {
@@ -392,8 +476,11 @@ pub fn validate(errors: &mut FieldErrors, settings: Settings) -> Settings {
                 accept_invalid_certs: s.accept_invalid_certs,
                 username,
                 auth: s.auth,
+                grant: if s.auth == SmtpAuth::Xoauth2 { s.grant } else { OAuthGrant::ClientCredentials },
                 token_url,
                 client_id,
+                client_email,
+                subject,
                 scope,
                 from_email: opt_address(errors, "smtp.fromEmail", "fromEmail", &s.from_email),
                 from_name: opt_text(errors, "smtp.fromName", "fromName", &s.from_name, 255),
@@ -490,7 +577,12 @@ pub fn may_keep_secret(old: &Settings, new: &Settings) -> bool {
                 &SecretUse { host: &ah, port: ap, security: asec, accept_invalid_certs: ai, username: au.as_deref() },
                 &SecretUse { host: &bh, port: bp, security: bsec, accept_invalid_certs: bi, username: bu.as_deref() },
             );
-            lend && a.auth == b.auth && a.token_url == b.token_url && a.client_id == b.client_id
+            lend && a.auth == b.auth
+                && a.grant == b.grant
+                && a.token_url == b.token_url
+                && a.client_id == b.client_id
+                && a.client_email == b.client_email
+                && a.subject == b.subject
         }
         (Settings::Ses(a), Settings::Ses(b)) => {
             a.region == b.region && a.access_key_id == b.access_key_id && a.endpoint == b.endpoint
@@ -542,8 +634,11 @@ fn legacy_settings(s: &SmtpSettings) -> Settings {
         accept_invalid_certs: s.accept_invalid_certs,
         username: s.username.clone(),
         auth: SmtpAuth::Password,
+        grant: OAuthGrant::ClientCredentials,
         token_url: None,
         client_id: None,
+        client_email: None,
+        subject: None,
         scope: None,
         from_email: s.from_email.clone(),
         from_name: s.from_name.clone(),
@@ -633,6 +728,7 @@ fn detail(row: &ProviderRow, secret_changed: bool) -> serde_json::Value {
 fn check_secret(errors: &mut FieldErrors, settings: &Settings, secret: &Option<Vec<u8>>) {
     if settings.needs_secret() && secret.is_none() {
         let field = match settings {
+            Settings::Smtp(s) if s.grant == OAuthGrant::JwtBearer => "smtp.privateKey",
             Settings::Smtp(_) => "smtp.clientSecret",
             Settings::Ses(_) => "ses.secretAccessKey",
             Settings::Http(_) => "http.secret",
@@ -996,8 +1092,11 @@ mod tests {
                 accept_invalid_certs: false,
                 username: Some("u@example.com".into()),
                 auth: SmtpAuth::Xoauth2,
+                grant: OAuthGrant::ClientCredentials,
                 token_url: Some("https://login.example/token".into()),
                 client_id: Some(client.into()),
+                client_email: None,
+                subject: None,
                 scope: None,
                 from_email: None,
                 from_name: None,
@@ -1007,6 +1106,16 @@ mod tests {
         assert!(may_keep_secret(&smtp("a.example", "c"), &smtp("A.example", "c")));
         assert!(!may_keep_secret(&smtp("a.example", "c"), &smtp("b.example", "c")));
         assert!(!may_keep_secret(&smtp("a.example", "c"), &smtp("a.example", "d")));
+        let jwt = |email: &str, subject: Option<&str>| {
+            let Settings::Smtp(mut s) = smtp("a.example", "c") else { unreachable!() };
+            (s.grant, s.client_id, s.client_email, s.subject) =
+                (OAuthGrant::JwtBearer, None, Some(email.into()), subject.map(Into::into));
+            Settings::Smtp(s)
+        };
+        assert!(may_keep_secret(&jwt("sa@p.iam.example", None), &jwt("sa@p.iam.example", None)));
+        assert!(!may_keep_secret(&jwt("sa@p.iam.example", None), &jwt("other@p.iam.example", None)));
+        assert!(!may_keep_secret(&jwt("sa@p.iam.example", None), &jwt("sa@p.iam.example", Some("x@y.example"))));
+        assert!(!may_keep_secret(&smtp("a.example", "c"), &jwt("sa@p.iam.example", None)));
         let http = |url: &str| Settings::Http(HttpProvider { url: url.into(), from_email: None, from_name: None });
         assert!(may_keep_secret(&http("https://h.example/x"), &http("https://h.example/x")));
         assert!(!may_keep_secret(&http("https://h.example/x"), &http("https://evil.example/x")));
@@ -1023,8 +1132,11 @@ mod tests {
             accept_invalid_certs: false,
             username: Some("mailer@contoso.com".into()),
             auth: SmtpAuth::Password,
+            grant: OAuthGrant::ClientCredentials,
             token_url: None,
             client_id: Some("id".into()),
+            client_email: None,
+            subject: None,
             scope: None,
             from_email: None,
             from_name: None,
@@ -1039,12 +1151,29 @@ mod tests {
         );
         assert_eq!(s.scope.as_deref(), Some("https://outlook.office365.com/.default"));
         let mut errors = FieldErrors::new();
+        s.port = 0;
         apply_preset(&mut errors, "google", None, &mut s);
         assert_eq!((s.host.as_str(), s.port, s.security.as_str()), ("smtp.gmail.com", 465, "tls"));
         assert_eq!(s.scope.as_deref(), Some("https://mail.google.com/"));
+        assert_eq!(s.token_url.as_deref(), Some("https://oauth2.googleapis.com/token"));
+        assert_eq!(s.grant, OAuthGrant::JwtBearer);
+        s.port = 587;
+        apply_preset(&mut errors, "google", None, &mut s);
+        assert_eq!((s.port, s.security.as_str()), (587, "starttls"), "587 is STARTTLS");
         let mut errors = FieldErrors::new();
         apply_preset(&mut errors, "microsoft365", None, &mut s);
         assert!(errors.finish().is_err(), "a tenant is required");
+    }
+
+    #[test]
+    fn a_private_key_must_be_an_rsa_key_that_signs() {
+        for bad in ["", "garbage", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"] {
+            let e = parse_private_key("smtp.privateKey", bad).unwrap_err();
+            assert_eq!(e.field, "smtp.privateKey");
+            assert!(!e.message.contains("AAAA"));
+        }
+        let huge = "A".repeat(MAX_PRIVATE_KEY + 1);
+        assert!(parse_private_key("smtp.privateKey", &huge).unwrap_err().message.contains("at most"));
     }
 
     #[test]

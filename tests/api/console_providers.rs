@@ -14,6 +14,7 @@ on_each_backend!(
     an_org_admin_adds_edits_reorders_tests_and_deletes_providers,
     provider_forms_refuse_hostile_input_and_other_orgs_ids,
     instance_admins_manage_the_instance_providers,
+    a_google_workspace_provider_is_added_with_its_key_which_no_page_shows,
 );
 
 const CANARY: &str = "canary-console-provider-5f2e";
@@ -211,4 +212,77 @@ async fn instance_admins_manage_the_instance_providers(app: TestApp) {
     let res = v.post(&format!("/console/providers/{id}"), &[("action", "delete")]).await;
     assert_eq!(res.status, 303, "{}", res.text);
     assert!(providers_of(&app, &app.admin_token, "/admin/v1/providers").await.is_empty());
+}
+
+async fn a_google_workspace_provider_is_added_with_its_key_which_no_page_shows(app: TestApp) {
+    crate::support::capture_logs();
+    let Some(key) = crate::providers::openssl_key(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]) else {
+        return;
+    };
+    let canary = key.lines().nth(3).unwrap().to_owned();
+    let org = app.new_org().await;
+    user(&app, "acme@example.com", Role::OrgAdmin(OrgId::parse(&org.id).unwrap())).await;
+    let mut v = Visitor::signed_in(&app, "acme@example.com").await;
+    let base = format!("/console/orgs/{}/providers", org.id);
+    let sa = "mailer@acme-project.iam.gserviceaccount.com";
+    fn form<'a>(sa: &'a str, key: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("name", "google"),
+            ("kind", "smtp"),
+            ("enabled", "on"),
+            ("preset", "google"),
+            ("username", "mailer@acme.example"),
+            ("client_email", sa),
+            ("secret_action", "keep"),
+            ("private_key", key),
+        ]
+    }
+
+    // A bad key: the field error, and the key is not shown back.
+    let bad = "-----BEGIN PRIVATE KEY-----\ncanary-console-bad-key-7d1e\n-----END PRIVATE KEY-----\n";
+    let res = v.post(&base, &form(sa, bad)).await;
+    assert_eq!(res.status, 400, "{}", res.text);
+    assert!(res.text.contains("smtp.privateKey"), "{}", res.text);
+    assert!(!res.text.contains("canary-console-bad-key"), "the posted key is not shown back");
+    assert!(res.text.contains(sa), "the other fields are: {}", res.text);
+
+    // The real key, pasted: set without touching the radio buttons.
+    let res = v.post(&base, &form(sa, &key)).await;
+    assert_eq!(res.status, 303, "{}", res.text);
+    let list = providers_of(&app, &org.token, "/v1/providers").await;
+    let g = &list[0];
+    assert_eq!((g["secretSet"].as_bool(), g["smtp"]["grant"].as_str()), (Some(true), Some("jwt_bearer")), "{g}");
+    assert_eq!((g["smtp"]["host"].as_str(), g["smtp"]["clientEmail"].as_str()), (Some("smtp.gmail.com"), Some(sa)));
+    let id = g["id"].as_str().unwrap().to_owned();
+
+    // The edit form shows the grant and service account, never the key;
+    // saving it unchanged keeps the key.
+    let edit = v.get(&format!("{base}/{id}")).await;
+    assert_eq!(edit.status, 200, "{}", edit.text);
+    assert!(edit.text.contains("value=\"jwt_bearer\" selected") && edit.text.contains(sa), "{}", edit.text);
+    assert!(edit.text.contains("A secret is set."), "{}", edit.text);
+    let saved = [
+        ("name", "google"),
+        ("kind", "smtp"),
+        ("enabled", "on"),
+        ("host", "smtp.gmail.com"),
+        ("port", "465"),
+        ("security", "tls"),
+        ("username", "mailer@acme.example"),
+        ("auth", "xoauth2"),
+        ("grant", "jwt_bearer"),
+        ("token_url", "https://oauth2.googleapis.com/token"),
+        ("scope", "https://mail.google.com/"),
+        ("client_email", sa),
+        ("secret_action", "keep"),
+    ];
+    let res = v.post(&format!("{base}/{id}"), &saved).await;
+    assert_eq!(res.status, 303, "{}", res.text);
+    assert_eq!(app.get(&format!("/v1/providers/{id}"), &org.token).await.json["secretSet"], true);
+
+    for page in [v.get(&base).await, v.get(&format!("{base}/{id}")).await] {
+        assert!(!page.text.contains(&canary), "the key reached a page");
+    }
+    assert!(!logs().contains(&canary), "the key reached the log");
+    assert!(!app.db.everything().await.contains(&canary), "the key is stored in clear");
 }

@@ -22,6 +22,7 @@ on_each_backend!(
     the_circuit_opens_after_n_failures_and_closes_after_the_cool_down,
     the_provider_test_send_reports_each_step,
     mail_waits_for_a_free_concurrency_slot_and_a_dead_holders_slot_expires,
+    google_workspace_providers_check_their_key_when_saved_and_never_show_it,
 );
 
 const CANARY: &str = "canary-Pr0vider-9c1d77";
@@ -259,6 +260,159 @@ async fn providers_reject_bad_input_and_answer_other_orgs_ids_like_unknown_ones(
     assert_eq!(res.status, 400, "{}", res.text);
     let res = app.call(Method::GET, "/v1/providers", Auth::None, None).await;
     assert_eq!(res.status, 401, "{}", res.text);
+}
+
+/// A private key made by `openssl genpkey` (PKCS#8 PEM) with `args`, or
+/// `None` (skipped loudly; a failure under CI) without openssl.
+pub(crate) fn openssl_key(args: &[&str]) -> Option<String> {
+    match std::process::Command::new("openssl").arg("genpkey").args(args).output() {
+        Ok(out) if out.status.success() => Some(String::from_utf8(out.stdout).unwrap()),
+        _ => {
+            assert!(std::env::var_os("CI").is_none(), "CI must have the openssl command");
+            eprintln!("\n*** SKIPPED: a Google Workspace provider test, because openssl is missing ***\n");
+            None
+        }
+    }
+}
+
+async fn google_workspace_providers_check_their_key_when_saved_and_never_show_it(app: TestApp) {
+    crate::support::capture_logs();
+    let Some(key) = openssl_key(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]) else { return };
+    let small = openssl_key(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024"]).unwrap();
+    let ec = openssl_key(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]).unwrap();
+    let canary = key.lines().nth(3).unwrap().to_owned();
+    let org = app.new_org().await;
+    let other = app.new_org().await;
+    let google = |extra: Value| {
+        let mut smtp = json!({ "preset": "google", "username": "mailer@acme.example",
+            "clientEmail": "mailer@acme-project.iam.gserviceaccount.com" });
+        for (k, v) in extra.as_object().unwrap() {
+            smtp[k] = v.clone();
+        }
+        json!({ "name": "google", "kind": "smtp", "smtp": smtp })
+    };
+    let g = add(&app, &org.token, google(json!({ "privateKey": key }))).await;
+    let settings = &g["smtp"];
+    assert_eq!((settings["host"].as_str(), settings["port"].as_u64()), (Some("smtp.gmail.com"), Some(465)), "{g}");
+    assert_eq!((settings["security"].as_str(), settings["auth"].as_str()), (Some("tls"), Some("xoauth2")), "{g}");
+    assert_eq!(settings["grant"], "jwt_bearer", "{g}");
+    assert_eq!(settings["tokenUrl"], "https://oauth2.googleapis.com/token");
+    assert_eq!(settings["scope"], "https://mail.google.com/");
+    assert_eq!(g["secretSet"], true);
+    // Port 587: STARTTLS. The key file's escaped line breaks (`\n`) are read too.
+    let escaped = key.replace('\n', "\\n");
+    let g587 =
+        add(&app, &org.token, google(json!({ "port": 587, "privateKey": escaped, "subject": "ops@acme.example" })))
+            .await;
+    assert_eq!((g587["smtp"]["port"].as_u64(), g587["smtp"]["security"].as_str()), (Some(587), Some("starttls")));
+    assert_eq!(g587["smtp"]["subject"], "ops@acme.example");
+
+    // The keep rules: same place keeps the key; another service account or
+    // mailbox must be given it again; "" clears, which xoauth2 refuses.
+    let id = g["id"].as_str().unwrap();
+    let res = put(&app, &org.token, id, google(json!({}))).await;
+    assert_eq!((res.status, res.json["secretSet"].as_bool()), (200, Some(true)), "{}", res.text);
+    let moved = google(json!({ "clientEmail": "other@acme-project.iam.gserviceaccount.com" }));
+    let res = put(&app, &org.token, id, moved).await;
+    assert_eq!((res.status, res.json["errors"][0]["field"].as_str()), (400, Some("smtp.privateKey")), "{}", res.text);
+    let res = put(&app, &org.token, id, google(json!({ "subject": "ceo@acme.example" }))).await;
+    assert_eq!((res.status, res.json["errors"][0]["field"].as_str()), (400, Some("smtp.privateKey")), "{}", res.text);
+    let res = put(&app, &org.token, id, google(json!({ "privateKey": "" }))).await;
+    assert_eq!((res.status, res.json["errors"][0]["field"].as_str()), (400, Some("smtp.privateKey")), "{}", res.text);
+
+    // Bad keys and fields are refused when saved, naming the field.
+    let huge = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", "A".repeat(20_000));
+    let truncated: String = key.lines().take(5).collect::<Vec<_>>().join("\n");
+    let no_email = {
+        let mut b = google(json!({ "privateKey": key }));
+        b["smtp"].as_object_mut().unwrap().remove("clientEmail");
+        b
+    };
+    for (body, field, why) in [
+        (google(json!({ "privateKey": "garbage" })), "smtp.privateKey", "not PEM"),
+        (google(json!({ "privateKey": truncated })), "smtp.privateKey", "cut off"),
+        (google(json!({ "privateKey": ec })), "smtp.privateKey", "not RSA"),
+        (google(json!({ "privateKey": small })), "smtp.privateKey", "RSA below 2048 bits"),
+        (google(json!({ "privateKey": huge })), "smtp.privateKey", "oversized"),
+        (google(json!({})), "smtp.privateKey", "no key"),
+        (no_email, "smtp.clientEmail", "no clientEmail"),
+        (google(json!({ "privateKey": key, "clientEmail": "not an address" })), "smtp.clientEmail", "bad clientEmail"),
+        (google(json!({ "privateKey": key, "clientEmail": "x".repeat(5000) })), "smtp.clientEmail", "long clientEmail"),
+        (google(json!({ "privateKey": key, "subject": "a@b.example\r\nBcc: x@y" })), "smtp.subject", "hostile subject"),
+        (google(json!({ "privateKey": key, "clientSecret": "s" })), "smtp.clientSecret", "a client secret"),
+        (google(json!({ "privateKey": key, "clientId": "c" })), "smtp.clientId", "a client id"),
+        (
+            json!({ "name": "x", "kind": "smtp", "smtp": { "host": "a.example", "auth": "xoauth2", "username": "u@a.example",
+                "tokenUrl": "https://a.example/token", "clientId": "c", "clientSecret": "s", "privateKey": key } }),
+            "smtp.privateKey",
+            "a key for client credentials",
+        ),
+        (
+            json!({ "name": "x", "kind": "smtp", "smtp": { "host": "a.example", "auth": "xoauth2", "grant": "jwt_bearer",
+                "username": "u@a.example", "tokenUrl": "https://a.example/token",
+                "clientEmail": "sa@a.example", "privateKey": key } }),
+            "smtp.scope",
+            "no scope",
+        ),
+    ] {
+        let res = app.post("/v1/providers", &org.token, body.clone()).await;
+        assert_eq!(res.status, 400, "{why}: {}", res.text);
+        assert_eq!(res.content_type(), "application/problem+json", "{why}");
+        let fields: Vec<&str> =
+            res.json["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+        assert!(fields.contains(&field), "{why}: {}", res.text);
+        assert!(!res.text.contains(&canary), "{why}: the key was echoed");
+        if why != "no key" {
+            // (A PUT without a key keeps it.)
+            let res = put(&app, &org.token, id, body).await;
+            assert_eq!(res.status, 400, "{why} (PUT): {}", res.text);
+        }
+    }
+    let res = app
+        .post(
+            "/v1/providers",
+            &org.token,
+            json!({ "name": "x", "kind": "smtp", "smtp": {
+        "preset": "google", "username": "u@a.example", "grant": "device_code" } }),
+        )
+        .await;
+    assert_eq!(res.status, 400, "unknown grant: {}", res.text);
+    let res = app
+        .post(
+            "/v1/providers",
+            &org.token,
+            json!({ "name": "x", "kind": "smtp", "smtp": {
+        "preset": "google", "username": "u@a.example", "serviceAccount": "not an object" } }),
+        )
+        .await;
+    assert_eq!(res.status, 400, "a key file that is not an object: {}", res.text);
+
+    // Another org: the same 404 as an unknown id.
+    let theirs = app.get(&format!("/v1/providers/{id}"), &other.token).await;
+    assert_eq!((theirs.status, theirs.json["type"].as_str()), (404, Some("urn:herald:problem:not-found")));
+    let res = put(&app, &other.token, id, google(json!({ "privateKey": key }))).await;
+    assert_eq!(res.status, 404, "{}", res.text);
+
+    // The OpenAPI document describes the new fields.
+    let doc = app.send(app.client.get(app.url("/openapi.json"))).await.json;
+    let schemas = &doc["components"]["schemas"];
+    for field in ["grant", "clientEmail", "subject", "privateKey", "serviceAccount"] {
+        assert!(schemas["SmtpBody"]["properties"].get(field).is_some(), "SmtpBody.{field}");
+    }
+    assert!(schemas["SmtpView"]["properties"].get("grant").is_some());
+    assert!(schemas["SmtpView"]["properties"].get("privateKey").is_none());
+    assert!(
+        schemas["Grant"]["enum"].as_array().is_some_and(|e| e.contains(&json!("jwt_bearer"))),
+        "{}",
+        schemas["Grant"]
+    );
+
+    let list = app.get("/v1/providers", &org.token).await;
+    for text in [&list.text, &g.to_string(), &g587.to_string()] {
+        assert!(!text.contains(&canary), "the key was returned: {text}");
+    }
+    assert!(!app.db.everything().await.contains(&canary), "the key is stored in clear");
+    assert!(!crate::support::logs().contains(&canary), "the key was logged");
 }
 
 async fn instance_providers_are_for_admins_and_come_after_the_orgs(app: TestApp) {

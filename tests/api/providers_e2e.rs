@@ -17,10 +17,11 @@ use crate::delivery::{message, send, wait_status};
 use crate::support::identity::{approved_identity, bs, smtp_for};
 use crate::support::smtp::{Mode, TestSmtp};
 use crate::support::{TestApp, TestOrg};
-use crate::transports::{assert_absent, moto, node};
+use crate::transports::{GOOGLE_SCOPE, SERVICE_ACCOUNT, assert_absent, google_token_endpoint, key_canary, moto, node};
 
 on_each_backend!(
     an_xoauth2_provider_delivers_an_event_with_a_token_from_a_real_oauth2_server,
+    a_google_workspace_provider_delivers_with_a_token_for_a_jose_verified_assertion,
     an_ses_provider_delivers_the_raw_message_with_its_message_id_and_attachment,
     an_http_provider_delivers_an_event_the_standardwebhooks_library_verifies,
 );
@@ -136,6 +137,98 @@ async fn an_xoauth2_provider_delivers_an_event_with_a_token_from_a_real_oauth2_s
     answers.assert_without(&secret);
     answers.assert_without(&wrong);
     for token in oauth.events("token").iter().filter_map(|t| t["access_token"].as_str()) {
+        answers.assert_without(token);
+    }
+}
+
+async fn a_google_workspace_provider_delivers_with_a_token_for_a_jose_verified_assertion(app: TestApp) {
+    crate::support::capture_logs();
+    let mailbox = "mailbox@workspace.example";
+    let Some((google, key, untrusted)) = google_token_endpoint(mailbox).await else { return };
+    let smtp = TestSmtp::start(Mode::Plain).await;
+    let org = app.new_org().await;
+    let mut answers = Answers::default();
+    let provider = |name: &str| {
+        json!({ "name": name, "kind": "smtp", "smtp": {
+            "host": "127.0.0.1", "port": smtp.port(), "security": "plain", "auth": "xoauth2", "grant": "jwt_bearer",
+            "username": mailbox, "tokenUrl": google.url("/token"), "clientEmail": SERVICE_ACCOUNT,
+            "scope": GOOGLE_SCOPE, "fromEmail": mailbox } })
+    };
+    let mut body = provider("google");
+    body["smtp"]["privateKey"] = json!(key);
+    let id = create(&app, &org, body, &mut answers).await;
+    let shown = app.get(&format!("/v1/providers/{id}"), &org.token).await;
+    answers.keep(&shown.text);
+    let settings = &shown.json["smtp"];
+    assert_eq!(
+        (settings["grant"].as_str(), settings["clientEmail"].as_str()),
+        (Some("jwt_bearer"), Some(SERVICE_ACCOUNT))
+    );
+    assert!(settings.get("privateKey").is_none() && settings.get("subject").is_none(), "{settings}");
+
+    // Two events, one token: the sub is the username (the mailbox).
+    for n in 0..2 {
+        let sent = send(&app, &org, message("ada@example.com", &format!("Via Google {n}"))).await;
+        sent_through(&app, &org, &sent, "google", &mut answers).await;
+    }
+    smtp.wait_for(2).await;
+    let tokens = google.wait_events("token", 1).await;
+    assert_eq!(tokens.len(), 1, "one token for both sends: {tokens:?}");
+    assert_eq!((tokens[0]["ok"].as_bool(), tokens[0]["sub"].as_str()), (Some(true), Some(mailbox)), "{tokens:?}");
+    let issued = tokens[0]["access_token"].as_str().unwrap().to_owned();
+    let exchanges = smtp.xoauth2_attempts();
+    assert!(!exchanges.is_empty());
+    for (user, token, well_formed) in &exchanges {
+        assert_eq!((user.as_str(), token.as_str(), *well_formed), (mailbox, issued.as_str(), true));
+    }
+
+    // The test send: the token step, then AUTH XOAUTH2 accepted.
+    let report = test_send(&app, &org, &id, &mut answers).await;
+    assert_eq!(report["success"], true, "{report}");
+    assert_eq!(steps(&report).first(), Some(&("token".to_owned(), true)), "{report}");
+    let auth = report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "auth").unwrap();
+    assert_eq!(auth["reply"], "235 2.7.0 authenticated", "{report}");
+
+    // A key the service account does not have, given as the key file: a
+    // clear failure at the token step of the test send, and in the log.
+    let mut body = provider("google wrong key");
+    let file = body["smtp"].as_object_mut().unwrap();
+    file.remove("tokenUrl");
+    file.remove("clientEmail");
+    body["smtp"]["serviceAccount"] = json!({ "type": "service_account", "project_id": "herald-test",
+        "private_key_id": "0123abcd", "private_key": untrusted, "client_email": SERVICE_ACCOUNT,
+        "token_uri": google.url("/token") });
+    let bad = create(&app, &org, body, &mut answers).await;
+    let report = test_send(&app, &org, &bad, &mut answers).await;
+    assert_eq!((report["success"].as_bool(), steps(&report)), (Some(false), vec![("token".to_owned(), false)]));
+    let text = report["message"].as_str().unwrap();
+    assert!(text.contains("OAuth2 access token") && text.contains("invalid_grant"), "{report}");
+    let mut off = provider("google");
+    off["enabled"] = json!(false);
+    let res = app
+        .call(Method::PUT, &format!("/v1/providers/{id}"), crate::support::Auth::Bearer(&org.token), Some(off))
+        .await;
+    answers.keep(&res.text);
+    assert_eq!(
+        (res.status, res.json["secretSet"].as_bool()),
+        (200, Some(true)),
+        "the same place keeps the key: {}",
+        res.text
+    );
+    let failing = send(&app, &org, message("ada@example.com", "Via the wrong key")).await;
+    let got = wait_status(&app, &org, &failing, "retrying").await;
+    answers.keep(&got.to_string());
+    assert_eq!(got["attemptLog"][0]["provider"], "google wrong key", "{got}");
+    assert!(got["lastError"].as_str().unwrap().contains("invalid_grant"), "{got}");
+    assert_eq!(smtp.messages().len(), 3, "the refused key sent nothing");
+
+    answers.keep(&app.get("/v1/providers", &org.token).await.text);
+    let stored = app.db.everything().await;
+    for pem in [&key, &untrusted] {
+        answers.assert_without(&key_canary(pem));
+        assert!(!stored.contains(&key_canary(pem)), "a private key is stored in clear");
+    }
+    for token in google.events("token").iter().filter_map(|t| t["access_token"].as_str()) {
         answers.assert_without(token);
     }
 }

@@ -24,7 +24,7 @@ use herald::clock::Clock;
 use herald::delivery::http::{OutboundHttp, OutboundHttpConfig};
 use herald::delivery::http_provider::{self, HttpProvider};
 use herald::delivery::mailer::{self, Delivery, MailParts, Mailer, MailerConfig, Step};
-use herald::delivery::oauth2::{OAuth2Client, TokenCache};
+use herald::delivery::oauth2::{Grant, OAuth2Client, TokenCache};
 use herald::delivery::ses::{self, SesSettings};
 use herald::domain::audit::Scope;
 use herald::domain::delivery::documents::MailAttachment;
@@ -121,7 +121,9 @@ impl Tool {
 pub(crate) async fn node(script: &str, env: &[(&str, &str)]) -> Option<Tool> {
     let dir = root().join("tests/clients");
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !node_ok || !dir.join("node_modules/oauth2-mock-server").is_dir() {
+    let installed =
+        ["oauth2-mock-server", "jose", "standardwebhooks"].iter().all(|p| dir.join("node_modules").join(p).is_dir());
+    if !node_ok || !installed {
         skip("node and tests/clients/node_modules", "cd tests/clients && npm ci");
         return None;
     }
@@ -196,9 +198,8 @@ const SCOPE: &str = "https://outlook.office365.com/.default";
 fn oauth_client(tool: &Tool, secret: &str) -> OAuth2Client {
     OAuth2Client {
         token_url: tool.url("/token"),
-        client_id: CLIENT_ID.into(),
-        client_secret: Secret::new(secret),
         scope: Some(SCOPE.into()),
+        grant: Grant::ClientCredentials { client_id: CLIENT_ID.into(), client_secret: Secret::new(secret) },
     }
 }
 
@@ -584,4 +585,119 @@ async fn ses_takes_the_verp_address_as_feedback_forwarding_address() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["source"], "noreply@herald.test");
     assert_eq!(sent[0]["raw_data"].as_str().unwrap().as_bytes(), outgoing.bytes.as_slice());
+}
+
+// ---- XOAUTH2 with the JWT-bearer grant (Google Workspace) ----------------
+
+pub(crate) const SERVICE_ACCOUNT: &str = "herald-mailer@herald-test.iam.gserviceaccount.com";
+pub(crate) const GOOGLE_SCOPE: &str = "https://mail.google.com/";
+
+/// The JWT-bearer token endpoint (`tests/clients/jwt-bearer-server.mjs`),
+/// verifying assertions with `jose`, for `subject`; with the private key it
+/// trusts and one it does not.
+pub(crate) async fn google_token_endpoint(subject: &str) -> Option<(Tool, String, String)> {
+    let env = [("CLIENT_EMAIL", SERVICE_ACCOUNT), ("SUBJECT", subject), ("SCOPE", GOOGLE_SCOPE)];
+    let tool = node("jwt-bearer-server.mjs", &env).await?;
+    let listening = tool.events("listening");
+    let key = listening[0]["privateKey"].as_str().unwrap().to_owned();
+    let untrusted = listening[0]["untrustedPrivateKey"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8, as in a service-account key file");
+    Some((tool, key, untrusted))
+}
+
+/// A line from the middle of a PEM key: a canary that must appear nowhere.
+pub(crate) fn key_canary(pem: &str) -> String {
+    pem.lines().nth(3).unwrap().to_owned()
+}
+
+fn jwt_client(tool: &Tool, key: &str, subject: &str) -> OAuth2Client {
+    OAuth2Client {
+        token_url: tool.url("/token"),
+        scope: Some(GOOGLE_SCOPE.into()),
+        grant: Grant::JwtBearer {
+            issuer: SERVICE_ACCOUNT.into(),
+            subject: subject.into(),
+            private_key: Secret::new(key),
+        },
+    }
+}
+
+#[tokio::test]
+async fn jwt_bearer_sends_with_a_cached_token_for_a_verified_assertion_and_refreshes_it() {
+    crate::support::capture_logs();
+    let mailbox = "mailbox@workspace.example";
+    let Some((google, key, untrusted)) = google_token_endpoint(mailbox).await else { return };
+    let smtp = TestSmtp::start(Mode::Plain).await;
+    let clock = Clock::default();
+    let cache = TokenCache::with_clock(clock.clone());
+    let http = http();
+    let dir = tempfile::tempdir().unwrap();
+    let mailer = test_mailer(dir.path());
+    let client = jwt_client(&google, &key, mailbox);
+
+    // Three sends, one token request, its assertion verified by jose.
+    for n in 0..3 {
+        let token = cache.token(&http, &client).await.unwrap();
+        let server = smtp_server("google", smtp.port(), mailbox, Some(token));
+        let outcome = mailer.deliver(Some(&server), &parts(&format!("0193-jwt-{n}"), &[])).await;
+        assert!(matches!(outcome, Delivery::Accepted { .. }), "{outcome:?}");
+    }
+    smtp.wait_for(3).await;
+    let requests = google.wait_events("token", 1).await;
+    assert_eq!(requests.len(), 1, "one token for several sends: {requests:?}");
+    let r = &requests[0];
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["grant_type"], "urn:ietf:params:oauth:grant-type:jwt-bearer");
+    assert_eq!(
+        (r["alg"].as_str(), r["iss"].as_str(), r["sub"].as_str()),
+        (Some("RS256"), Some(SERVICE_ACCOUNT), Some(mailbox))
+    );
+    assert_eq!((r["aud"].as_str(), r["scope"].as_str()), (Some(google.url("/token").as_str()), Some(GOOGLE_SCOPE)));
+    assert_eq!(r["lifetime"], 3600, "the assertion lives one hour: {r}");
+    let issued = r["access_token"].as_str().unwrap().to_owned();
+    let attempts = smtp.xoauth2_attempts();
+    assert!(!attempts.is_empty());
+    for (user, token, well_formed) in &attempts {
+        assert_eq!((user.as_str(), token.as_str(), *well_formed), (mailbox, issued.as_str(), true));
+    }
+
+    // Cached until the refresh margin, then a new assertion and token.
+    clock.advance(Duration::from_secs(3600 - 120));
+    cache.token(&http, &client).await.unwrap();
+    assert_eq!(google.events("token").len(), 1);
+    clock.advance(Duration::from_secs(100));
+    let refreshed = cache.token(&http, &client).await.unwrap();
+    let requests = google.wait_events("token", 2).await;
+    assert_eq!((requests.len(), &requests[1]["ok"]), (2, &json!(true)), "{requests:?}");
+    assert_ne!(refreshed.expose(), issued, "a new token");
+
+    // Another mailbox is another token (and this endpoint refuses it).
+    let other = cache.token(&http, &jwt_client(&google, &key, "someone@else.example")).await.unwrap_err();
+    assert!(other.message.contains("invalid_grant"), "{other:?}");
+    assert_eq!(google.wait_events("token", 3).await.len(), 3);
+
+    // A key the service account does not have: Google's invalid_grant, clearly,
+    // without the key or the assertion; nothing cached.
+    let wrong = TokenCache::with_clock(clock.clone());
+    let failure = wrong.token(&http, &jwt_client(&google, &untrusted, mailbox)).await.unwrap_err();
+    assert_eq!((failure.class, failure.permanent), ("auth", true), "{failure:?}");
+    assert!(failure.message.contains("refused the client: invalid_grant"), "{}", failure.message);
+    let requests = google.wait_events("token", 4).await;
+    assert_eq!(requests[3]["ok"], false);
+    // A key that cannot sign never reaches the endpoint.
+    let garbage = wrong.token(&http, &jwt_client(&google, "not a key", mailbox)).await.unwrap_err();
+    assert_eq!((garbage.class, garbage.permanent), ("config", true), "{garbage:?}");
+    assert!(garbage.message.contains("not an RSA private key"), "{}", garbage.message);
+    // The host policy applies to the token URL.
+    let refused = TokenCache::default().token(&strict_http(), &client).await.unwrap_err();
+    assert_eq!((refused.class, refused.permanent), ("policy", true), "{refused:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(google.events("token").len(), 4, "no request past the policy");
+
+    let texts = [failure.message.as_str(), &format!("{failure:?}"), &garbage.message, &refused.message];
+    assert_absent(&key_canary(&key), &texts);
+    assert_absent(&key_canary(&untrusted), &texts);
+    for token in google.events("token").iter().filter_map(|t| t["access_token"].as_str()) {
+        assert_absent(token, &[]);
+    }
 }

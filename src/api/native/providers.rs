@@ -13,7 +13,7 @@ use crate::delivery::mailer::MailParts;
 use crate::delivery::providers::{Transports, test_via};
 use crate::domain::audit::Scope;
 use crate::domain::providers::{
-    self, HttpProvider, Provider, ProviderDraft, SesProvider, Settings, SmtpAuth, SmtpProvider,
+    self, HttpProvider, OAuthGrant, Provider, ProviderDraft, SesProvider, Settings, SmtpAuth, SmtpProvider,
 };
 use crate::domain::smtp::{PasswordChange, parse_address, parse_password};
 use crate::domain::{Actor, bounces};
@@ -55,13 +55,55 @@ impl From<SmtpAuth> for Auth {
     }
 }
 
+/// How an XOAUTH2 provider gets its token: `client_credentials` (the
+/// default; Microsoft 365) or `jwt_bearer` (RFC 7523: a Google Workspace
+/// service account with domain-wide delegation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    ClientCredentials,
+    JwtBearer,
+}
+
+impl From<Grant> for OAuthGrant {
+    fn from(g: Grant) -> Self {
+        match g {
+            Grant::ClientCredentials => OAuthGrant::ClientCredentials,
+            Grant::JwtBearer => OAuthGrant::JwtBearer,
+        }
+    }
+}
+
+impl From<OAuthGrant> for Grant {
+    fn from(g: OAuthGrant) -> Self {
+        match g {
+            OAuthGrant::ClientCredentials => Grant::ClientCredentials,
+            OAuthGrant::JwtBearer => Grant::JwtBearer,
+        }
+    }
+}
+
+/// A Google service-account key file (the JSON Google Cloud downloads), as
+/// a shortcut for `clientEmail`, `privateKey` and `tokenUrl` (fields given
+/// alongside win); the rest of the file (`type`, `project_id`, …) is
+/// ignored. Write-only: its key is stored like `privateKey`.
+#[derive(Deserialize, ToSchema)]
+pub struct ServiceAccountBody {
+    client_email: Option<String>,
+    /// PEM, PKCS#8.
+    private_key: Option<String>,
+    token_uri: Option<String>,
+}
+
 /// SMTP settings. With `preset` (`microsoft365` needs `tenant`, `google`)
-/// host, port, security, auth `xoauth2`, token URL and scope are filled in.
+/// host, port, security, auth `xoauth2`, grant, token URL and scope are
+/// filled in.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SmtpBody {
-    /// `microsoft365` or `google`. Google fills the endpoints only: Google
-    /// Workspace needs the JWT-bearer grant, which is not built yet.
+    /// `microsoft365` (client credentials) or `google` (a service account:
+    /// grant `jwt_bearer`; port 465 with implicit TLS, or 587 with STARTTLS
+    /// when `port` is 587).
     preset: Option<String>,
     /// The Microsoft Entra tenant (id or domain) of the `microsoft365` preset.
     tenant: Option<String>,
@@ -76,10 +118,24 @@ pub struct SmtpBody {
     auth: Option<Auth>,
     /// Write-only (password auth). Absent or null: kept where allowed; `""` clears.
     password: Option<String>,
+    /// xoauth2: `client_credentials` (default) or `jwt_bearer`.
+    grant: Option<Grant>,
     token_url: Option<String>,
+    /// client_credentials.
     client_id: Option<String>,
-    /// Write-only (xoauth2). Absent or null: kept where allowed; `""` clears.
+    /// Write-only (client_credentials). Absent or null: kept where allowed; `""` clears.
     client_secret: Option<String>,
+    /// jwt_bearer: the service account's `client_email` (the JWT's `iss`).
+    client_email: Option<String>,
+    /// jwt_bearer: the mailbox the token is for (the JWT's `sub`); default `username`.
+    subject: Option<String>,
+    /// Write-only (jwt_bearer): the service account's RSA private key, PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, as in the key file's `private_key`).
+    /// Checked when saved. Absent or null: kept where allowed; `""` clears.
+    private_key: Option<String>,
+    /// jwt_bearer: the whole service-account key file instead of
+    /// `clientEmail`, `privateKey` and `tokenUrl`.
+    service_account: Option<ServiceAccountBody>,
     scope: Option<String>,
     from_email: Option<String>,
     from_name: Option<String>,
@@ -198,14 +254,24 @@ impl ProviderBody {
                         username,
                         auth,
                         password,
-                        token_url,
+                        grant,
+                        mut token_url,
                         client_id,
                         client_secret,
+                        mut client_email,
+                        subject,
+                        mut private_key,
+                        service_account,
                         scope,
                         from_email,
                         from_name,
                         reply_to,
                     } = b;
+                    if let Some(file) = service_account {
+                        client_email = client_email.or(file.client_email);
+                        private_key = private_key.or(file.private_key);
+                        token_url = token_url.or(file.token_uri);
+                    }
                     let mut s = SmtpProvider {
                         host: host.unwrap_or_default(),
                         port: port.unwrap_or(0),
@@ -213,8 +279,11 @@ impl ProviderBody {
                         accept_invalid_certs: accept_invalid_certs.unwrap_or(false),
                         username,
                         auth: auth.map_or(SmtpAuth::Password, SmtpAuth::from),
+                        grant: grant.map_or(OAuthGrant::ClientCredentials, OAuthGrant::from),
                         token_url,
                         client_id,
+                        client_email,
+                        subject,
                         scope,
                         from_email,
                         from_name,
@@ -223,19 +292,33 @@ impl ProviderBody {
                     if let Some(p) = preset.as_deref() {
                         providers::apply_preset(&mut errors, p, tenant.as_deref(), &mut s);
                     }
-                    let secret = match s.auth {
-                        SmtpAuth::Password => {
-                            if client_secret.is_some() {
-                                errors.add("smtp.clientSecret", "clientSecret belongs to auth xoauth2");
-                            }
-                            secret_field(&mut errors, "smtp.password", password)
+                    let jwt = s.auth == SmtpAuth::Xoauth2 && s.grant == OAuthGrant::JwtBearer;
+                    let misplaced = [
+                        ("smtp.password", password.is_some() && s.auth != SmtpAuth::Password, "auth password"),
+                        (
+                            "smtp.clientSecret",
+                            client_secret.is_some() && (s.auth != SmtpAuth::Xoauth2 || jwt),
+                            "auth xoauth2 with grant client_credentials",
+                        ),
+                        ("smtp.privateKey", private_key.is_some() && !jwt, "auth xoauth2 with grant jwt_bearer"),
+                    ];
+                    for (field, wrong, belongs) in misplaced {
+                        if wrong {
+                            errors.add(field, format!("{} belongs to {belongs}", &field[5..]));
                         }
-                        SmtpAuth::Xoauth2 => {
-                            if password.is_some() {
-                                errors.add("smtp.password", "password belongs to auth password");
+                    }
+                    let secret = match (s.auth, jwt) {
+                        (SmtpAuth::Password, _) => secret_field(&mut errors, "smtp.password", password),
+                        (SmtpAuth::Xoauth2, false) => secret_field(&mut errors, "smtp.clientSecret", client_secret),
+                        (SmtpAuth::Xoauth2, true) => match private_key {
+                            Some(k) if !k.is_empty() => {
+                                match errors.take(providers::parse_private_key("smtp.privateKey", &k)) {
+                                    Some(pem) => PasswordChange::from_field(Some(pem)),
+                                    None => PasswordChange::Keep,
+                                }
                             }
-                            secret_field(&mut errors, "smtp.clientSecret", client_secret)
-                        }
+                            other => PasswordChange::from_field(other),
+                        },
                     };
                     (Some(Settings::Smtp(s)), secret)
                 }
@@ -297,8 +380,15 @@ pub struct SmtpView {
     accept_invalid_certs: bool,
     username: Option<String>,
     auth: Auth,
+    /// xoauth2 only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grant: Option<Grant>,
     token_url: Option<String>,
     client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
     scope: Option<String>,
     from_email: Option<String>,
     from_name: Option<String>,
@@ -391,8 +481,11 @@ fn view(p: Provider, now: crate::clock::Millis) -> ProviderView {
                 accept_invalid_certs: s.accept_invalid_certs,
                 username: s.username,
                 auth: s.auth.into(),
+                grant: (s.auth == SmtpAuth::Xoauth2).then(|| s.grant.into()),
                 token_url: s.token_url,
                 client_id: s.client_id,
+                client_email: s.client_email,
+                subject: s.subject,
                 scope: s.scope,
                 from_email: s.from_email,
                 from_name: s.from_name,
