@@ -584,7 +584,7 @@ mod tests {
         // and taking the next at once, staggered: some reader always
         // holds an older snapshot, so SQLite's own checkpoints cannot
         // start the WAL over.
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2u64)
             .map(|n| {
                 let (path, stop) = (path.clone(), stop.clone());
