@@ -7,7 +7,7 @@
 //!   (`client_secret_post`).
 //! - **JWT bearer** (RFC 7523, a Google Workspace service account with
 //!   domain-wide delegation): an RS256 JWT signed with the service
-//!   account's private key (`jsonwebtoken`, with ring), `iss` the service
+//!   account's private key (rustls's ring signer), `iss` the service
 //!   account, `sub` the mailbox, `aud` the token URL, valid for one hour,
 //!   posted as `assertion` with
 //!   `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`. The answer is

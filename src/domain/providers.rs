@@ -372,14 +372,32 @@ pub fn parse_url(field: &str, label: &str, raw: &str) -> Result<String, FieldErr
 /// The longest private key accepted (a 8192-bit RSA key in PEM is ~6.5 KB).
 pub const MAX_PRIVATE_KEY: usize = 16 * 1024;
 
-/// Signs `claims` as an RS256 JWT with a PEM RSA private key (PKCS#8, as
-/// in a Google service-account JSON's `private_key`, or PKCS#1), with
-/// `jsonwebtoken` (ring). The error names no part of the key.
+/// Signs `claims` as an RS256 JWT (RFC 7515 compact form) with a PEM RSA
+/// private key (PKCS#8, as in a Google service-account JSON's
+/// `private_key`, or PKCS#1). The key is read and the signature made by
+/// rustls's ring provider (the TLS stack's own RSA signer, 2048 to 8192
+/// bits); what is left here is the compact form's three base64url parts.
+/// Not the `jsonwebtoken` crate: 9.x has GHSA-h395-gr6q-cpjc, and 10.x
+/// signs with aws-lc-rs (a C build) or the `rsa` crate (RUSTSEC-2023-0071).
+/// The error names no part of the key.
 pub fn sign_rs256<T: Serialize>(pem: &str, claims: &T) -> Result<String, &'static str> {
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
-        .map_err(|_| "the private key is not an RSA private key in PEM form (-----BEGIN PRIVATE KEY-----)")?;
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), claims, &key)
-        .map_err(|_| "the private key cannot sign: it must be an RSA private key of 2048 to 8192 bits")
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    const NOT_RSA: &str = "the private key is not an RSA private key in PEM form (-----BEGIN PRIVATE KEY-----)";
+    const CANNOT_SIGN: &str = "the private key cannot sign: it must be an RSA private key of 2048 to 8192 bits";
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| NOT_RSA)?;
+    if matches!(der, PrivateKeyDer::Sec1(_)) {
+        return Err(NOT_RSA);
+    }
+    let key = rustls::crypto::ring::sign::any_supported_type(&der).map_err(|_| CANNOT_SIGN)?;
+    let signer = key.choose_scheme(&[rustls::SignatureScheme::RSA_PKCS1_SHA256]).ok_or(NOT_RSA)?;
+    let claims = serde_json::to_vec(claims).map_err(|_| "the token's claims could not be written")?;
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#), URL_SAFE_NO_PAD.encode(claims));
+    let signature = signer.sign(input.as_bytes()).map_err(|_| CANNOT_SIGN)?;
+    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// A service account's private key for the JWT-bearer grant: a PEM RSA
