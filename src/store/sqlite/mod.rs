@@ -617,4 +617,39 @@ mod tests {
         assert!(largest > LIMIT / 2, "the workload reached the limit: {largest} bytes");
         assert!(largest <= LIMIT * 3 / 2, "the WAL grew to {largest} bytes (limit {LIMIT})");
     }
+    #[tokio::test]
+    async fn freed_pages_are_kept_for_reuse_up_to_a_quarter_of_the_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let db = Sqlite::open(&path, 1).unwrap();
+        db.write(|tx| Ok(tx.execute("CREATE TABLE r (n INTEGER PRIMARY KEY, v TEXT)", &[]).map(drop)?)).await.unwrap();
+        let fill = |from: i64, to: i64| {
+            db.write(move |tx| {
+                for n in from..to {
+                    tx.execute("INSERT INTO r (n, v) VALUES ($1, $2)", &[&n, &"x".repeat(3_000)])?;
+                }
+                Ok(())
+            })
+        };
+        fill(0, 1_000).await.unwrap();
+        let pragma = |sql: &'static str| db.optional::<(i64,)>(sql, Vec::new());
+        let reclaim_all = || async {
+            while db.write(retention::reclaim).await.unwrap() > 0 {}
+            let free = pragma("PRAGMA freelist_count").await.unwrap().unwrap().0;
+            (free, pragma("PRAGMA page_count").await.unwrap().unwrap().0 - free)
+        };
+        // Half the rows go: their pages are kept for the next rows, up to
+        // a quarter of the live pages; the rest goes back.
+        db.write(|tx| Ok(tx.execute("DELETE FROM r WHERE n % 2 = 0", &[]).map(drop)?)).await.unwrap();
+        let (free, live) = reclaim_all().await;
+        assert!(free > 0 && free <= live / 4, "{free} free pages kept for {live} live ones");
+        // New rows take the kept pages before the file grows.
+        let pages = pragma("PRAGMA page_count").await.unwrap().unwrap().0;
+        fill(1_000, 1_000 + free / 2).await.unwrap();
+        assert_eq!(pragma("PRAGMA page_count").await.unwrap().unwrap().0, pages, "reused, not grown");
+        // Nearly everything goes: the file shrinks to about what is left.
+        db.write(|tx| Ok(tx.execute("DELETE FROM r WHERE n > 5", &[]).map(drop)?)).await.unwrap();
+        let (free, live) = reclaim_all().await;
+        assert!(free <= live / 4 && live < 50, "{free} free and {live} live pages");
+    }
 }
