@@ -168,7 +168,9 @@ async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
     for a_id in &a_ids {
         assert_eq!(app.get(&format!("/v1/notifications/{a_id}"), &a.token).await.json["status"], "sending");
     }
-    assert_eq!(express.idle_loops(), 0);
+    // (No loop was idle when B was committed: waited for above. Whether one
+    // is idle by now, after B was sent, is not this test's question; on a
+    // loaded CI machine a loop was once seen idle here.)
 }
 
 /// Polls `ready` (every 20 ms, 20 s at most).
