@@ -206,6 +206,10 @@ async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) ->
     if claimed.is_empty() {
         return Ok(0);
     }
+    // Orgs take turns in the sending order too, not only in the claim.
+    let order = crate::domain::fairness::send_order(&claimed.iter().map(|c| &c.org).collect::<Vec<_>>());
+    let mut rows: Vec<Option<Claimed>> = claimed.into_iter().map(Some).collect();
+    let claimed: Vec<Claimed> = order.into_iter().filter_map(|i| rows[i].take()).collect();
     // In flight until sent: the express rule asks.
     let mut held = engine.express.hold(&claimed);
     // Keyed by org and whether the mail is an alert mail, which goes

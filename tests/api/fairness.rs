@@ -151,8 +151,8 @@ async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
     use_port(&app, &b, smtp.port(), Security::Plain, false, None).await;
 
     // A server runs two claim loops. One A mail at a time: the first is
-    // claimed by a loop and stalls; the second, committed while A has mail
-    // in flight (so not express), by the other loop, which stalls too.
+    // claimed by a loop and stalls; the second, committed while the other
+    // loop is idle (so not express), by that loop, which stalls too.
     let mut a_ids = Vec::new();
     for i in 0..2 {
         let id = send(&app, &a, message(i)).await;
