@@ -269,32 +269,34 @@ impl Store {
     }
 
     /// Writes events, their notifications and outbox rows, and the stored
-    /// responses of their idempotency keys, all in one transaction.
-    pub async fn insert_events(&self, writes: &[EventWrite<'_>]) -> anyhow::Result<()> {
-        match &self.db {
+    /// responses of their idempotency keys, all in one transaction, with
+    /// the usage counts waiting since the last such write
+    /// (`pending_usage.rs`; put back if the write fails). `urgent`: small
+    /// orgs' events, written ahead of queued writes on SQLite
+    /// ([`sqlite::Sqlite::write_urgent`]).
+    pub async fn insert_events(&self, writes: &[EventWrite<'_>], urgent: bool) -> anyhow::Result<()> {
+        let usage = self.pending_usage.take();
+        let written = match &self.db {
             Db::Sqlite(db) => {
                 let owned: Vec<(NewEvent, Option<(String, String)>)> = writes
                     .iter()
                     .map(|w| (w.event.clone(), w.idempotency.map(|(k, r)| (k.to_owned(), r.to_owned()))))
                     .collect();
                 let hooks = suppressed_hooks(writes);
-                db.write(move |tx| {
+                let counts = usage.clone();
+                let write = move |tx: &sqlite::Tx<'_>| {
                     sqlite::delivery::insert_events(tx, &owned)?;
+                    sqlite::fairness::count_usage(tx, &counts)?;
                     sqlite::webhooks::enqueue(tx, &hooks)
-                })
-                .await
+                };
+                if urgent { db.write_urgent(write).await } else { db.write(write).await }
             }
-            Db::Postgres(p) => {
-                // The usage counts waiting since the last batch go in this
-                // transaction (`pending_usage.rs`), or back if it fails.
-                let usage = self.pending_usage.take();
-                let written = postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes), &usage).await;
-                if written.is_err() {
-                    self.pending_usage.restore(usage);
-                }
-                written
-            }
+            Db::Postgres(p) => postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes), &usage).await,
+        };
+        if written.is_err() {
+            self.pending_usage.restore(usage);
         }
+        written
     }
 
     /// Leases up to `limit` due outbox rows to `lease_id` until `lease_until`

@@ -98,7 +98,8 @@ impl Store {
         let rows: Vec<ClaimedRow> = match &self.db {
             Db::Sqlite(db) => {
                 let (lease_id, org) = (lease_id.to_owned(), org.clone());
-                db.write(move |tx| sqlite::fairness::lease_org(tx, &lease_id, &org, now, lease_until, limit)).await?
+                db.write_urgent(move |tx| sqlite::fairness::lease_org(tx, &lease_id, &org, now, lease_until, limit))
+                    .await?
             }
             Db::Postgres(p) => postgres::fairness::claim_org(p, lease_id, org, now, lease_until, limit).await?,
         };
@@ -122,21 +123,19 @@ impl Store {
     /// atomically with respect to every other reservation of the org, on
     /// every node.
     pub async fn reserve_usage(&self, org: &OrgId, n: i64, now: Millis, decide: Decide) -> anyhow::Result<Reservation> {
+        // Without a quota nothing is decided: the count waits for the
+        // committer's next transaction (`pending_usage.rs`).
+        if !self.has_quota_cached(org).await? {
+            let (hour, day) = windows(now);
+            self.pending_usage.add(org.as_str(), hour, day, n);
+            return Ok(Reservation::Counted { hour, day, release_at: None });
+        }
         match &self.db {
             Db::Sqlite(db) => {
                 let org = org.clone();
                 db.write(move |tx| sqlite::fairness::reserve(tx, &org, n, now, decide)).await
             }
-            Db::Postgres(p) => {
-                // Without a quota nothing is decided: the count waits for the
-                // committer's next transaction (`pending_usage.rs`).
-                if !self.has_quota_cached(org).await? {
-                    let (hour, day) = windows(now);
-                    self.pending_usage.add(org.as_str(), hour, day, n);
-                    return Ok(Reservation::Counted { hour, day, release_at: None });
-                }
-                postgres::fairness::reserve(p, org, n, now, decide).await
-            }
+            Db::Postgres(p) => postgres::fairness::reserve(p, org, n, now, decide).await,
         }
     }
 
@@ -158,12 +157,14 @@ impl Store {
 
     /// Gives back a reservation whose event was not written.
     pub async fn unreserve_usage(&self, org: &OrgId, hour: i64, day: i64, n: i64) -> anyhow::Result<()> {
+        if self.pending_usage.give_back(org.as_str(), hour, day, n) {
+            return Ok(());
+        }
         match &self.db {
             Db::Sqlite(db) => {
                 let org = org.clone();
                 db.write(move |tx| sqlite::fairness::unreserve(tx, &org, hour, day, n)).await
             }
-            Db::Postgres(_) if self.pending_usage.give_back(org.as_str(), hour, day, n) => Ok(()),
             Db::Postgres(p) => postgres::fairness::unreserve(p, org, hour, day, n).await,
         }
     }

@@ -1,5 +1,7 @@
 //! Usage counts of orgs without a quota, written with the next batch of
-//! accepted events instead of one statement each (PostgreSQL; issue 15).
+//! accepted events instead of one statement each (PostgreSQL since issue 15,
+//! SQLite since issue 19: on SQLite each count was a writer transaction of
+//! its own that a small org's event waited for behind a burst).
 //!
 //! Every accepted notification is counted in its org's hour and day
 //! (`org_usage`), quota or not, because `GET /v1/usage` shows the count and
@@ -9,10 +11,15 @@
 //! made every accepted event of the org a commit of the same two rows, so
 //! those commits queued behind each other's WAL flush. Here the count waits
 //! in memory and the [`Committer`](crate::delivery::committer::Committer)'s
-//! next transaction writes it, summed, together with the events; the event
-//! whose count it is is always in that transaction or a later one, so a
-//! count is on disk no later than its event. A write that fails puts the
-//! counts back for the next one.
+//! next transaction writes it, summed, together with the events. A write
+//! that fails puts the counts back for the next one.
+//!
+//! The committer has two lanes (a small org's events go through an urgent
+//! one, issue 19), each writing what is waiting when it starts. So an
+//! event's count is in its own transaction, or in the other lane's, which
+//! may commit just after it: a crash in that moment loses the count (never
+//! the event). Only orgs without a quota are counted here, for whom the
+//! count decides nothing.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};

@@ -108,5 +108,9 @@ pub const PG_COUNT_USAGE: &str = "INSERT INTO org_usage (org_id, period, bucket,
     SELECT o, p, b, n FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(o, p, b, n)
     ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
 
+/// SQLite: one summed count of a batch of events (`store/pending_usage.rs`).
+pub const COUNT_ONE: &str = "INSERT INTO org_usage (org_id, period, bucket, used) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
+
 /// The org's usage from `$2` (a day's start) on: today and held mail.
 pub const USAGE_FROM: &str = "SELECT period, bucket, used FROM org_usage WHERE org_id = $1 AND bucket >= $2";

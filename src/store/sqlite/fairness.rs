@@ -11,9 +11,10 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::fairness::{OrgLimits, Reservation, Usage, candidates_per_org, fair_order};
 use crate::store::delivery::ClaimedRow;
 use crate::store::fairness::{Decide, LimitsRow, UsageRow, limits_from, usage_from};
+use crate::store::pending_usage::Counts;
 use crate::store::sql::delivery::{CLAIMED, MARK_SENDING};
 use crate::store::sql::fairness::{
-    COUNT, COUNT_UNLIMITED, LEASE_ONE, LIMITS_OF, ORG_DUE, SQLITE_DUE_ORGS, UPSERT_LIMITS, USAGE_FROM,
+    COUNT, COUNT_ONE, COUNT_UNLIMITED, LEASE_ONE, LIMITS_OF, ORG_DUE, SQLITE_DUE_ORGS, UPSERT_LIMITS, USAGE_FROM,
 };
 
 /// Leases up to `limit` due rows, the orgs with due mail taking turns by
@@ -99,6 +100,15 @@ pub fn reserve(tx: &Tx<'_>, org: &OrgId, n: i64, now: Millis, decide: Decide) ->
         tx.execute(COUNT, &[&org, hour, day, &n]).context("count usage")?;
     }
     Ok(r)
+}
+
+/// Writes the summed usage counts of a batch of events
+/// (`store/pending_usage.rs`).
+pub fn count_usage(tx: &Tx<'_>, counts: &Counts) -> anyhow::Result<()> {
+    for ((org, period, bucket), n) in counts.iter().filter(|(_, n)| **n != 0) {
+        tx.execute(COUNT_ONE, &[&org.as_str(), period, bucket, n]).context("count usage")?;
+    }
+    Ok(())
 }
 
 /// Gives back `n` counted in the hour and day starting at `hour`, `day`.

@@ -61,7 +61,8 @@ type Answer = Box<dyn FnOnce(Option<anyhow::Error>) + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub struct Sqlite {
-    jobs: mpsc::Sender<Job>,
+    /// Writes, each marked urgent or not ([`Sqlite::write_urgent`]).
+    jobs: mpsc::Sender<(bool, Job)>,
     reads: flume::Sender<ReadJob>,
 }
 
@@ -179,7 +180,20 @@ impl Sqlite {
         &self,
         f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        self.submit(f)?.await.context("the SQLite writer stopped")?
+        self.submit(false, f)?.await.context("the SQLite writer stopped")?
+    }
+
+    /// [`Sqlite::write`] ahead of the queued writes: the next transaction
+    /// holds only the urgent writes queued by then (unless the one before
+    /// it did too; so the others wait at most one small transaction
+    /// longer). For a small org's mail (its commit and its express claim,
+    /// issue 19), so it waits for the transaction running now but not for
+    /// the next one of another org's burst.
+    pub async fn write_urgent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.submit(true, f)?.await.context("the SQLite writer stopped")?
     }
 
     /// A write whose middle step is decided by the caller: `read` runs in
@@ -200,7 +214,7 @@ impl Sqlite {
     {
         let (question_tx, question) = tokio::sync::oneshot::channel::<Q>();
         let (answer, answer_rx) = tokio::sync::oneshot::channel::<A>();
-        let done = self.submit(move |tx| {
+        let done = self.submit(false, move |tx| {
             let q = read(tx)?;
             question_tx.send(q).map_err(|_| anyhow::anyhow!("the caller went away"))?;
             let a = answer_rx.blocking_recv().context("the caller went away")?;
@@ -215,6 +229,7 @@ impl Sqlite {
 
     fn submit<T: Send + 'static>(
         &self,
+        urgent: bool,
         f: impl FnOnce(&Tx<'_>) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<tokio::sync::oneshot::Receiver<anyhow::Result<T>>> {
         let (reply, done) = tokio::sync::oneshot::channel();
@@ -236,7 +251,7 @@ impl Sqlite {
                 Some((keep, answer))
             }
         });
-        self.jobs.send(job).map_err(|_| anyhow::anyhow!("the SQLite writer stopped"))?;
+        self.jobs.send((urgent, job)).map_err(|_| anyhow::anyhow!("the SQLite writer stopped"))?;
         Ok(done)
     }
 }
@@ -275,21 +290,32 @@ fn bind_owned(stmt: &mut CachedStatement<'_>, params: &[Value]) -> rusqlite::Res
 
 /// The writer thread: batch, run, commit once, answer. Ends when every
 /// [`Sqlite`] (every sender) is gone.
-fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, wal_limit: u64) {
+fn write_loop(conn: &Connection, queue: &mpsc::Receiver<(bool, Job)>, wal_limit: u64) {
     let wal = conn.path().filter(|p| !p.is_empty()).map(|p| std::path::PathBuf::from(format!("{p}-wal")));
-    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let (mut urgent, mut normal): (VecDeque<Job>, VecDeque<Job>) = (VecDeque::new(), VecDeque::new());
+    let mut urgent_alone = false;
     loop {
-        if waiting.is_empty() {
+        let take = |(is_urgent, job): (bool, Job), urgent: &mut VecDeque<Job>, normal: &mut VecDeque<Job>| {
+            if is_urgent { urgent.push_back(job) } else { normal.push_back(job) }
+        };
+        if urgent.is_empty() && normal.is_empty() {
             match queue.recv() {
-                Ok(job) => waiting.push_back(job),
+                Ok(job) => take(job, &mut urgent, &mut normal),
                 Err(_) => return,
             }
         }
-        while waiting.len() < MAX_BATCH {
+        while urgent.len() + normal.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => waiting.push_back(job),
+                Ok(job) => take(job, &mut urgent, &mut normal),
                 Err(_) => break,
             }
+        }
+        // Urgent writes get a transaction of their own ahead of the others,
+        // but not twice in a row while others wait (`write_urgent`).
+        urgent_alone = !urgent_alone && !urgent.is_empty() && !normal.is_empty();
+        let mut waiting = std::mem::take(&mut urgent);
+        if !urgent_alone {
+            waiting.append(&mut normal);
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             for job in waiting.drain(..) {
@@ -325,6 +351,18 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, wal_limit: u64) {
                 failed = Some(e);
                 break;
             }
+            // An urgent write queued meanwhile: commit what ran so far, so it
+            // waits for one write of this transaction, not for all of them.
+            if !urgent_alone && !waiting.is_empty() {
+                while urgent.len() + normal.len() < MAX_BATCH
+                    && let Ok(job) = queue.try_recv()
+                {
+                    take(job, &mut urgent, &mut normal);
+                }
+                if !urgent.is_empty() {
+                    break;
+                }
+            }
         }
         let outcome = match failed {
             Some(e) => Err(e),
@@ -345,6 +383,10 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<Job>, wal_limit: u64) {
                     answer(Some(copy_error(&e).context("commit a write")));
                 }
             }
+        }
+        // Writes this transaction did not reach go first next time.
+        while let Some(job) = waiting.pop_back() {
+            normal.push_front(job);
         }
     }
 }
@@ -454,23 +496,23 @@ mod tests {
         let (db, path) = open(&dir);
         // Hold the writer until the next four writes are queued behind it.
         let (release, hold) = std::sync::mpsc::channel::<()>();
-        let first = db.submit(move |_| Ok::<(), anyhow::Error>(hold.recv()?)).unwrap();
-        let a = db.submit(|tx| insert(tx, "a")).unwrap();
+        let first = db.submit(false, move |_| Ok::<(), anyhow::Error>(hold.recv()?)).unwrap();
+        let a = db.submit(false, |tx| insert(tx, "a")).unwrap();
         let b = db
-            .submit(|tx| -> anyhow::Result<()> {
+            .submit(false, |tx| -> anyhow::Result<()> {
                 insert(tx, "b")?;
                 anyhow::bail!("b fails after writing")
             })
             .unwrap();
         let c = db
-            .submit(|tx| {
+            .submit(false, |tx| {
                 insert(tx, "c")?;
                 tx.discard();
                 Ok("c discarded")
             })
             .unwrap();
         let d = db
-            .submit(move |tx| {
+            .submit(false, move |tx| {
                 insert(tx, "d")?;
                 // Another connection sees only what is committed: nothing
                 // of this batch yet, so `a` was not committed on its own.
@@ -489,6 +531,117 @@ mod tests {
         assert_eq!(inside, [("a".to_owned(),), ("d".to_owned(),)]);
         let rows: Vec<(String,)> = db.all("SELECT k FROM t ORDER BY k", Vec::new()).await.unwrap();
         assert_eq!(rows, [("a".to_owned(),), ("d".to_owned(),)]);
+    }
+
+    /// Urgent writes (issue 19) get a transaction of their own ahead of
+    /// the queued ones, but not two in a row while others wait.
+    #[tokio::test]
+    async fn urgent_writes_commit_first_but_not_twice_in_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = open(&dir);
+        let db = std::sync::Arc::new(db);
+        // Each write notes its name and the rows committed when it ran, as
+        // another connection sees them.
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
+        let note = |name: &'static str| {
+            let (seen, path) = (seen.clone(), path.clone());
+            move |tx: &Tx<'_>| {
+                let other = Connection::open(&path)?;
+                let committed: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+                seen.lock().unwrap().push((name.to_owned(), committed));
+                insert(tx, name)
+            }
+        };
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let first = db
+            .submit(false, move |_| {
+                started.send(())?;
+                Ok::<(), anyhow::Error>(hold.recv()?)
+            })
+            .unwrap();
+        // The writer runs `first` alone: what follows queues behind it.
+        running.recv().unwrap();
+        let n1 = db.submit(false, note("n1")).unwrap();
+        let n2 = db.submit(false, note("n2")).unwrap();
+        // u1 queues u2 while it runs: u2 is urgent too, but n1 and n2 have
+        // waited one urgent transaction already, so they go with it.
+        let (again, u2_done) = tokio::sync::oneshot::channel();
+        let u1 = {
+            let (db, note_u1, note_u2) = (db.clone(), note("u1"), note("u2"));
+            db.clone()
+                .submit(true, move |tx| {
+                    let u2 = db.submit(true, note_u2)?;
+                    let _ = again.send(u2);
+                    note_u1(tx)
+                })
+                .unwrap()
+        };
+        release.send(()).unwrap();
+        for done in [first.await.unwrap(), u1.await.unwrap(), n1.await.unwrap(), n2.await.unwrap()] {
+            done.unwrap();
+        }
+        u2_done.await.unwrap().await.unwrap().unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let expected: Vec<(String, i64)> =
+            [("u1", 0), ("u2", 1), ("n1", 1), ("n2", 1)].into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
+        // u1 ran first and alone (u2 and n1 saw it committed); u2, n1 and n2
+        // ran in one transaction, u2 first.
+        assert_eq!(seen, expected);
+    }
+
+    /// An urgent write queued while a transaction runs ends it after the
+    /// write running then: it does not wait for the rest of the queue.
+    #[tokio::test]
+    async fn an_urgent_write_ends_the_running_transaction_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, path) = open(&dir);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
+        let note = |name: &'static str| {
+            let (seen, path) = (seen.clone(), path.clone());
+            move |tx: &Tx<'_>| {
+                let other = Connection::open(&path)?;
+                let committed: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+                seen.lock().unwrap().push((name.to_owned(), committed));
+                insert(tx, name)
+            }
+        };
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let started = started.clone();
+            db.submit(false, move |_| {
+                started.send(())?;
+                Ok::<(), anyhow::Error>(hold.recv()?)
+            })
+            .unwrap()
+        };
+        running.recv().unwrap();
+        // n1 and n2 queue behind `first`, so they share the next
+        // transaction; n1 holds it until u1 is queued.
+        let (release_n1, hold_n1) = std::sync::mpsc::channel::<()>();
+        let n1 = {
+            let note_n1 = note("n1");
+            db.submit(false, move |tx| {
+                started.send(())?;
+                hold_n1.recv()?;
+                note_n1(tx)
+            })
+            .unwrap()
+        };
+        let n2 = db.submit(false, note("n2")).unwrap();
+        release.send(()).unwrap();
+        running.recv().unwrap();
+        let u1 = db.submit(true, note("u1")).unwrap();
+        release_n1.send(()).unwrap();
+        for done in [first.await.unwrap(), n1.await.unwrap(), u1.await.unwrap(), n2.await.unwrap()] {
+            done.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let expected: Vec<(String, i64)> =
+            [("n1", 0), ("u1", 1), ("n2", 2)].into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
+        // n1 committed alone, u1 next in a transaction of its own, then n2.
+        assert_eq!(seen, expected);
     }
 
     #[tokio::test]
