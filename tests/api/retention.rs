@@ -666,7 +666,12 @@ async fn sigkill_while_pruning_loses_nothing(backend: Backend) {
     let admin = format!("test-admin-{}", uuid::Uuid::now_v7().simple());
     let outbox = tempfile::tempdir().unwrap();
     let sink = TestSmtp::start(Mode::Plain).await;
-    sink.set_delay(Duration::from_millis(150));
+    // Slow enough that pruning (every second) starts well before the last
+    // mails are sent: one org's mail goes out about 32 at a time (two
+    // loops of 16, and the express lane's 16 at most while it has fewer
+    // in flight), so 280 mails take several seconds. (150 ms once let all
+    // 300 go out before the first pass on a loaded machine.)
+    sink.set_delay(Duration::from_millis(1000));
     let env = [
         ("HERALD_RETENTION_INTERVAL_SECONDS", "1"),
         ("HERALD_RETENTION_BATCH", "5"),
