@@ -554,7 +554,7 @@ mod tests {
         assert!(express_orgs([&b], &in_flight, 1).is_empty());
         // B's previous mail is still being sent: B is still small.
         in_flight.insert(b.clone(), 1);
-        assert_eq!(express_orgs([&a, &b], &in_flight, 0), [b.clone()]);
+        assert_eq!(express_orgs([&a, &b], &in_flight, 0), std::slice::from_ref(&b));
         // A claim's worth in flight: B's new mail takes turns as usual.
         in_flight.insert(b.clone(), EXPRESS_SMALL);
         assert!(express_orgs([&a, &b], &in_flight, 0).is_empty());

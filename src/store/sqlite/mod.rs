@@ -533,6 +533,32 @@ mod tests {
         assert_eq!(rows, [("a".to_owned(),), ("d".to_owned(),)]);
     }
 
+    /// The writes that ran, in order, each with the rows committed when it
+    /// ran (as another connection sees them).
+    #[derive(Default, Clone)]
+    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<(String, i64)>>>);
+
+    impl Seen {
+        /// A write that notes itself, then inserts its name.
+        fn note(
+            &self,
+            path: &Path,
+            name: &'static str,
+        ) -> impl FnOnce(&Tx<'_>) -> anyhow::Result<()> + Send + 'static + use<> {
+            let (seen, path) = (self.clone(), path.to_owned());
+            move |tx: &Tx<'_>| {
+                let other = Connection::open(&path)?;
+                let committed: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+                seen.0.lock().unwrap().push((name.to_owned(), committed));
+                insert(tx, name)
+            }
+        }
+
+        fn all(&self) -> Vec<(String, i64)> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
     /// Urgent writes (issue 19) get a transaction of their own ahead of
     /// the queued ones, but not two in a row while others wait.
     #[tokio::test]
@@ -540,18 +566,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, path) = open(&dir);
         let db = std::sync::Arc::new(db);
-        // Each write notes its name and the rows committed when it ran, as
-        // another connection sees them.
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
-        let note = |name: &'static str| {
-            let (seen, path) = (seen.clone(), path.clone());
-            move |tx: &Tx<'_>| {
-                let other = Connection::open(&path)?;
-                let committed: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
-                seen.lock().unwrap().push((name.to_owned(), committed));
-                insert(tx, name)
-            }
-        };
+        let seen = Seen::default();
+        let note = |name: &'static str| seen.note(&path, name);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let (started, running) = std::sync::mpsc::channel::<()>();
         let first = db
@@ -582,7 +598,7 @@ mod tests {
             done.unwrap();
         }
         u2_done.await.unwrap().await.unwrap().unwrap();
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.all();
         let expected: Vec<(String, i64)> =
             [("u1", 0), ("u2", 1), ("n1", 1), ("n2", 1)].into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
         // u1 ran first and alone (u2 and n1 saw it committed); u2, n1 and n2
@@ -596,16 +612,8 @@ mod tests {
     async fn an_urgent_write_ends_the_running_transaction_early() {
         let dir = tempfile::tempdir().unwrap();
         let (db, path) = open(&dir);
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
-        let note = |name: &'static str| {
-            let (seen, path) = (seen.clone(), path.clone());
-            move |tx: &Tx<'_>| {
-                let other = Connection::open(&path)?;
-                let committed: i64 = other.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
-                seen.lock().unwrap().push((name.to_owned(), committed));
-                insert(tx, name)
-            }
-        };
+        let seen = Seen::default();
+        let note = |name: &'static str| seen.note(&path, name);
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let (started, running) = std::sync::mpsc::channel::<()>();
         let first = {
@@ -637,7 +645,7 @@ mod tests {
         for done in [first.await.unwrap(), n1.await.unwrap(), u1.await.unwrap(), n2.await.unwrap()] {
             done.unwrap();
         }
-        let seen = seen.lock().unwrap().clone();
+        let seen = seen.all();
         let expected: Vec<(String, i64)> =
             [("n1", 0), ("u1", 1), ("n2", 2)].into_iter().map(|(n, c)| (n.to_owned(), c)).collect();
         // n1 committed alone, u1 next in a transaction of its own, then n2.
