@@ -312,6 +312,7 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<(bool, Job)>, wal_limit:
         }
         // Urgent writes get a transaction of their own ahead of the others,
         // but not twice in a row while others wait (`write_urgent`).
+        let after_urgent = urgent_alone;
         urgent_alone = !urgent_alone && !urgent.is_empty() && !normal.is_empty();
         let mut waiting = std::mem::take(&mut urgent);
         if !urgent_alone {
@@ -353,7 +354,9 @@ fn write_loop(conn: &Connection, queue: &mpsc::Receiver<(bool, Job)>, wal_limit:
             }
             // An urgent write queued meanwhile: commit what ran so far, so it
             // waits for one write of this transaction, not for all of them.
-            if !urgent_alone && !waiting.is_empty() {
+            // Not right after an urgent transaction: then the others run to
+            // the end, so a stream of urgent writes cannot starve them.
+            if !urgent_alone && !after_urgent && !waiting.is_empty() {
                 while urgent.len() + normal.len() < MAX_BATCH
                     && let Ok(job) = queue.try_recv()
                 {
