@@ -84,12 +84,6 @@ pub const RATE_OVERRIDES: &str = "SELECT org_id, api_rate FROM org_limits WHERE 
 
 /// Counts `$4` notifications in the hour `$2` and the day `$3`, unless the
 /// org has a quota (then nothing is written and the caller decides).
-pub const COUNT_UNLIMITED: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
-    SELECT $1, p.period, p.bucket, $4 FROM (SELECT 'hour' AS period, $2 AS bucket UNION ALL SELECT 'day', $3) p
-    WHERE NOT EXISTS (SELECT 1 FROM org_limits l
-        WHERE l.org_id = $1 AND (l.hourly_quota IS NOT NULL OR l.daily_quota IS NOT NULL))
-    ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
-
 pub const PG_COUNT_UNLIMITED: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
     SELECT $1, p.period, p.bucket, $4 FROM (SELECT 'hour' AS period, $2::bigint AS bucket UNION ALL
         SELECT 'day', $3::bigint) p

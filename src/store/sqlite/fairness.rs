@@ -14,7 +14,7 @@ use crate::store::fairness::{Decide, LimitsRow, UsageRow, limits_from, usage_fro
 use crate::store::pending_usage::Counts;
 use crate::store::sql::delivery::{CLAIMED, MARK_SENDING};
 use crate::store::sql::fairness::{
-    COUNT, COUNT_ONE, COUNT_UNLIMITED, LEASE_ONE, LIMITS_OF, ORG_DUE, SQLITE_DUE_ORGS, UPSERT_LIMITS, USAGE_FROM,
+    COUNT, COUNT_ONE, LEASE_ONE, LIMITS_OF, ORG_DUE, SQLITE_DUE_ORGS, UPSERT_LIMITS, USAGE_FROM,
 };
 
 /// Leases up to `limit` due rows, the orgs with due mail taking turns by
@@ -86,11 +86,8 @@ pub fn set_limits(tx: &Tx<'_>, org: &OrgId, l: &OrgLimits, now: Millis, audit: &
 
 /// Counts `n` new notifications of `org`, within its quota if it has one.
 pub fn reserve(tx: &Tx<'_>, org: &OrgId, n: i64, now: Millis, decide: Decide) -> anyhow::Result<Reservation> {
-    let (hour, day) = crate::domain::fairness::windows(now);
+    let (_, day) = crate::domain::fairness::windows(now);
     let org = org.as_str();
-    if tx.execute(COUNT_UNLIMITED, &[&org, &hour, &day, &n]).context("count usage")? > 0 {
-        return Ok(Reservation::Counted { hour, day, release_at: None });
-    }
     let limits: Option<LimitsRow> = tx.optional(LIMITS_OF, &[&org]).context("read org limits")?;
     let limits = limits.map(limits_from).transpose()?.unwrap_or_default();
     let rows: Vec<UsageRow> = tx.all(USAGE_FROM, &[&org, &day]).context("read usage")?;
