@@ -23,6 +23,12 @@ POST = "target/release/examples/post_events"
 # the fifth stop, the only setup). Default: each org its own, as tenants
 # have their own mail servers; the sink's own queue is then not shared.
 SHARED_SINK = os.environ.get("BENCH_SHARED_SINK") == "1"
+# BENCH_ROUNDS: the three scenarios are run this many times, in turn, and
+# B's latencies pooled. One round's p99 of 300 mails is its 3rd worst, and
+# B's p99 alone moved between 3 and 17 ms from run to run on one machine.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# BENCH_KEEP_LOG=prefix: keep each scenario's server log as prefix-<scenario>-<round>.log.
+KEEP_LOG = os.environ.get("BENCH_KEEP_LOG")
 
 
 def call(method, url, token, body=None, header="Authorization"):
@@ -62,8 +68,10 @@ class Herald:
                 urllib.request.urlopen(self.base + "/readyz", timeout=1)
                 return
             except Exception:
+                if self.server.poll() is not None:
+                    break
                 time.sleep(0.1)
-        raise SystemExit("herald did not start")
+        raise SystemExit("herald did not start: " + open(f"{work}/server.log").read()[-2000:])
 
     def sink_port(self):
         """A new smtp-sink's port, or the one shared sink's."""
@@ -165,7 +173,7 @@ def throughput(rows):
     return len(rows) / ((max(s for _, s in rows) - min(c for c, _ in rows)) / 1000)
 
 
-def run(backend, scenario):
+def run(backend, scenario, round_no):
     with tempfile.TemporaryDirectory() as work:
         os.chmod(work, 0o777)
         h = Herald(backend, work)
@@ -187,22 +195,36 @@ def run(backend, scenario):
             return (h.notifications(a) if "a" in scenario else None, h.notifications(b) if "b" in scenario else None)
         finally:
             h.stop()
+            if KEEP_LOG:
+                import shutil
+                shutil.copy(f"{work}/server.log", f"{KEEP_LOG}-{scenario}-{round_no}.log")
 
 
 def main():
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
-    _, b_alone = run(backend, "b")
-    a_alone, _ = run(backend, "a")
-    a_both, b_both = run(backend, "ab")
-    lb_alone, lb_both = latencies(b_alone), latencies(b_both)
-    p50a, p99a, p50b, p99b = pct(lb_alone, 50), pct(lb_alone, 99), pct(lb_both, 50), pct(lb_both, 99)
-    ta, tb = throughput(a_alone), throughput(a_both)
+    lb_alone, lb_both, ta_all, tb_all = [], [], [], []
     sinks = "one smtp-sink for both" if SHARED_SINK else "an smtp-sink per org"
-    print(f"{backend}: org A bursts {BURST} events; org B posts one every 100 ms for {B_SECONDS} s ({sinks})")
+    print(f"{backend}: org A bursts {BURST} events; org B posts one every 100 ms for {B_SECONDS} s ({sinks}); "
+          f"{ROUNDS} rounds")
+    for r in range(1, ROUNDS + 1):
+        _, b_alone = run(backend, "b", r)
+        a_alone, _ = run(backend, "a", r)
+        a_both, b_both = run(backend, "ab", r)
+        la, lb = latencies(b_alone), latencies(b_both)
+        ta, tb = throughput(a_alone), throughput(a_both)
+        print(f"  round {r}: B p99 alone {pct(la, 99):5.1f} ms, A bursting {pct(lb, 99):5.1f} ms "
+              f"({pct(lb, 99) / pct(la, 99):.2f}x); A kept {100 * tb / ta:.0f}%", flush=True)
+        lb_alone += la
+        lb_both += lb
+        ta_all.append(ta)
+        tb_all.append(tb)
+    p50a, p99a, p50b, p99b = pct(lb_alone, 50), pct(lb_alone, 99), pct(lb_both, 50), pct(lb_both, 99)
+    ta, tb = statistics.mean(ta_all), statistics.mean(tb_all)
+    print(f"  all rounds pooled:")
     print(f"  B latency alone        p50 {p50a:8.1f} ms  p99 {p99a:8.1f} ms  ({len(lb_alone)} mails)")
     print(f"  B latency, A bursting  p50 {p50b:8.1f} ms  p99 {p99b:8.1f} ms  ({len(lb_both)} mails)")
     print(f"  B p99 ratio            {p99b / p99a:6.2f}x   (target <= 2x)")
-    print(f"  A throughput alone     {ta:8.0f} mails/s")
+    print(f"  A throughput alone     {ta:8.0f} mails/s (mean of rounds)")
     print(f"  A throughput with B    {tb:8.0f} mails/s = {100 * tb / ta:.0f}% (target >= 90%)")
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"\n| backend | B p50 alone | B p99 alone | B p50 A bursting | B p99 A bursting | p99 ratio | A alone/s | A with B/s | A kept |")
