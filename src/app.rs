@@ -163,6 +163,7 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         smtp_timeout: d.smtp_timeout,
     });
     mailer.check_outbox_dir()?;
+    let express_mailer = Mailer::new(mailer.config().clone());
     let http = OutboundHttp::new(&OutboundHttpConfig {
         allow_hosts: d.allow_hosts.clone(),
         timeout: d.smtp_timeout,
@@ -177,6 +178,8 @@ async fn open(config: &Config, clock: Clock) -> anyhow::Result<(Arc<Engine>, Str
         http,
         wake: Arc::new(tokio::sync::Notify::new()),
         express: Default::default(),
+        express_lane: crate::delivery::express::Lane::start().context("start the express lane's thread")?,
+        express_mailer: Arc::new(express_mailer),
         config: WorkerConfig {
             loops,
             concurrency: d.concurrency.div_ceil(loops).max(1),
@@ -227,7 +230,7 @@ impl Server {
             Some(_) => config.public_url(),
             None => format!("http://{local}"),
         };
-        let committer = Committer::start(engine.store.clone(), engine.wake.clone(), engine.express.clone());
+        let committer = Committer::start(&engine);
         let pruner = Arc::new(Pruner::new(engine.store.clone(), engine.clock.clone(), config.retention.clone()));
         let state = AppState(Arc::new(Inner {
             store: engine.store.clone(),

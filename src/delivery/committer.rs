@@ -8,7 +8,11 @@
 //! small org, not a burst) go through a second, urgent lane: their own
 //! commit loop and, on SQLite, writes ahead of the queue (issue 19: a small
 //! org's event waited behind a burst's batches, 18-24 ms of its 32 ms
-//! median on bench/fairness).
+//! median on bench/fairness). When such an org gets an express claim
+//! (`domain::fairness::express_orgs`), the urgent lane makes it in the
+//! transaction that commits the event and hands the leased rows straight to
+//! the express lane (`express.rs`): one transaction and one wake-up fewer
+//! between the 202 and the send.
 //!
 //! The claims of new idempotency keys are grouped the same way, in a loop
 //! of their own (a request claims its key before it builds its event): the
@@ -20,13 +24,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::express::Express;
-use crate::clock::Millis;
+use super::worker::{Engine, millis};
+use crate::clock::{Clock, Millis};
 use crate::domain::OrgId;
-use crate::domain::delivery::{IdempotencyClaim, NewEvent};
-use crate::store::{EventWrite, NewKeyClaim, Store};
+use crate::domain::delivery::{Claimed, IdempotencyClaim, NewEvent};
+use crate::store::{EventWrite, LeaseOnCommit, NewKeyClaim, Store};
 
 const MAX_BATCH: usize = 512;
 
@@ -48,8 +53,8 @@ struct KeyJob {
 }
 
 /// Writes accepted events, many per transaction when they arrive together,
-/// and wakes this process's workers after each commit (and asks for an
-/// express claim for orgs with nothing in flight: `express.rs`).
+/// and wakes this process's workers after each commit (and makes or asks for
+/// express claims: `express.rs`).
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
@@ -61,8 +66,9 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the commit loop on the current runtime.
-    pub fn start(store: Store, wake: Arc<Notify>, express: Arc<Express>) -> Committer {
+    /// Starts the commit loops on the current runtime.
+    pub fn start(engine: &Engine) -> Committer {
+        let store = engine.store.clone();
         let (jobs, rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let (urgent, urgent_rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
         let (keys, mut keys_rx) = mpsc::channel::<KeyJob>(4 * MAX_BATCH);
@@ -74,7 +80,12 @@ impl Committer {
             }
         });
         for (mut rx, lane_is_urgent) in [(rx, false), (urgent_rx, true)] {
-            let (store, wake, express) = (store.clone(), wake.clone(), express.clone());
+            let (store, wake, express) = (store.clone(), engine.wake.clone(), engine.express.clone());
+            let lease = lane_is_urgent.then(|| Lease {
+                clock: engine.clock.clone(),
+                lease_ms: millis(engine.config.lease),
+                limit: engine.config.express_batch,
+            });
             tokio::spawn(async move {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
                 while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -84,9 +95,17 @@ impl Committer {
                         .filter(|j| !j.event.notifications.is_empty() && j.event.not_before.is_none())
                         .map(|j| j.event.org.clone())
                         .collect();
-                    commit_batch(&store, &mut batch, lane_is_urgent).await;
+                    let on_commit = lease.as_ref().and_then(|l| l.plan(&express, &due));
+                    let leased = commit_batch(&store, &mut batch, lane_is_urgent, on_commit.as_ref()).await;
                     wake.notify_waiters();
-                    express.committed(&due);
+                    let mut handed = Vec::new();
+                    if let (Some(plan), Some(leased)) = (on_commit, leased) {
+                        for ((org, lease_id), rows) in plan.orgs.into_iter().zip(leased) {
+                            express.leased(lease_id, rows);
+                            handed.push(org);
+                        }
+                    }
+                    express.committed(due.iter().filter(|org| !handed.contains(org)));
                 }
             });
         }
@@ -121,6 +140,31 @@ impl Committer {
         let (done, result) = oneshot::channel();
         lane.send(Job { event, idempotency, done }).await.map_err(|_| anyhow::anyhow!("the committer stopped"))?;
         result.await.context("the committer stopped")?
+    }
+}
+
+/// How the urgent lane leases an express org's rows in its commit.
+struct Lease {
+    clock: Clock,
+    lease_ms: i64,
+    limit: i64,
+}
+
+impl Lease {
+    /// The express claims to make with the commit of mail of the `due`
+    /// orgs, if any qualify.
+    fn plan(&self, express: &Express, due: &[OrgId]) -> Option<LeaseOnCommit> {
+        let orgs = express.express_now(due);
+        if orgs.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        Some(LeaseOnCommit {
+            orgs: orgs.into_iter().map(|org| (org, uuid::Uuid::now_v7().to_string())).collect(),
+            now,
+            until: Millis(now.0 + self.lease_ms),
+            limit: self.limit,
+        })
     }
 }
 
@@ -176,7 +220,15 @@ async fn claim_batch(store: &Store, batch: &mut Vec<KeyJob>) {
     }
 }
 
-async fn commit_batch(store: &Store, batch: &mut Vec<Job>, urgent: bool) {
+/// Commits the batch (each event alone if together fails). The leased
+/// rows of `lease`, one list per org, when the batch committed together
+/// with it; `None` when it did not (the express lane then claims as usual).
+async fn commit_batch(
+    store: &Store,
+    batch: &mut Vec<Job>,
+    urgent: bool,
+    lease: Option<&LeaseOnCommit>,
+) -> Option<Vec<Vec<Claimed>>> {
     let writes: Vec<EventWrite<'_>> = batch
         .iter()
         .map(|j| EventWrite {
@@ -184,23 +236,25 @@ async fn commit_batch(store: &Store, batch: &mut Vec<Job>, urgent: bool) {
             idempotency: j.idempotency.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
         })
         .collect();
-    let together = store.insert_events(&writes, urgent).await;
+    let together = store.insert_events(&writes, urgent, lease).await;
     drop(writes);
     match together {
-        Ok(()) => {
+        Ok(leased) => {
             for job in batch.drain(..) {
                 let _ = job.done.send(Ok(()));
             }
+            return Some(leased);
         }
-        Err(_) if batch.len() > 1 => {
-            // One bad event must not fail the others: write each alone.
+        Err(_) if batch.len() > 1 || lease.is_some() => {
+            // One bad event must not fail the others, nor a failed express
+            // claim the events: write each alone, without the claim.
             for job in batch.drain(..) {
                 let write = EventWrite {
                     event: &job.event,
                     idempotency: job.idempotency.as_ref().map(|(k, r)| (k.as_str(), r.as_str())),
                 };
-                let result = store.insert_events(std::slice::from_ref(&write), urgent).await;
-                let _ = job.done.send(result);
+                let result = store.insert_events(std::slice::from_ref(&write), urgent, None).await;
+                let _ = job.done.send(result.map(drop));
             }
         }
         Err(e) => {
@@ -209,6 +263,7 @@ async fn commit_batch(store: &Store, batch: &mut Vec<Job>, urgent: bool) {
             }
         }
     }
+    None
 }
 
 #[cfg(test)]

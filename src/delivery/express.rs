@@ -1,14 +1,24 @@
 //! The express lane of the workers (issue 19's tail latency): what this
-//! process has in flight per org, which claim loops are idle, and the orgs
-//! waiting for an express claim. The rule is
+//! process has in flight per org, which claim loops are idle, the orgs
+//! waiting for an express claim, and the express claims the commit made
+//! itself (`committer.rs`), waiting to be sent. The rule is
 //! [`crate::domain::fairness::express_orgs`]; the claims and sends are in
 //! `worker.rs`.
+//!
+//! The lane's claims are sent on a runtime of their own ([`Lane`]): one
+//! thread with its own I/O driver, and a mailer of its own whose
+//! connections belong to that driver. On the shared runtime, under a burst,
+//! each SMTP reply to a small org's mail woke a task that was queued
+//! behind every runnable task of the burst (and the shared driver is
+//! polled only between them): the SMTP exchange, four round trips, was
+//! most of the small org's tail (bench/RESULTS.md, sixth stop).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::Notify;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, oneshot};
 
 use crate::domain::OrgId;
 use crate::domain::delivery::Claimed;
@@ -20,6 +30,9 @@ struct State {
     in_flight: HashMap<OrgId, usize>,
     /// Orgs waiting for their express claim, in commit order.
     pending: Vec<OrgId>,
+    /// Express claims made by the commit itself, waiting to be sent:
+    /// (lease id, rows).
+    leased: Vec<(String, Vec<Claimed>)>,
 }
 
 /// Shared by the committer (which reports commits) and the workers.
@@ -27,6 +40,9 @@ struct State {
 pub struct Express {
     state: Mutex<State>,
     idle_loops: AtomicUsize,
+    /// Whether this process's express loop runs (not with `--no-workers`,
+    /// nor once the workers stop): only then is anything claimed for it.
+    open: AtomicBool,
     /// Woken when an org joins `pending`.
     pub wake: Notify,
 }
@@ -36,12 +52,22 @@ impl Express {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Which of these orgs, with new due mail about to be committed, get
+    /// an express claim now (the rule: [`express_orgs`]).
+    pub fn express_now<'a>(&self, orgs: impl IntoIterator<Item = &'a OrgId>) -> Vec<OrgId> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let idle = self.idle_loops.load(Ordering::SeqCst);
+        express_orgs(orgs, &self.state().in_flight, idle)
+    }
+
     /// New due mail of these orgs was committed in this process.
     pub fn committed<'a>(&self, orgs: impl IntoIterator<Item = &'a OrgId>) {
-        let idle = self.idle_loops.load(Ordering::SeqCst);
+        let express = self.express_now(orgs);
         let mut state = self.state();
         let mut added = false;
-        for org in express_orgs(orgs, &state.in_flight, idle) {
+        for org in express {
             if !state.pending.contains(&org) {
                 state.pending.push(org);
                 added = true;
@@ -53,9 +79,28 @@ impl Express {
         }
     }
 
+    /// Rows the commit leased for an express claim (`lease_id`): to send.
+    pub fn leased(&self, lease_id: String, rows: Vec<Claimed>) {
+        if rows.is_empty() {
+            return;
+        }
+        self.state().leased.push((lease_id, rows));
+        self.wake.notify_one();
+    }
+
+    /// The claims the commit made, to send; they leave the list.
+    pub fn take_leased(&self) -> Vec<(String, Vec<Claimed>)> {
+        std::mem::take(&mut self.state().leased)
+    }
+
     /// The orgs waiting for an express claim; they leave the list.
     pub fn take_pending(&self) -> Vec<OrgId> {
         std::mem::take(&mut self.state().pending)
+    }
+
+    /// The express loop starts (`true`) or stops (`false`) taking work.
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
     }
 
     /// A claim loop waits for work (`true`) or goes back to it (`false`).
@@ -127,5 +172,75 @@ impl Drop for Held<'_> {
                 self.express.release(&org, n);
             }
         }
+    }
+}
+
+/// The express lane's runtime: a current-thread runtime on a thread of its
+/// own, until this is dropped (with the engine).
+pub struct Lane {
+    handle: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Lane {
+    /// Starts the lane's thread.
+    pub fn start() -> std::io::Result<Lane> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new().name("herald-express".into()).spawn(move || {
+            // Sends still running when the engine goes are dropped: their
+            // rows come back when their leases end, as after a crash.
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        })?;
+        Ok(Lane { handle, _stop: stop })
+    }
+
+    /// Where the lane's sends run.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_open_lane_with_busy_loops_takes_express_claims() {
+        let express = Express::default();
+        let org = OrgId::from_db("b".to_owned());
+        // No express loop (`--no-workers`): nothing would send the rows.
+        assert!(express.express_now([&org]).is_empty());
+        express.committed([&org]);
+        assert!(express.take_pending().is_empty());
+        express.set_open(true);
+        assert_eq!(express.express_now([&org]), vec![org.clone()]);
+        // An idle claim loop takes the mail itself.
+        express.set_idle(true);
+        assert!(express.express_now([&org]).is_empty());
+        express.set_idle(false);
+        express.committed([&org]);
+        assert_eq!(express.take_pending(), vec![org]);
+    }
+
+    #[tokio::test]
+    async fn the_lane_runs_its_sends_on_its_own_thread_until_dropped() {
+        let lane = Lane::start().unwrap();
+        let on = lane.handle().spawn(async { std::thread::current().name().map(str::to_owned) }).await.unwrap();
+        assert_eq!(on.as_deref(), Some("herald-express"));
+        let handle = lane.handle().clone();
+        drop(lane);
+        // The thread ends and its runtime with it: a task spawned there
+        // now is cancelled rather than run.
+        for _ in 0..500 {
+            if handle.spawn(async {}).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the lane's runtime still runs after the lane was dropped");
     }
 }

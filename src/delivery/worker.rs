@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
-use super::express::Express;
+use super::express::{Express, Lane};
 use super::http::OutboundHttp;
 use super::mailer::{Delivery, MailParts, Mailer};
 use super::providers::{Transports, failure_kind, send_via};
@@ -86,10 +86,14 @@ pub struct Engine {
     pub wake: Arc<Notify>,
     /// In flight per org, idle loops and the express claims' queue.
     pub express: Arc<Express>,
+    /// The express lane's runtime, and its mailer, whose connections are
+    /// opened on that runtime (`express.rs`).
+    pub express_lane: Lane,
+    pub express_mailer: Arc<Mailer>,
     pub config: WorkerConfig,
 }
 
-fn millis(d: Duration) -> i64 {
+pub(super) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
@@ -142,31 +146,45 @@ async fn claim_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>, n: usi
     }
 }
 
-/// The express lane: an org whose mail was committed while it had nothing
+/// The express lane: an org whose mail was committed while it had little
 /// in flight here and every claim loop was busy gets a claim of its own at
 /// once, instead of waiting for a loop to finish its batch
-/// (`domain::fairness::express_orgs`). Each claim sends in a task of its
-/// own, so one org's slow server does not hold up the next org.
+/// (`domain::fairness::express_orgs`). The urgent commit lane makes that
+/// claim in the transaction that commits the mail (`committer.rs`); the
+/// other lane's orgs are claimed here. Each claim sends in a task of its
+/// own, so one org's slow server does not hold up the next org, on the
+/// lane's own runtime (`express::Lane`).
 async fn express_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(engine.config.express_tasks.max(1)));
     let mut sends = JoinSet::new();
+    engine.express.set_open(true);
     loop {
         if *stop.borrow() {
             break;
         }
-        for org in engine.express.take_pending() {
+        let leased = engine.express.take_leased().into_iter().map(|(id, rows)| ExpressWork::Leased(id, rows));
+        for work in leased.chain(engine.express.take_pending().into_iter().map(ExpressWork::Claim)) {
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p,
                 _ = stop.changed() => break,
             };
             let Ok(permit) = permit else { break };
+            let lane = engine.express_lane.handle().clone();
             let engine = engine.clone();
-            sends.spawn(async move {
-                if let Err(e) = run_org_batch(&engine, &org).await {
-                    tracing::error!(org = %org, error = format!("{e:#}"), "express delivery batch failed");
+            let send = async move {
+                let sent = match work {
+                    ExpressWork::Leased(lease_id, rows) => {
+                        metrics::counter!("herald_express_claims_total").increment(1);
+                        send_claimed(&engine, &engine.express_mailer, &lease_id, rows).await
+                    }
+                    ExpressWork::Claim(org) => run_org_batch(&engine, &org).await,
+                };
+                if let Err(e) = sent {
+                    tracing::error!(error = format!("{e:#}"), "express delivery batch failed");
                 }
                 drop(permit);
-            });
+            };
+            sends.spawn_on(send, &lane);
         }
         while sends.try_join_next().is_some() {}
         tokio::select! {
@@ -174,11 +192,21 @@ async fn express_loop(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
         }
     }
+    engine.express.set_open(false);
     while sends.join_next().await.is_some() {}
 }
 
+/// Work of the express lane.
+enum ExpressWork {
+    /// Rows the commit leased (lease id, rows): to send.
+    Leased(String, Vec<Claimed>),
+    /// An org to claim for.
+    Claim(OrgId),
+}
+
 /// One express claim: up to `express_batch` of the org's oldest due rows,
-/// sent and recorded like a regular batch.
+/// sent (through the express lane's mailer) and recorded like a regular
+/// batch.
 pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize> {
     let lease_id = uuid::Uuid::now_v7().to_string();
     let now = engine.clock.now();
@@ -187,7 +215,7 @@ pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize
     if !claimed.is_empty() {
         metrics::counter!("herald_express_claims_total").increment(1);
     }
-    send_claimed(engine, &lease_id, claimed).await
+    send_claimed(engine, &engine.express_mailer, &lease_id, claimed).await
 }
 
 /// Claims, sends and records one batch; returns how many rows it held.
@@ -198,11 +226,17 @@ pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
         .store
         .claim_outbox(&lease_id, now, Millis(now.0 + millis(engine.config.lease)), engine.config.batch)
         .await?;
-    send_claimed(engine, &lease_id, claimed).await
+    send_claimed(engine, &engine.mailer, &lease_id, claimed).await
 }
 
-/// Sends and records claimed rows; returns how many there were.
-async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) -> anyhow::Result<usize> {
+/// Sends and records claimed rows (SMTP through `mailer`: the express
+/// lane's has its own connections); returns how many there were.
+async fn send_claimed(
+    engine: &Engine,
+    mailer: &Mailer,
+    lease_id: &str,
+    claimed: Vec<Claimed>,
+) -> anyhow::Result<usize> {
     if claimed.is_empty() {
         return Ok(0);
     }
@@ -241,7 +275,7 @@ async fn send_claimed(engine: &Engine, lease_id: &str, claimed: Vec<Claimed>) ->
             .map(|i| async move {
                 let c = &claimed_ref[i];
                 let key = (c.org.clone(), c.kind == crate::domain::alerts::MAIL_KIND);
-                (i, send_one(engine, &routes_ref[&key], c).await)
+                (i, send_one(engine, mailer, &routes_ref[&key], c).await)
             })
             .buffer_unordered(concurrency)
             .ready_chunks(concurrency)
@@ -330,7 +364,7 @@ async fn choose(engine: &Engine, routes: &[Route], start: usize) -> Result<usize
     }
 }
 
-async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Claimed) -> Sendout {
+async fn send_one(engine: &Engine, mailer: &Mailer, routes: &Result<Vec<Route>, String>, c: &Claimed) -> Sendout {
     let now = || engine.clock.now();
     let routes = match routes {
         Ok(r) => r,
@@ -360,7 +394,7 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
     };
     if routes.is_empty() {
         // No provider at all: the file transport, as before providers.
-        let d = engine.mailer.deliver(None, &parts).await;
+        let d = mailer.deliver(None, &parts).await;
         return Sendout::Done(outcome_of(engine, c, d, false), None);
     }
     // A retry starts after the provider that failed last (failover).
@@ -416,7 +450,7 @@ async fn send_one(engine: &Engine, routes: &Result<Vec<Route>, String>, c: &Clai
         }
     }
     let via = Some(Via { id: route.id.clone(), name: route.name.clone() });
-    let transports = Transports { mailer: &engine.mailer, http: &engine.http, tokens: &engine.oauth_tokens };
+    let transports = Transports { mailer, http: &engine.http, tokens: &engine.oauth_tokens };
     let d = send_via(&transports, route, &parts).await;
     let failed_over = match &d {
         Delivery::Accepted { .. } => {

@@ -191,6 +191,18 @@ pub struct EventWrite<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
 }
 
+/// Express claims made by the transaction that commits new events
+/// ([`Store::insert_events`]): for each org, up to `limit` of its oldest due
+/// rows leased to its own lease id until `until`, as
+/// [`Store::claim_org_outbox`] would, without a claim of their own after
+/// the commit (`domain::fairness::express_orgs` says which orgs).
+pub struct LeaseOnCommit {
+    pub orgs: Vec<(OrgId, String)>,
+    pub now: Millis,
+    pub until: Millis,
+    pub limit: i64,
+}
+
 /// A request's idempotency key to claim if it is new
 /// ([`Store::claim_new_idempotency_keys`]).
 #[derive(Debug, Clone)]
@@ -273,8 +285,15 @@ impl Store {
     /// the usage counts waiting since the last such write
     /// (`pending_usage.rs`; put back if the write fails). `urgent`: small
     /// orgs' events, written ahead of queued writes on SQLite
-    /// ([`sqlite::Sqlite::write_urgent`]).
-    pub async fn insert_events(&self, writes: &[EventWrite<'_>], urgent: bool) -> anyhow::Result<()> {
+    /// ([`sqlite::Sqlite::write_urgent`]). `lease`: express claims made in
+    /// the same transaction; their rows come back, one list per org in the
+    /// lease's order (none without a lease).
+    pub async fn insert_events(
+        &self,
+        writes: &[EventWrite<'_>],
+        urgent: bool,
+        lease: Option<&LeaseOnCommit>,
+    ) -> anyhow::Result<Vec<Vec<Claimed>>> {
         let usage = self.pending_usage.take();
         let written = match &self.db {
             Db::Sqlite(db) => {
@@ -284,19 +303,26 @@ impl Store {
                     .collect();
                 let hooks = suppressed_hooks(writes);
                 let counts = usage.clone();
+                let lease = lease.map(|l| (l.orgs.clone(), l.now, l.until, l.limit));
                 let write = move |tx: &sqlite::Tx<'_>| {
                     sqlite::delivery::insert_events(tx, &owned)?;
                     sqlite::fairness::count_usage(tx, &counts)?;
-                    sqlite::webhooks::enqueue(tx, &hooks)
+                    sqlite::webhooks::enqueue(tx, &hooks)?;
+                    let Some((orgs, now, until, limit)) = lease else { return Ok(Vec::new()) };
+                    orgs.iter()
+                        .map(|(org, lease_id)| sqlite::fairness::lease_org(tx, lease_id, org, now, until, limit))
+                        .collect()
                 };
                 if urgent { db.write_urgent(write).await } else { db.write(write).await }
             }
-            Db::Postgres(p) => postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes), &usage).await,
+            Db::Postgres(p) => {
+                postgres::delivery::insert_events(p, writes, &suppressed_hooks(writes), &usage, lease).await
+            }
         };
         if written.is_err() {
             self.pending_usage.restore(usage);
         }
-        written
+        Ok(written?.into_iter().map(|rows| rows.into_iter().map(claimed_from).collect()).collect())
     }
 
     /// Leases up to `limit` due outbox rows to `lease_id` until `lease_until`

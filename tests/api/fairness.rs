@@ -134,8 +134,9 @@ async fn an_express_claim_takes_one_orgs_oldest_rows(app: TestApp) {
 
 /// Issue 19's tail: both claim loops are busy with org A's sends (A's
 /// server takes each message and never answers it); org B's mail,
-/// committed then, gets an express claim and is sent while A's sends still
-/// hold every loop. Before the express lane it waited for a loop to finish.
+/// committed then, gets an express claim (made by its commit) and is sent
+/// while A's sends still hold every loop. Before the express lane it waited
+/// for a loop to finish.
 async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
     let backend = app.backend;
     drop(app);
@@ -162,6 +163,10 @@ async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
     }
     wait_until(|| express.idle_loops() == 0).await;
     let id = send(&app, &b, message(99)).await;
+    // The express claim was made by the transaction that committed B's
+    // mail (the urgent lane's): by its 202 the row is leased, never queued.
+    let status = app.get(&format!("/v1/notifications/{id}"), &b.token).await.json["status"].clone();
+    assert!(status == "sending" || status == "sent", "B's mail was {status} after its 202");
     let sent = wait_status(&app, &b, &id, "sent").await;
     assert_eq!(smtp.wait_for(1).await.len(), 1, "{sent}");
     // A's sends still hold the loops: B did not wait for them.

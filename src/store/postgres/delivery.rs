@@ -12,7 +12,6 @@ use crate::domain::delivery::{
     Claimed, IDEMPOTENCY_WINDOW_MS, IdempotencyClaim, NewEvent, Outcome, Requeue, Status, Via,
 };
 use crate::domain::webhooks::WebhookEvent;
-use crate::store::EventWrite;
 use crate::store::delivery::{ClaimedRow, NewKeyClaim, ResultRow, result_of};
 use crate::store::pending_usage::{Counts, PendingUsage};
 use crate::store::sql::delivery::{
@@ -21,6 +20,7 @@ use crate::store::sql::delivery::{
     PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, STATUS_OF,
 };
 use crate::store::sql::fairness::PG_COUNT_USAGE;
+use crate::store::{EventWrite, LeaseOnCommit};
 
 /// Writes an event, its notifications and their outbox rows (the writes
 /// that queue a mail together with another change; the hot path of
@@ -123,7 +123,8 @@ pub async fn insert_events(
     writes: &[EventWrite<'_>],
     hooks: &[WebhookEvent],
     usage: &Counts,
-) -> anyhow::Result<()> {
+    lease: Option<&LeaseOnCommit>,
+) -> anyhow::Result<Vec<Vec<ClaimedRow>>> {
     let events = writes.iter().map(|w| w.event);
     let ids: Vec<&str> = events.clone().map(|e| e.id.as_str()).collect();
     let orgs: Vec<&str> = events.clone().map(|e| e.org.as_str()).collect();
@@ -214,8 +215,14 @@ pub async fn insert_events(
             .context("count usage")?;
     }
     super::webhooks::enqueue(&mut tx, hooks).await?;
+    let mut leased = Vec::new();
+    if let Some(l) = lease {
+        for (org, lease_id) in &l.orgs {
+            leased.push(super::fairness::lease_org(&mut tx, lease_id, org, l.now, l.until, l.limit).await?);
+        }
+    }
     tx.commit().await.context("commit events")?;
-    Ok(())
+    Ok(leased)
 }
 
 /// Gives up a claimed key whose event was not written.
@@ -348,18 +355,31 @@ pub(super) async fn finish_claim(
     lease_id: &str,
     now: Millis,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
+    let rows = claimed_rows(&mut tx, leased, lease_id, now).await?;
+    if !rows.is_empty() {
+        tx.commit().await.context("commit claim")?;
+    }
+    Ok(rows)
+}
+
+/// Marks the `leased` rows of `lease_id` sending and reads them back, in
+/// the caller's transaction.
+pub(super) async fn claimed_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    leased: u64,
+    lease_id: &str,
+    now: Millis,
+) -> anyhow::Result<Vec<ClaimedRow>> {
     if leased == 0 {
         return Ok(Vec::new());
     }
     sqlx::query(MARK_SENDING)
         .bind(lease_id)
         .bind(now.0)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("mark notifications sending")?;
-    let rows = sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut *tx).await.context("read claimed rows")?;
-    tx.commit().await.context("commit claim")?;
-    Ok(rows)
+    sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut **tx).await.context("read claimed rows")
 }
 
 pub async fn requeue(p: &PgPool, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<Requeue> {

@@ -26,16 +26,33 @@ pub async fn claim_org(
     limit: i64,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
     let mut tx = p.begin().await.context("begin")?;
+    let rows = lease_org(&mut tx, lease_id, org, now, lease_until, limit).await?;
+    if !rows.is_empty() {
+        tx.commit().await.context("commit claim")?;
+    }
+    Ok(rows)
+}
+
+/// [`claim_org`] inside a transaction of the caller's (also the commit of
+/// new events: `Store::insert_events`).
+pub(super) async fn lease_org(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    lease_id: &str,
+    org: &OrgId,
+    now: Millis,
+    lease_until: Millis,
+    limit: i64,
+) -> anyhow::Result<Vec<ClaimedRow>> {
     let claimed = sqlx::query(CLAIM_ORG_PG)
         .bind(lease_id)
         .bind(lease_until.0)
         .bind(now.0)
         .bind(org.as_str())
         .bind(limit)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .context("claim an org's outbox rows")?;
-    super::delivery::finish_claim(tx, claimed.rows_affected(), lease_id, now).await
+    super::delivery::claimed_rows(tx, claimed.rows_affected(), lease_id, now).await
 }
 
 pub async fn set_limits(p: &PgPool, org: &OrgId, l: &OrgLimits, now: Millis, audit: &AuditEntry) -> anyhow::Result<()> {
