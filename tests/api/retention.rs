@@ -545,7 +545,9 @@ async fn sqlite_file_shrinks_after_pruning() {
 
 // ---- processes: SIGKILL while pruning; backup under load and restore ----
 
-struct Node(Child, String);
+/// A herald process, its base URL, and the file its log (warnings and
+/// errors) goes to, when kept.
+struct Node(Child, String, Option<tempfile::NamedTempFile>);
 
 impl Drop for Node {
     fn drop(&mut self) {
@@ -580,7 +582,9 @@ fn start(db_url: &str, admin: &str, outbox: &std::path::Path, extra: &[(&str, &s
     let port = free_port();
     let mut cmd = herald(db_url, admin, outbox, extra);
     cmd.arg("serve").env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
-    Node(cmd.spawn().expect("start herald"), format!("http://127.0.0.1:{port}"))
+    let log = tempfile::NamedTempFile::new().unwrap();
+    cmd.stderr(log.reopen().unwrap());
+    Node(cmd.spawn().expect("start herald"), format!("http://127.0.0.1:{port}"), Some(log))
 }
 
 async fn ready(client: &reqwest::Client, node: &Node) {
@@ -646,17 +650,69 @@ fn arrived(sink: &TestSmtp) -> std::collections::HashSet<String> {
         .collect()
 }
 
-async fn wait_arrived(sink: &TestSmtp, ids: &[String], within: Duration) {
+/// Waits until every mail of `ids` reached `sink`. If some never do, the
+/// panic says where they are: whether `node` still runs and what it
+/// logged last, and the missing mails' records in `db_url` (status,
+/// attempts, last error, and when the outbox lets them go).
+async fn wait_arrived(sink: &TestSmtp, ids: &[String], within: Duration, node: &mut Node, db_url: &str) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let seen = arrived(sink);
-        let missing = ids.iter().filter(|id| !seen.contains(*id)).count();
-        if missing == 0 {
+        let missing: Vec<&String> = ids.iter().filter(|id| !seen.contains(*id)).collect();
+        if missing.is_empty() {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{missing} of {} accepted mails never arrived", ids.len());
+        if tokio::time::Instant::now() >= deadline {
+            let exited = node.0.try_wait().ok().flatten();
+            let records = where_they_are(db_url, &missing).await;
+            let log = node.2.as_ref().and_then(|f| std::fs::read_to_string(f.path()).ok()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let log = lines[lines.len().saturating_sub(20)..].join("\n");
+            panic!(
+                "{} of {} accepted mails never arrived; node exited: {exited:?}; sink connections: {}; {records}\nthe node's log ends:\n{log}",
+                missing.len(),
+                ids.len(),
+                sink.connections()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The records of `ids`, counted by status, attempts, last error and the
+/// seconds until their outbox row is due (`-` without one).
+async fn where_they_are(db_url: &str, ids: &[&String]) -> String {
+    const SQL: &str = "SELECT n.id, n.status, n.attempts, COALESCE(n.last_error, ''), o.available_at
+        FROM notifications n LEFT JOIN outbox o ON o.notification_id = n.id";
+    type Row = (String, String, i64, String, Option<i64>);
+    let rows: Result<Vec<Row>, sqlx::Error> = if db_url.starts_with("postgres") {
+        match sqlx::PgConnection::connect(db_url).await {
+            Ok(mut c) => sqlx::query_as(SQL).fetch_all(&mut c).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        match sqlx::SqliteConnection::connect(db_url).await {
+            Ok(mut c) => sqlx::query_as(SQL).fetch_all(&mut c).await,
+            Err(e) => Err(e),
+        }
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return format!("records unreadable: {e}"),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let mut counts = std::collections::BTreeMap::new();
+    for id in ids {
+        let key = match rows.iter().find(|r| &r.0 == *id) {
+            None => "no record".to_owned(),
+            Some((_, status, attempts, error, due)) => {
+                let due = due.map_or("-".to_owned(), |at| format!("{}s", (at - now) / 1000));
+                format!("{status}, {attempts} attempts, due in {due}, last error {error:?}")
+            }
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    format!("records: {counts:?}")
 }
 
 /// Pruning every second in batches of 5 with zero-day retention, while
@@ -708,12 +764,12 @@ async fn sigkill_while_pruning_loses_nothing(backend: Backend) {
     drop(node); // SIGKILL
     assert!(pruned, "the kill came before pruning or after sending ({} sent)", arrived(&sink).len());
     sink.set_delay(Duration::ZERO);
-    let node = start(&db.url, &admin, outbox.path(), &env);
+    let mut node = start(&db.url, &admin, outbox.path(), &env);
     ready(&client, &node).await;
-    // Mail the killed process had claimed comes back when its lease (60 s
-    // by default) runs out: the deadline leaves room for that on a busy
-    // machine.
-    wait_arrived(&sink, &ids, Duration::from_secs(180)).await;
+    // Mail the killed process had claimed comes back when its lease (2 s
+    // here) runs out; the deadline leaves room for retries (a failed
+    // attempt's back-off is 15 to 30 s) on a busy machine.
+    wait_arrived(&sink, &ids, Duration::from_secs(180), &mut node, &db.url).await;
     drop(node);
     if let Some(path) = &db.sqlite_path {
         let c = rusqlite::Connection::open(path).unwrap();
@@ -745,7 +801,7 @@ async fn sqlite_backup_under_load_restores_and_delivers_what_was_queued() {
     let port = free_port();
     let mut cmd = herald(&db.url, &admin, outbox.path(), &[]);
     cmd.args(["serve", "--no-workers"]).env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
-    let node = Node(cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"));
+    let node = Node(cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"), None);
     ready(&client, &node).await;
     let token = org_for(&client, &node, &admin, &sink).await;
     let before = post_many(&client, &node.1, &token, 0, 200).await;
@@ -791,9 +847,9 @@ async fn sqlite_backup_under_load_restores_and_delivers_what_was_queued() {
     for id in &before {
         assert!(in_backup.contains(id), "acknowledged before the backup, missing from it: {id}");
     }
-    let node = start(&db.url, &admin, outbox.path(), &[]);
+    let mut node = start(&db.url, &admin, outbox.path(), &[]);
     ready(&client, &node).await;
-    wait_arrived(&sink, &in_backup, Duration::from_secs(60)).await;
+    wait_arrived(&sink, &in_backup, Duration::from_secs(60), &mut node, &db.url).await;
     drop(node);
 }
 
@@ -810,7 +866,7 @@ async fn postgres_pg_dump_under_load_restores_and_delivers_what_was_queued() {
     let port = free_port();
     let mut cmd = herald(&db.url, &admin, outbox.path(), &[]);
     cmd.args(["serve", "--no-workers"]).env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
-    let node = Node(cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"));
+    let node = Node(cmd.spawn().unwrap(), format!("http://127.0.0.1:{port}"), None);
     ready(&client, &node).await;
     let token = org_for(&client, &node, &admin, &sink).await;
     let before = post_many(&client, &node.1, &token, 0, 200).await;
@@ -833,9 +889,9 @@ async fn postgres_pg_dump_under_load_restores_and_delivers_what_was_queued() {
     for id in &before {
         assert!(restored.contains(id), "acknowledged before the dump, missing from it: {id}");
     }
-    let node = start(&target.url, &admin, outbox.path(), &[]);
+    let mut node = start(&target.url, &admin, outbox.path(), &[]);
     ready(&client, &node).await;
-    wait_arrived(&sink, &restored, Duration::from_secs(60)).await;
+    wait_arrived(&sink, &restored, Duration::from_secs(60), &mut node, &target.url).await;
     drop(node);
 }
 

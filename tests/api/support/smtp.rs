@@ -114,6 +114,21 @@ fn tls_acceptor() -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
+/// The next connection. An error (out of file descriptors, an error
+/// pending on the new connection) ends only that connection, not the
+/// server: a server that stopped at its first `accept` error refused all
+/// later mail, and the mail of a test that killed a sending process
+/// could then never arrive after the restart.
+async fn accept(listener: &TcpListener) -> Option<TcpStream> {
+    match listener.accept().await {
+        Ok((tcp, _)) => Some(tcp),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
 impl TestSmtp {
     pub async fn start(mode: Mode) -> TestSmtp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -123,7 +138,7 @@ impl TestSmtp {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Some(tcp) = accept(&listener).await else { continue };
                 shared.lock().unwrap().connections += 1;
                 tokio::spawn(connection(tcp, mode, acceptor.clone(), shared.clone()));
             }
@@ -426,7 +441,7 @@ pub async fn stalling(at: StallAt) -> (SocketAddr, tokio::task::JoinHandle<()>) 
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Some(tcp) = accept(&listener).await else { continue };
             tokio::spawn(stall_session(tcp, at));
         }
     });
