@@ -202,6 +202,10 @@ def run(backend, scenario, round_no):
 
 def main():
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    for path in (BIN, POST):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"{path} is missing: bench/fairness/run builds it (cargo build --release --bin herald "
+                     "--example post_events)")
     lb_alone, lb_both, ta_all, tb_all = [], [], [], []
     sinks = "one smtp-sink for both" if SHARED_SINK else "an smtp-sink per org"
     print(f"{backend}: org A bursts {BURST} events; org B posts one every 100 ms for {B_SECONDS} s ({sinks}); "
