@@ -545,8 +545,8 @@ async fn sqlite_file_shrinks_after_pruning() {
 
 // ---- processes: SIGKILL while pruning; backup under load and restore ----
 
-/// A herald process, its base URL, and the file its log (warnings and
-/// errors) goes to, when kept.
+/// A herald process, its base URL, and the file its log goes to, when
+/// kept.
 struct Node(Child, String, Option<tempfile::NamedTempFile>);
 
 impl Drop for Node {
@@ -581,7 +581,9 @@ fn herald(db_url: &str, admin: &str, outbox: &std::path::Path, extra: &[(&str, &
 fn start(db_url: &str, admin: &str, outbox: &std::path::Path, extra: &[(&str, &str)]) -> Node {
     let port = free_port();
     let mut cmd = herald(db_url, admin, outbox, extra);
-    cmd.arg("serve").env("HERALD_LISTEN", format!("127.0.0.1:{port}"));
+    // Info, for the line that says on which address it listens (another
+    // process on the port would answer `ready` in its place).
+    cmd.arg("serve").env("HERALD_LISTEN", format!("127.0.0.1:{port}")).env("HERALD_LOG", "info");
     let log = tempfile::NamedTempFile::new().unwrap();
     cmd.stderr(log.reopen().unwrap());
     Node(cmd.spawn().expect("start herald"), format!("http://127.0.0.1:{port}"), Some(log))
@@ -651,9 +653,10 @@ fn arrived(sink: &TestSmtp) -> std::collections::HashSet<String> {
 }
 
 /// Waits until every mail of `ids` reached `sink`. If some never do, the
-/// panic says where they are: whether `node` still runs and what it
-/// logged last, and the missing mails' records in `db_url` (status,
-/// attempts, last error, and when the outbox lets them go).
+/// panic says where they are: whether `node` still runs, where it said it
+/// listens and its last warnings and errors, and the missing mails'
+/// records in `db_url` (status, attempts, last error, and when the outbox
+/// lets them go).
 async fn wait_arrived(sink: &TestSmtp, ids: &[String], within: Duration, node: &mut Node, db_url: &str) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -666,10 +669,13 @@ async fn wait_arrived(sink: &TestSmtp, ids: &[String], within: Duration, node: &
             let exited = node.0.try_wait().ok().flatten();
             let records = where_they_are(db_url, &missing).await;
             let log = node.2.as_ref().and_then(|f| std::fs::read_to_string(f.path()).ok()).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("herald listening"))
+                .collect();
             let log = lines[lines.len().saturating_sub(20)..].join("\n");
             panic!(
-                "{} of {} accepted mails never arrived; node exited: {exited:?}; sink connections: {}; {records}\nthe node's log ends:\n{log}",
+                "{} of {} accepted mails never arrived; node exited: {exited:?}; sink connections: {}; {records}\nthe node's log (listening, warnings, errors):\n{log}",
                 missing.len(),
                 ids.len(),
                 sink.connections()
