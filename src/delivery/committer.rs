@@ -31,7 +31,7 @@ use super::worker::{Engine, millis};
 use crate::clock::{Clock, Millis};
 use crate::domain::OrgId;
 use crate::domain::delivery::{Claimed, IdempotencyClaim, NewEvent};
-use crate::store::{EventWrite, LeaseOnCommit, NewKeyClaim, Store};
+use crate::store::{EventWrite, LeaseOnCommit, LeaseTerms, NewKeyClaim, Store};
 
 const MAX_BATCH: usize = 512;
 
@@ -161,9 +161,7 @@ impl Lease {
         let now = self.clock.now();
         Some(LeaseOnCommit {
             orgs: orgs.into_iter().map(|org| (org, uuid::Uuid::now_v7().to_string())).collect(),
-            now,
-            until: Millis(now.0 + self.lease_ms),
-            limit: self.limit,
+            terms: LeaseTerms { now, until: Millis(now.0 + self.lease_ms), limit: self.limit },
         })
     }
 }

@@ -27,7 +27,7 @@ use crate::crypto::Cipher;
 use crate::domain::delivery::{self, Claimed, Outcome, RetryPolicy, Via, documents};
 use crate::domain::providers::{self, FailureKind, Pick, Route};
 use crate::domain::{OrgId, bounces, identities};
-use crate::store::{RateParams, Store};
+use crate::store::{LeaseTerms, RateParams, Store};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -211,7 +211,8 @@ pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize
     let lease_id = uuid::Uuid::now_v7().to_string();
     let now = engine.clock.now();
     let until = Millis(now.0 + millis(engine.config.lease));
-    let claimed = engine.store.claim_org_outbox(&lease_id, org, now, until, engine.config.express_batch).await?;
+    let terms = LeaseTerms { now, until, limit: engine.config.express_batch };
+    let claimed = engine.store.claim_org_outbox(&lease_id, org, terms).await?;
     if !claimed.is_empty() {
         metrics::counter!("herald_express_claims_total").increment(1);
     }

@@ -191,16 +191,22 @@ pub struct EventWrite<'a> {
     pub idempotency: Option<(&'a str, &'a str)>,
 }
 
-/// Express claims made by the transaction that commits new events
-/// ([`Store::insert_events`]): for each org, up to `limit` of its oldest due
-/// rows leased to its own lease id until `until`, as
-/// [`Store::claim_org_outbox`] would, without a claim of their own after
-/// the commit (`domain::fairness::express_orgs` says which orgs).
-pub struct LeaseOnCommit {
-    pub orgs: Vec<(OrgId, String)>,
+/// How an express claim leases an org's rows: those due at `now`, up to
+/// `limit` of the oldest, until `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTerms {
     pub now: Millis,
     pub until: Millis,
     pub limit: i64,
+}
+
+/// Express claims made by the transaction that commits new events
+/// ([`Store::insert_events`]): each org's rows leased on `terms` to its own
+/// lease id, as [`Store::claim_org_outbox`] would, without a claim of their
+/// own after the commit (`domain::fairness::express_orgs` says which orgs).
+pub struct LeaseOnCommit {
+    pub orgs: Vec<(OrgId, String)>,
+    pub terms: LeaseTerms,
 }
 
 /// A request's idempotency key to claim if it is new
@@ -303,15 +309,13 @@ impl Store {
                     .collect();
                 let hooks = suppressed_hooks(writes);
                 let counts = usage.clone();
-                let lease = lease.map(|l| (l.orgs.clone(), l.now, l.until, l.limit));
+                let lease = lease.map(|l| (l.orgs.clone(), l.terms));
                 let write = move |tx: &sqlite::Tx<'_>| {
                     sqlite::delivery::insert_events(tx, &owned)?;
                     sqlite::fairness::count_usage(tx, &counts)?;
                     sqlite::webhooks::enqueue(tx, &hooks)?;
-                    let Some((orgs, now, until, limit)) = lease else { return Ok(Vec::new()) };
-                    orgs.iter()
-                        .map(|(org, lease_id)| sqlite::fairness::lease_org(tx, lease_id, org, now, until, limit))
-                        .collect()
+                    let Some((orgs, terms)) = lease else { return Ok(Vec::new()) };
+                    orgs.iter().map(|(org, lease_id)| sqlite::fairness::lease_org(tx, lease_id, org, terms)).collect()
                 };
                 if urgent { db.write_urgent(write).await } else { db.write(write).await }
             }

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 
-use super::delivery::{ClaimedRow, claimed_from};
+use super::delivery::{ClaimedRow, LeaseTerms, claimed_from};
 use super::sql::fairness::{LIMITS_OF, RATE_OVERRIDES, USAGE_FROM};
 use super::{Db, Store, postgres, read_all, read_optional, row, sqlite};
 use crate::clock::Millis;
@@ -84,24 +84,21 @@ impl Store {
         }
     }
 
-    /// The express claim (`domain::fairness::express_orgs`): leases up to
-    /// `limit` of `org`'s oldest due rows, like [`Store::claim_outbox`] but
-    /// for one org.
+    /// The express claim (`domain::fairness::express_orgs`): leases `org`'s
+    /// oldest due rows on `terms`, like [`Store::claim_outbox`] but for one
+    /// org.
     pub async fn claim_org_outbox(
         &self,
         lease_id: &str,
         org: &OrgId,
-        now: Millis,
-        lease_until: Millis,
-        limit: i64,
+        terms: LeaseTerms,
     ) -> anyhow::Result<Vec<Claimed>> {
         let rows: Vec<ClaimedRow> = match &self.db {
             Db::Sqlite(db) => {
                 let (lease_id, org) = (lease_id.to_owned(), org.clone());
-                db.write_urgent(move |tx| sqlite::fairness::lease_org(tx, &lease_id, &org, now, lease_until, limit))
-                    .await?
+                db.write_urgent(move |tx| sqlite::fairness::lease_org(tx, &lease_id, &org, terms)).await?
             }
-            Db::Postgres(p) => postgres::fairness::claim_org(p, lease_id, org, now, lease_until, limit).await?,
+            Db::Postgres(p) => postgres::fairness::claim_org(p, lease_id, org, terms).await?,
         };
         Ok(rows.into_iter().map(claimed_from).collect())
     }

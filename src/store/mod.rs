@@ -54,7 +54,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 
 pub use audit::AuditPage;
 pub use console::{ConsoleLogin, UserInsert};
-pub use delivery::{EventWrite, LeaseOnCommit, NewKeyClaim};
+pub use delivery::{EventWrite, LeaseOnCommit, LeaseTerms, NewKeyClaim};
 pub use directory::{DepartmentWrite, UserWrite};
 pub use feedback::{FeedbackRow, FeedbackTarget, FeedbackWrite};
 pub use identities::{IdentityWrite, LinkUse};

@@ -115,7 +115,8 @@ async fn an_express_claim_takes_one_orgs_oldest_rows(app: TestApp) {
             let now = app.clock.now();
             let lease = uuid::Uuid::now_v7().to_string();
             let until = herald::clock::Millis(now.0 + 100 * 3_600_000);
-            let claimed = app.store.claim_org_outbox(&lease, b_org, now, until, limit).await.unwrap();
+            let terms = herald::store::LeaseTerms { now, until, limit };
+            let claimed = app.store.claim_org_outbox(&lease, b_org, terms).await.unwrap();
             assert!(claimed.iter().all(|c| c.org == *b_org));
             claimed.into_iter().map(|c| c.id).collect::<Vec<_>>()
         }

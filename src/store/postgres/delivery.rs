@@ -218,7 +218,7 @@ pub async fn insert_events(
     let mut leased = Vec::new();
     if let Some(l) = lease {
         for (org, lease_id) in &l.orgs {
-            leased.push(super::fairness::lease_org(&mut tx, lease_id, org, l.now, l.until, l.limit).await?);
+            leased.push(super::fairness::lease_org(&mut tx, lease_id, org, l.terms).await?);
         }
     }
     tx.commit().await.context("commit events")?;

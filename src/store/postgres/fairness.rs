@@ -10,27 +10,17 @@ use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::fairness::{OrgLimits, Reservation, windows};
-use crate::store::delivery::ClaimedRow;
+use crate::store::delivery::{ClaimedRow, LeaseTerms};
 use crate::store::fairness::{Decide, LimitsRow, UsageRow, limits_from, usage_from};
 use crate::store::sql::fairness::CLAIM_ORG_PG;
 use crate::store::sql::fairness::{COUNT, LIMITS_OF_FOR_UPDATE, PG_COUNT_UNLIMITED, UPSERT_LIMITS, USAGE_FROM};
 
-/// The express claim: up to `limit` of `org`'s oldest due rows that no
-/// other claim holds.
-pub async fn claim_org(
-    p: &PgPool,
-    lease_id: &str,
-    org: &OrgId,
-    now: Millis,
-    lease_until: Millis,
-    limit: i64,
-) -> anyhow::Result<Vec<ClaimedRow>> {
+/// The express claim: `org`'s oldest due rows that no other claim holds,
+/// on `terms`.
+pub async fn claim_org(p: &PgPool, lease_id: &str, org: &OrgId, terms: LeaseTerms) -> anyhow::Result<Vec<ClaimedRow>> {
     let mut tx = p.begin().await.context("begin")?;
-    let rows = lease_org(&mut tx, lease_id, org, now, lease_until, limit).await?;
-    if !rows.is_empty() {
-        tx.commit().await.context("commit claim")?;
-    }
-    Ok(rows)
+    let leased = lease_rows(&mut tx, lease_id, org, terms).await?;
+    super::delivery::finish_claim(tx, leased, lease_id, terms.now).await
 }
 
 /// [`claim_org`] inside a transaction of the caller's (also the commit of
@@ -39,20 +29,29 @@ pub(super) async fn lease_org(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     lease_id: &str,
     org: &OrgId,
-    now: Millis,
-    lease_until: Millis,
-    limit: i64,
+    terms: LeaseTerms,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
-    let claimed = sqlx::query(CLAIM_ORG_PG)
+    let leased = lease_rows(tx, lease_id, org, terms).await?;
+    super::delivery::claimed_rows(tx, leased, lease_id, terms.now).await
+}
+
+/// Leases the rows of an express claim; how many.
+async fn lease_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    lease_id: &str,
+    org: &OrgId,
+    terms: LeaseTerms,
+) -> anyhow::Result<u64> {
+    let leased = sqlx::query(CLAIM_ORG_PG)
         .bind(lease_id)
-        .bind(lease_until.0)
-        .bind(now.0)
+        .bind(terms.until.0)
+        .bind(terms.now.0)
         .bind(org.as_str())
-        .bind(limit)
+        .bind(terms.limit)
         .execute(&mut **tx)
         .await
         .context("claim an org's outbox rows")?;
-    super::delivery::claimed_rows(tx, claimed.rows_affected(), lease_id, now).await
+    Ok(leased.rows_affected())
 }
 
 pub async fn set_limits(p: &PgPool, org: &OrgId, l: &OrgLimits, now: Millis, audit: &AuditEntry) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@ use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
 use crate::domain::fairness::{OrgLimits, Reservation, Usage, candidates_per_org, fair_order};
-use crate::store::delivery::ClaimedRow;
+use crate::store::delivery::{ClaimedRow, LeaseTerms};
 use crate::store::fairness::{Decide, LimitsRow, UsageRow, limits_from, usage_from};
 use crate::store::pending_usage::Counts;
 use crate::store::sql::delivery::{CLAIMED, MARK_SENDING};
@@ -46,21 +46,15 @@ pub fn lease_fairly(
     Ok(ids.len())
 }
 
-/// The express claim: up to `limit` of `org`'s oldest due rows.
-pub fn lease_org(
-    tx: &Tx<'_>,
-    lease_id: &str,
-    org: &OrgId,
-    now: Millis,
-    lease_until: Millis,
-    limit: i64,
-) -> anyhow::Result<Vec<ClaimedRow>> {
+/// The express claim: `org`'s oldest due rows, on `terms`.
+pub fn lease_org(tx: &Tx<'_>, lease_id: &str, org: &OrgId, terms: LeaseTerms) -> anyhow::Result<Vec<ClaimedRow>> {
+    let LeaseTerms { now, until, limit } = terms;
     let rows: Vec<(String, i64)> = tx.all(ORG_DUE, &[&org.as_str(), &now.0, &limit]).context("read due rows")?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     for (id, _) in &rows {
-        tx.execute(LEASE_ONE, &[&lease_id, &lease_until.0, id]).context("lease a row")?;
+        tx.execute(LEASE_ONE, &[&lease_id, &until.0, id]).context("lease a row")?;
     }
     tx.execute(MARK_SENDING, &[&lease_id, &now.0]).context("mark notifications sending")?;
     tx.all(CLAIMED, &[&lease_id]).context("read claimed rows")
