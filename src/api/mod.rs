@@ -49,17 +49,18 @@ pub fn body_limit(path: &str) -> usize {
     }
 }
 
-/// How much of an oversized body is still read (and dropped) before the 413
-/// goes out, so that a client still writing it can read the answer.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+/// How long, and how much of, an oversized body is still read and dropped
+/// after its 413 went out (see [`too_large`]).
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Reads the whole request body (up to [`body_limit`]) before routing.
 ///
 /// A handler may refuse a request before it reads the body (a bad token, a
 /// wrong content type). If the body were left unread, hyper would close the
 /// connection under a client that is still sending, and the client would see
-/// a reset instead of the 401 or 415. An oversized body is drained up to
-/// [`DRAIN_LIMIT`] (a bounded "lingering read", as nginx does) and answered 413.
+/// a reset instead of the 401 or 415. A body over the limit, declared or
+/// found while reading, is answered 413 at once ([`too_large`]).
 /// A body that takes longer than `body_timeout` (`--http-body-timeout-seconds`)
 /// to arrive is answered 408 and its connection closed: a client dribbling
 /// bytes would otherwise hold the connection and its buffer for ever.
@@ -70,36 +71,66 @@ pub async fn buffer_body(State(body_timeout): State<Duration>, req: Request, nex
     let limit = body_limit(parts.uri.path());
     let declared =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT) {
-        return Error::PayloadTooLarge.into_response();
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(&parts, body, body_timeout);
     }
     let mut kept = Vec::new();
-    let mut seen = 0usize;
     let read = async {
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
                 return Err(Error::MalformedJson("the body could not be read".into()));
             };
             if let Ok(data) = frame.into_data() {
-                seen += data.len();
-                if seen <= limit {
-                    kept.extend_from_slice(&data);
-                } else if seen > DRAIN_LIMIT {
-                    break;
+                if kept.len() + data.len() > limit {
+                    return Ok(false);
                 }
+                kept.extend_from_slice(&data);
             }
         }
-        Ok(())
+        Ok(true)
     };
     match tokio::time::timeout(body_timeout, read).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return too_large(&parts, body, body_timeout),
         Ok(Err(err)) => return err.into_response(),
         Err(_) => return Error::RequestTimeout.into_response(),
     }
-    if seen > limit {
-        return Error::PayloadTooLarge.into_response();
-    }
     next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
+}
+
+/// Answers 413 and closes the connection after it. A client still sending
+/// its body must still read the answer: were the connection closed with its
+/// bytes unread, the client would get a reset, often instead of the 413 (a
+/// test saw it). So the rest of the body is read and dropped in the
+/// background, for at most [`LINGER`] (or the body timeout, if shorter) and
+/// [`LINGER_LIMIT`] bytes, as nginx's "lingering close" does. Not for a
+/// client that waits for `100 Continue`: it gets the 413 instead and sends
+/// nothing more.
+fn too_large(parts: &Parts, mut body: axum::body::Body, body_timeout: Duration) -> Response {
+    use http_body_util::BodyExt;
+
+    let waits_for_continue =
+        parts.headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue {
+        tokio::spawn(async move {
+            let drain = async {
+                let mut seen = 0usize;
+                while let Some(Ok(frame)) = body.frame().await {
+                    seen += frame.data_ref().map_or(0, Bytes::len);
+                    if seen > LINGER_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER.min(body_timeout), drain).await;
+        });
+    }
+    let mut res = Error::PayloadTooLarge.into_response();
+    // HTTP/2 has no such header: there only the stream ends.
+    if parts.version <= axum::http::Version::HTTP_11 {
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }
 
 /// What a 503 asks clients to wait (`Retry-After`), in seconds: about the
@@ -271,10 +302,12 @@ pub async fn envelope(req: Request, next: Next) -> Response {
         Error::Unavailable(cause) => tracing::warn!(error = format!("{cause:#}"), "database unavailable"),
         _ => {}
     }
-    let allow = res.headers().get(header::ALLOW).cloned();
     let mut out = Family::of_path(&path).render(&err, &path);
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
+    // What the error response says about the request and its connection.
+    for name in [header::ALLOW, header::CONNECTION] {
+        if let Some(value) = res.headers().get(&name) {
+            out.headers_mut().insert(name, value.clone());
+        }
     }
     out
 }

@@ -109,6 +109,64 @@ async fn a_dribbling_body_is_cut_off_with_408_in_the_family_envelope() {
     }
 }
 
+/// A body of 8 MiB: more than the socket buffers hold while the server
+/// reads nothing (its receive buffer grows only as it reads), so a client
+/// can write it whole only if the server reads on.
+const FAR_OVER: usize = 128;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_far_over_the_limit_gets_its_413_not_a_reset() {
+    let app = app_with(|_| {}).await;
+    let chunk = vec![b'x'; 64 * 1024];
+    // Declared, then chunked without a length: the client sends it all and
+    // reads only then, as most clients do.
+    for chunked in [false, true] {
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", FAR_OVER * chunk.len())
+        };
+        let head = format!(
+            "POST /admin/v1/orgs HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\n{framing}\r\n\r\n",
+            app.admin_token
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..FAR_OVER {
+            let sent = if chunked {
+                let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+                conn.write_all(&framed).await
+            } else {
+                conn.write_all(&chunk).await
+            };
+            sent.unwrap_or_else(|e| panic!("chunked: {chunked}: the server stopped reading mid-upload: {e}"));
+        }
+        if chunked {
+            conn.write_all(b"0\r\n\r\n").await.unwrap();
+        }
+        let answer = read_to_close(&mut conn).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "chunked: {chunked}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+        assert!(answer.contains("urn:herald:problem:payload-too-large"), "{answer}");
+    }
+    // A client that waits for `100 Continue` gets the 413 instead, at once.
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/departments HTTP/1.1\r\nHost: herald\r\nX-Auth-Token: {}\r\n\
+         Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        app.admin_token,
+        FAR_OVER * chunk.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("LE_ERR_SS_413"), "in Leegality's envelope: {answer}");
+    // Nothing was stored, and the server serves on.
+    let orgs = app.get("/admin/v1/orgs", &app.admin_token).await;
+    assert_eq!(orgs.json["orgs"].as_array().map(Vec::len), Some(0), "{}", orgs.text);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_connection_cap_the_longest_waiting_idle_connection_makes_room() {
     let app = app_with(|http| http.max_connections = 2).await;
