@@ -60,6 +60,7 @@ pub use feedback::{FeedbackRow, FeedbackTarget, FeedbackWrite};
 pub use identities::{IdentityWrite, LinkUse};
 pub use overview::{LogQuery, QueueRow};
 pub use policy::PolicyChange;
+pub use postgres::nodelay::tcp_nodelay_of;
 pub use providers::{HealthRow, ProviderRow, RateParams};
 pub use retention::{PruneLock, StorageStats, backup_sqlite, restore_sqlite, vacuum_sqlite};
 pub use smtp::{Decided, SmtpDecision, SmtpRow};
@@ -282,6 +283,12 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        postgres::nodelay::set_on(conn).await;
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await
                 .with_context(|| format!("connect to PostgreSQL at {location}"))?;

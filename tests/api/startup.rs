@@ -132,3 +132,35 @@ fn help_names_the_environment_only_settings() {
         }
     }
 }
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on, and a statement whose messages
+/// leave in two TLS records then waits for the server's delayed ACK (40 ms
+/// on Linux; bench/RESULTS.md, tenth stop). The store sets `TCP_NODELAY` on
+/// each connection of its pool (`store/postgres/nodelay.rs`): checked here
+/// on the server's own sockets, found by the client ports PostgreSQL
+/// reports for the test's database.
+#[tokio::test]
+async fn postgres_pool_connections_have_tcp_nodelay() {
+    use sqlx::Connection;
+
+    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let app = crate::support::TestApp::spawn_on(Backend::Postgres, db).await;
+    let org = app.new_org().await;
+    for i in 0..8 {
+        let body = serde_json::json!({ "type": "message.send", "data": { "to": format!("u{i}@example.com"), "subject": "s", "text": "t" } });
+        assert_eq!(app.post("/v1/events", &org.token, body).await.status, 202);
+    }
+    let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    let ports: Vec<(i32, i32)> = sqlx::query_as(
+        "SELECT client_port, inet_server_port() FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND client_port > 0",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!ports.is_empty(), "the server has connections to its database");
+    for (client, server) in ports {
+        let nodelay = herald::store::tcp_nodelay_of(client as u16, server as u16).unwrap();
+        assert_eq!(nodelay, Some(true), "the pool's connection from port {client} has TCP_NODELAY");
+    }
+}

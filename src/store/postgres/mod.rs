@@ -12,6 +12,7 @@ pub mod directory;
 pub mod fairness;
 pub mod feedback;
 pub mod identities;
+pub mod nodelay;
 pub mod orgs;
 pub mod policy;
 pub mod providers;
