@@ -65,7 +65,7 @@ type AttemptRow = (i64, i64, String, Option<String>, Option<String>, Option<Stri
 #[derive(sqlx::FromRow)]
 pub(super) struct ClaimedRow {
     id: String,
-    org_id: String,
+    pub(super) org_id: String,
     kind: String,
     to_addr: String,
     to_name: Option<String>,

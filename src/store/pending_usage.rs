@@ -79,8 +79,8 @@ impl PendingUsage {
         }
     }
 
-    /// The columns of `PG_COUNT_USAGE`, in key order (every writer takes
-    /// the rows' locks in the same order).
+    /// The usage columns of `PG_COMMIT_EVENTS`, in key order (every writer
+    /// takes the rows' locks in the same order).
     pub fn columns(counts: &Counts) -> (Vec<&str>, Vec<&str>, Vec<i64>, Vec<i64>) {
         let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((org, period, bucket), n) in counts.iter().filter(|(_, n)| **n != 0) {

@@ -20,6 +20,7 @@ on_each_backend!(
     a_small_org_is_claimed_in_the_next_round,
     weights_share_a_claim,
     an_express_claim_takes_one_orgs_oldest_rows,
+    a_commit_leases_the_orgs_oldest_rows_old_then_new,
     an_idle_org_is_not_queued_behind_busy_claim_loops,
     quota_reject_answers_429_and_rolls_over,
     quota_hold_queues_mail_for_the_next_window,
@@ -131,6 +132,76 @@ async fn an_express_claim_takes_one_orgs_oldest_rows(app: TestApp) {
     // A's rows were left to the regular claim.
     let rest: HashSet<String> = claim(&app, 100).await.into_iter().collect();
     assert_eq!(rest, a_ids.into_iter().collect::<HashSet<_>>());
+}
+
+/// An express claim made by the commit of new events (the urgent lane's)
+/// leases what a claim right after the commit would: the org's oldest due
+/// rows, the older ones first, then its new ones due now, up to the limit.
+/// The new rows it leases are written `sending` with their first attempt;
+/// the others, a held one and other orgs' rows are left queued.
+async fn a_commit_leases_the_orgs_oldest_rows_old_then_new(app: TestApp) {
+    use herald::domain::delivery::{NewEvent, NewNotification, Status};
+    use herald::store::{EventWrite, LeaseOnCommit, LeaseTerms};
+
+    let Some(app) = quiet(app.backend).await else { return };
+    let (a, b) = (app.new_org().await, app.new_org().await);
+    let (a_org, b_org) = (OrgId::parse(&a.id).unwrap(), OrgId::parse(&b.id).unwrap());
+    let a_old = post_many(&app, &a, 1).await;
+    let b_old = post_many(&app, &b, 2).await;
+    app.clock.advance(Duration::from_secs(1));
+    let now = app.clock.now();
+    let event = |org: &OrgId, not_before: Option<herald::clock::Millis>| {
+        let notification = NewNotification {
+            id: uuid::Uuid::now_v7().to_string(),
+            to_addr: "new@example.com".into(),
+            to_name: None,
+            subject: "new".into(),
+            body_text: "hi".into(),
+            body_html: None,
+            locale: "en".into(),
+            attachments: None,
+        };
+        NewEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            org: org.clone(),
+            kind: "message.send".into(),
+            suppressed: None,
+            notifications: vec![notification],
+            created_at: now,
+            not_before,
+        }
+    };
+    let later = Some(herald::clock::Millis(now.0 + 3_600_000));
+    let events =
+        [event(&b_org, None), event(&b_org, None), event(&b_org, None), event(&b_org, later), event(&a_org, None)];
+    let b_new: Vec<String> = events[..4].iter().map(|e| e.notifications[0].id.clone()).collect();
+    let a_new = events[4].notifications[0].id.clone();
+    let writes: Vec<EventWrite<'_>> = events.iter().map(|event| EventWrite { event, idempotency: None }).collect();
+    let until = herald::clock::Millis(now.0 + 100 * 3_600_000);
+    let lease = LeaseOnCommit {
+        orgs: vec![(b_org.clone(), uuid::Uuid::now_v7().to_string())],
+        terms: LeaseTerms { now, until, limit: 4 },
+    };
+    let leased = app.store.insert_events(&writes, true, Some(&lease)).await.unwrap();
+    assert_eq!(leased.len(), 1, "one list per express org");
+    let got: HashSet<String> = leased[0].iter().map(|c| c.id.clone()).collect();
+    let want: HashSet<String> = b_old.iter().chain(&b_new[..2]).cloned().collect();
+    assert_eq!(got, want, "B's two older rows, then its two oldest new ones");
+    assert!(leased[0].iter().all(|c| c.org == b_org && c.attempt == 1));
+    for (id, status, attempts) in [
+        (&b_old[0], Status::Sending, 1),
+        (&b_new[0], Status::Sending, 1),
+        (&b_new[2], Status::Queued, 0),
+        (&b_new[3], Status::Queued, 0),
+    ] {
+        let n = app.store.notification(&b_org, id).await.unwrap().unwrap();
+        assert_eq!((n.status, n.attempts), (status, attempts), "{id}");
+    }
+    // The regular claim finds the rest that is due: A's rows and B's third
+    // new one (its held one is due in an hour).
+    let rest: HashSet<String> = claim(&app, 100).await.into_iter().collect();
+    let want: HashSet<String> = a_old.into_iter().chain([a_new, b_new[2].clone()]).collect();
+    assert_eq!(rest, want);
 }
 
 /// Issue 19's tail: both claim loops are busy with org A's sends (A's

@@ -5,6 +5,7 @@ use anyhow::Context;
 use sqlx::{PgConnection, PgPool};
 
 use super::audit::append_audit;
+use super::webhooks::hook_columns;
 use crate::clock::Millis;
 use crate::domain::OrgId;
 use crate::domain::audit::AuditEntry;
@@ -15,11 +16,9 @@ use crate::domain::webhooks::WebhookEvent;
 use crate::store::delivery::{ClaimedRow, NewKeyClaim, ResultRow, result_of};
 use crate::store::pending_usage::{Counts, PendingUsage};
 use crate::store::sql::delivery::{
-    CLAIM_KEY, CLAIMED, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, MARK_SENDING,
-    PG_CLAIM_KEYS, PG_FINISH, PG_INSERT_EVENTS, PG_INSERT_NOTIFICATIONS, PG_INSERT_OUTBOX, PG_STORE_RESPONSES,
-    PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, STATUS_OF,
+    CLAIM_KEY, INSERT_EVENT, INSERT_NOTIFICATION, INSERT_OUTBOX, INSERT_OUTBOX_DUE, PG_CLAIM_KEYS, PG_COMMIT_EVENTS,
+    PG_FINISH, PURGE_KEYS, READ_KEY, RECLAIM_KEY, RELEASE_KEY, REQUEUE, STATUS_OF,
 };
-use crate::store::sql::fairness::PG_COUNT_USAGE;
 use crate::store::{EventWrite, LeaseOnCommit};
 
 /// Writes an event, its notifications and their outbox rows (the writes
@@ -81,7 +80,7 @@ pub async fn finish_sends(
     let responses: Vec<Option<&str>> = rows.iter().map(|(_, r)| r.response).collect();
     let attempts: Vec<i64> = rows.iter().map(|(c, _)| c.attempt).collect();
     let next: Vec<Option<i64>> = rows.iter().map(|(_, r)| r.next.map(|m| m.0)).collect();
-    let mut tx = pool.begin().await.context("begin")?;
+    let (hook_ids, hook_orgs, hook_kinds, payloads, hook_at) = hook_columns(hooks);
     sqlx::query(PG_FINISH)
         .bind(&ids)
         .bind(&statuses)
@@ -93,11 +92,15 @@ pub async fn finish_sends(
         .bind(now.0)
         .bind(&provider_ids)
         .bind(&provider_names)
-        .execute(&mut *tx)
+        .bind(&hook_ids)
+        .bind(&hook_orgs)
+        .bind(&hook_kinds)
+        .bind(&payloads)
+        .bind(&hook_at)
+        .execute(pool)
         .await
         .context("record send results")?;
-    super::webhooks::enqueue(&mut tx, hooks).await?;
-    tx.commit().await.context("commit send results")
+    Ok(())
 }
 
 /// Columns of the notifications to insert, one vector each.
@@ -149,79 +152,62 @@ pub async fn insert_events(
             n.attachments.push(x.attachments.clone());
         }
     }
-    let keyed: Vec<_> =
+    let keyed: Vec<(&str, &str, &str)> =
         writes.iter().filter_map(|w| w.idempotency.map(|(k, r)| (w.event.org.as_str(), k, r))).collect();
-    let mut tx = pool.begin().await.context("begin")?;
-    sqlx::query(PG_INSERT_EVENTS)
+    let key_orgs: Vec<&str> = keyed.iter().map(|k| k.0).collect();
+    let keys: Vec<&str> = keyed.iter().map(|k| k.1).collect();
+    let responses: Vec<&str> = keyed.iter().map(|k| k.2).collect();
+    let (usage_orgs, periods, buckets, counts) = PendingUsage::columns(usage);
+    let (express, lease_ids): (Vec<&str>, Vec<&str>) =
+        lease.map_or_else(Default::default, |l| l.orgs.iter().map(|(o, id)| (o.as_str(), id.as_str())).unzip());
+    let terms = lease.map(|l| l.terms);
+    let (hook_ids, hook_orgs, hook_kinds, payloads, hook_at) = hook_columns(hooks);
+    let rows: Vec<ClaimedRow> = sqlx::query_as(PG_COMMIT_EVENTS)
         .bind(&ids)
         .bind(&orgs)
         .bind(&kinds)
         .bind(&suppressed)
         .bind(&created)
-        .execute(&mut *tx)
+        .bind(&n.id)
+        .bind(&n.org)
+        .bind(&n.event)
+        .bind(&n.kind)
+        .bind(&n.to_addr)
+        .bind(&n.to_name)
+        .bind(&n.subject)
+        .bind(&n.text)
+        .bind(&n.html)
+        .bind(&n.locale)
+        .bind(&n.at)
+        .bind(&n.attachments)
+        .bind(&n.due)
+        .bind(&key_orgs)
+        .bind(&keys)
+        .bind(&responses)
+        .bind(&usage_orgs)
+        .bind(&periods)
+        .bind(&buckets)
+        .bind(&counts)
+        .bind(&express)
+        .bind(&lease_ids)
+        .bind(terms.map_or(0, |t| t.now.0))
+        .bind(terms.map_or(0, |t| t.until.0))
+        .bind(terms.map_or(0, |t| t.limit))
+        .bind(&hook_ids)
+        .bind(&hook_orgs)
+        .bind(&hook_kinds)
+        .bind(&payloads)
+        .bind(&hook_at)
+        .fetch_all(pool)
         .await
-        .context("insert events")?;
-    if !n.id.is_empty() {
-        sqlx::query(PG_INSERT_NOTIFICATIONS)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.event)
-            .bind(&n.kind)
-            .bind(&n.to_addr)
-            .bind(&n.to_name)
-            .bind(&n.subject)
-            .bind(&n.text)
-            .bind(&n.html)
-            .bind(&n.locale)
-            .bind(&n.at)
-            .bind(&n.attachments)
-            .execute(&mut *tx)
-            .await
-            .context("insert notifications")?;
-        sqlx::query(PG_INSERT_OUTBOX)
-            .bind(&n.id)
-            .bind(&n.org)
-            .bind(&n.due)
-            .bind(&n.at)
-            .execute(&mut *tx)
-            .await
-            .context("insert outbox rows")?;
-    }
-    if !keyed.is_empty() {
-        let (o, k, r): (Vec<&str>, Vec<&str>, Vec<&str>) =
-            keyed.into_iter().fold((Vec::new(), Vec::new(), Vec::new()), |(mut o, mut k, mut r), (a, b, c)| {
-                o.push(a);
-                k.push(b);
-                r.push(c);
-                (o, k, r)
-            });
-        sqlx::query(PG_STORE_RESPONSES)
-            .bind(&o)
-            .bind(&k)
-            .bind(&r)
-            .execute(&mut *tx)
-            .await
-            .context("store idempotent responses")?;
-    }
-    if !usage.is_empty() {
-        let (o, p, b, n) = PendingUsage::columns(usage);
-        sqlx::query(PG_COUNT_USAGE)
-            .bind(&o)
-            .bind(&p)
-            .bind(&b)
-            .bind(&n)
-            .execute(&mut *tx)
-            .await
-            .context("count usage")?;
-    }
-    super::webhooks::enqueue(&mut tx, hooks).await?;
-    let mut leased = Vec::new();
-    if let Some(l) = lease {
-        for (org, lease_id) in &l.orgs {
-            leased.push(super::fairness::lease_org(&mut tx, lease_id, org, l.terms).await?);
+        .context("commit events")?;
+    // One list per express org, in the lease's order.
+    let mut leased: Vec<Vec<ClaimedRow>> = express.iter().map(|_| Vec::new()).collect();
+    for row in rows {
+        if let Some(i) = express.iter().position(|org| *org == row.org_id) {
+            leased[i].push(row);
         }
     }
-    tx.commit().await.context("commit events")?;
     Ok(leased)
 }
 
@@ -335,51 +321,14 @@ pub async fn claim_outbox(
     lease_until: Millis,
     limit: i64,
 ) -> anyhow::Result<Vec<ClaimedRow>> {
-    let mut tx = p.begin().await.context("begin")?;
-    let claimed = sqlx::query(crate::store::sql::fairness::CLAIM_FAIR_PG)
+    sqlx::query_as(crate::store::sql::fairness::CLAIM_FAIR_PG)
         .bind(lease_id)
         .bind(lease_until.0)
         .bind(now.0)
         .bind(limit)
-        .execute(&mut *tx)
+        .fetch_all(p)
         .await
-        .context("claim outbox rows")?;
-    finish_claim(tx, claimed.rows_affected(), lease_id, now).await
-}
-
-/// The rest of a claim, whichever statement leased the rows: marks the
-/// leased notifications `sending`, reads them and commits.
-pub(super) async fn finish_claim(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    leased: u64,
-    lease_id: &str,
-    now: Millis,
-) -> anyhow::Result<Vec<ClaimedRow>> {
-    let rows = claimed_rows(&mut tx, leased, lease_id, now).await?;
-    if !rows.is_empty() {
-        tx.commit().await.context("commit claim")?;
-    }
-    Ok(rows)
-}
-
-/// Marks the `leased` rows of `lease_id` sending and reads them back, in
-/// the caller's transaction.
-pub(super) async fn claimed_rows(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    leased: u64,
-    lease_id: &str,
-    now: Millis,
-) -> anyhow::Result<Vec<ClaimedRow>> {
-    if leased == 0 {
-        return Ok(Vec::new());
-    }
-    sqlx::query(MARK_SENDING)
-        .bind(lease_id)
-        .bind(now.0)
-        .execute(&mut **tx)
-        .await
-        .context("mark notifications sending")?;
-    sqlx::query_as(CLAIMED).bind(lease_id).fetch_all(&mut **tx).await.context("read claimed rows")
+        .context("claim outbox rows")
 }
 
 pub async fn requeue(p: &PgPool, org: &OrgId, id: &str, now: Millis, audit: &AuditEntry) -> anyhow::Result<Requeue> {

@@ -1,6 +1,7 @@
 //! The fair claim, org limits and usage windows on PostgreSQL (see
 //! `store/fairness.rs`). The claim itself is `CLAIM_FAIR_PG`, one statement,
-//! run by `postgres/delivery.rs`.
+//! run by `postgres/delivery.rs`; an express claim made by the commit of new
+//! events is part of `PG_COMMIT_EVENTS`.
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -16,42 +17,17 @@ use crate::store::sql::fairness::CLAIM_ORG_PG;
 use crate::store::sql::fairness::{COUNT, LIMITS_OF_FOR_UPDATE, PG_COUNT_UNLIMITED, UPSERT_LIMITS, USAGE_FROM};
 
 /// The express claim: `org`'s oldest due rows that no other claim holds,
-/// on `terms`.
+/// on `terms`, marked sending (one statement).
 pub async fn claim_org(p: &PgPool, lease_id: &str, org: &OrgId, terms: LeaseTerms) -> anyhow::Result<Vec<ClaimedRow>> {
-    let mut tx = p.begin().await.context("begin")?;
-    let leased = lease_rows(&mut tx, lease_id, org, terms).await?;
-    super::delivery::finish_claim(tx, leased, lease_id, terms.now).await
-}
-
-/// [`claim_org`] inside a transaction of the caller's (also the commit of
-/// new events: `Store::insert_events`).
-pub(super) async fn lease_org(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    lease_id: &str,
-    org: &OrgId,
-    terms: LeaseTerms,
-) -> anyhow::Result<Vec<ClaimedRow>> {
-    let leased = lease_rows(tx, lease_id, org, terms).await?;
-    super::delivery::claimed_rows(tx, leased, lease_id, terms.now).await
-}
-
-/// Leases the rows of an express claim; how many.
-async fn lease_rows(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    lease_id: &str,
-    org: &OrgId,
-    terms: LeaseTerms,
-) -> anyhow::Result<u64> {
-    let leased = sqlx::query(CLAIM_ORG_PG)
+    sqlx::query_as(CLAIM_ORG_PG)
         .bind(lease_id)
         .bind(terms.until.0)
         .bind(terms.now.0)
         .bind(org.as_str())
         .bind(terms.limit)
-        .execute(&mut **tx)
+        .fetch_all(p)
         .await
-        .context("claim an org's outbox rows")?;
-    Ok(leased.rows_affected())
+        .context("claim an org's outbox rows")
 }
 
 pub async fn set_limits(p: &PgPool, org: &OrgId, l: &OrgLimits, now: Millis, audit: &AuditEntry) -> anyhow::Result<()> {

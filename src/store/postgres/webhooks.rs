@@ -107,16 +107,25 @@ pub async fn delete(p: &PgPool, org: &OrgId, id: &str, audit: &AuditEntry) -> an
     Ok(true)
 }
 
+/// The columns of `pg_enqueue!` (ids, orgs, types, payloads, times).
+pub(super) type HookColumns<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>);
+
+pub(super) fn hook_columns(events: &[WebhookEvent]) -> HookColumns<'_> {
+    (
+        events.iter().map(|e| e.id.as_str()).collect(),
+        events.iter().map(|e| e.org.as_str()).collect(),
+        events.iter().map(|e| e.kind).collect(),
+        events.iter().map(|e| e.payload.as_str()).collect(),
+        events.iter().map(|e| e.at.0).collect(),
+    )
+}
+
 /// One message per subscribed endpoint, inside the caller's transaction.
 pub async fn enqueue(tx: &mut PgConnection, events: &[WebhookEvent]) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-    let orgs: Vec<&str> = events.iter().map(|e| e.org.as_str()).collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
-    let payloads: Vec<&str> = events.iter().map(|e| e.payload.as_str()).collect();
-    let at: Vec<i64> = events.iter().map(|e| e.at.0).collect();
+    let (ids, orgs, kinds, payloads, at) = hook_columns(events);
     sqlx::query(PG_ENQUEUE)
         .bind(&ids)
         .bind(&orgs)

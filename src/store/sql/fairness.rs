@@ -33,7 +33,8 @@ pub const LEASE_ONE: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 
 /// its oldest due rows (twice its weighted share of the batch, so that
 /// concurrent claims find enough rows the others skipped); they take turns
 /// (row number over weight), ties to the older row; the first `$4` that no
-/// other claim holds are leased.
+/// other claim holds are leased, and their notifications marked sending
+/// and returned (`pg_mark_leased`).
 pub const CLAIM_FAIR_PG: &str = concat!(
     due_orgs!(),
     ", due AS (
@@ -47,22 +48,38 @@ pub const CLAIM_FAIR_PG: &str = concat!(
                ROW_NUMBER() OVER (PARTITION BY due.org_id ORDER BY c.available_at)::float8 / due.weight AS turn
         FROM due CROSS JOIN total CROSS JOIN LATERAL (
             SELECT x.notification_id, x.available_at FROM outbox x
-            WHERE x.org_id = due.org_id AND x.available_at <= $3
-            ORDER BY x.available_at LIMIT CEIL(2.0 * $4 * due.weight / total.w)::bigint
+            WHERE (x.org_id, x.available_at) BETWEEN (due.org_id, -9223372036854775808) AND (due.org_id, $3)
+            ORDER BY x.org_id, x.available_at LIMIT CEIL(2.0 * $4 * due.weight / total.w)::bigint
         ) c
-    )
-    UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-        SELECT o.notification_id FROM outbox o JOIN candidates c ON c.notification_id = o.notification_id
-        WHERE o.available_at <= $3 ORDER BY c.turn, c.available_at LIMIT $4
-        FOR UPDATE OF o SKIP LOCKED)"
+    ), leased AS (
+        UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id = ANY(ARRAY(
+            SELECT o.notification_id
+            FROM UNNEST(ARRAY(SELECT notification_id FROM candidates ORDER BY turn, available_at))
+                WITH ORDINALITY AS c(id, nth)
+            JOIN outbox o ON o.notification_id = c.id
+            WHERE o.available_at <= $3 ORDER BY c.nth LIMIT $4
+            FOR UPDATE OF o SKIP LOCKED))
+        RETURNING notification_id, queued_at
+    )",
+    pg_mark_leased!("$3"),
+    " SELECT * FROM claimed"
 );
 
 /// PostgreSQL: the express claim (`domain::fairness::express_orgs`): the
-/// oldest `$5` due rows of org `$4` that no other claim holds. SQLite runs
-/// [`ORG_DUE`] and [`LEASE_ONE`] in its writer.
-pub const CLAIM_ORG_PG: &str = "UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id IN (
-        SELECT notification_id FROM outbox WHERE org_id = $4 AND available_at <= $3
-        ORDER BY available_at LIMIT $5 FOR UPDATE SKIP LOCKED)";
+/// oldest `$5` due rows of org `$4` that no other claim holds, marked
+/// sending and returned. SQLite runs [`ORG_DUE`] and [`LEASE_ONE`] in its
+/// writer.
+pub const CLAIM_ORG_PG: &str = concat!(
+    "WITH leased AS (
+        UPDATE outbox SET lease_id = $1, available_at = $2 WHERE notification_id = ANY(ARRAY(
+            SELECT notification_id FROM outbox
+            WHERE (org_id, available_at) BETWEEN ($4, -9223372036854775808) AND ($4, $3)
+            ORDER BY org_id, available_at LIMIT $5 FOR UPDATE SKIP LOCKED))
+        RETURNING notification_id, queued_at
+    )",
+    pg_mark_leased!("$3"),
+    " SELECT * FROM claimed"
+);
 
 pub const LIMITS_OF: &str = "SELECT weight, hourly_quota, daily_quota, quota_mode, api_rate FROM org_limits
     WHERE org_id = $1";
@@ -94,12 +111,6 @@ pub const PG_COUNT_UNLIMITED: &str = "INSERT INTO org_usage (org_id, period, buc
 /// Counts `$4` (may be negative: a reservation given back) in both windows.
 pub const COUNT: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
     VALUES ($1, 'hour', $2, $4), ($1, 'day', $3, $4)
-    ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
-
-/// PostgreSQL: the summed counts of a batch of events (rows in key order),
-/// written in the events' transaction (`store/pending_usage.rs`).
-pub const PG_COUNT_USAGE: &str = "INSERT INTO org_usage (org_id, period, bucket, used)
-    SELECT o, p, b, n FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(o, p, b, n)
     ON CONFLICT (org_id, period, bucket) DO UPDATE SET used = org_usage.used + excluded.used";
 
 /// SQLite: one summed count of a batch of events (`store/pending_usage.rs`).

@@ -36,14 +36,7 @@ pub const ENQUEUE: &str = "INSERT INTO webhook_messages
     WHERE e.org_id = $2 AND s.org_id = $2 AND s.event_type = $3 AND e.enabled ORDER BY e.id";
 
 // PostgreSQL: a batch of events in one statement, in the batch's order.
-pub const PG_ENQUEUE: &str = "INSERT INTO webhook_messages
-    (id, org_id, endpoint_id, event_type, payload, status, attempts, available_at, lease_id, created_at)
-    SELECT t.id, e.org_id, e.id, t.kind, t.payload, 'pending', 0, t.at, NULL, t.at
-    FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-      WITH ORDINALITY AS t(id, org, kind, payload, at, ord)
-    JOIN webhook_subscriptions s ON s.org_id = t.org AND s.event_type = t.kind
-    JOIN webhook_endpoints e ON e.id = s.endpoint_id AND e.enabled
-    ORDER BY t.ord, e.id";
+pub const PG_ENQUEUE: &str = pg_enqueue!("$1", "$2", "$3", "$4", "$5");
 
 // The claim: the oldest pending message of each endpoint (head of line),
 // if it is due. While one is leased (its `available_at` moved to the
