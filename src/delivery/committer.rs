@@ -96,7 +96,11 @@ impl Committer {
                         .map(|j| j.event.org.clone())
                         .collect();
                     let on_commit = lease.as_ref().and_then(|l| l.plan(&express, &due));
+                    let started = std::time::Instant::now();
                     let leased = commit_batch(&store, &mut batch, lane_is_urgent, on_commit.as_ref()).await;
+                    let lane = if lane_is_urgent { "urgent" } else { "queued" };
+                    metrics::histogram!("herald_commit_seconds", "lane" => lane)
+                        .record(started.elapsed().as_secs_f64());
                     wake.notify_waiters();
                     let mut handed = Vec::new();
                     if let (Some(plan), Some(leased)) = (on_commit, leased) {

@@ -212,7 +212,9 @@ pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize
     let now = engine.clock.now();
     let until = Millis(now.0 + millis(engine.config.lease));
     let terms = LeaseTerms { now, until, limit: engine.config.express_batch };
+    let started = std::time::Instant::now();
     let claimed = engine.store.claim_org_outbox(&lease_id, org, terms).await?;
+    metrics::histogram!("herald_claim_seconds", "claim" => "express").record(started.elapsed().as_secs_f64());
     if !claimed.is_empty() {
         metrics::counter!("herald_express_claims_total").increment(1);
     }
@@ -223,10 +225,12 @@ pub async fn run_org_batch(engine: &Engine, org: &OrgId) -> anyhow::Result<usize
 pub async fn run_batch(engine: &Engine) -> anyhow::Result<usize> {
     let lease_id = uuid::Uuid::now_v7().to_string();
     let now = engine.clock.now();
+    let started = std::time::Instant::now();
     let claimed = engine
         .store
         .claim_outbox(&lease_id, now, Millis(now.0 + millis(engine.config.lease)), engine.config.batch)
         .await?;
+    metrics::histogram!("herald_claim_seconds", "claim" => "fair").record(started.elapsed().as_secs_f64());
     send_claimed(engine, &engine.mailer, &lease_id, claimed).await
 }
 
@@ -316,9 +320,10 @@ enum Sendout {
 /// this tries a few times before giving up.
 async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome, Option<Via>)]) -> anyhow::Result<()> {
     let mut tries = 0;
-    loop {
-        match engine.store.finish_sends(lease_id, results, engine.clock.now()).await {
-            Ok(()) => break,
+    let now = loop {
+        let now = engine.clock.now();
+        match engine.store.finish_sends(lease_id, results, now).await {
+            Ok(()) => break now,
             Err(e) if tries < 5 => {
                 tries += 1;
                 tracing::warn!(error = format!("{e:#}"), "recording send results failed; retrying");
@@ -326,14 +331,20 @@ async fn record(engine: &Engine, lease_id: &str, results: &[(&Claimed, Outcome, 
             }
             Err(e) => return Err(e),
         }
-    }
-    for (_, outcome, _) in results {
+    };
+    for (claimed, outcome, _) in results {
         let status = match outcome {
             Outcome::Sent { .. } => "sent",
             Outcome::Retry { .. } => "retrying",
             Outcome::Dead { .. } => "dead",
         };
         metrics::counter!("herald_notifications_total", "status" => status).increment(1);
+        if claimed.attempt == 1 {
+            // From acceptance to the first attempt's result: what a tenant
+            // waits (bench/fairness measures the same).
+            let waited = (now.0 - claimed.queued_at.0).max(0) as f64 / 1000.0;
+            metrics::histogram!("herald_delivery_seconds", "outcome" => status).record(waited);
+        }
     }
     Ok(())
 }

@@ -139,10 +139,20 @@ async fn file_transport_writes_eml_files_when_nothing_is_configured(app: TestApp
     assert_eq!(leftovers.len(), 1, "no partial files: {leftovers:?}");
 }
 
+/// The sum of the samples on `/metrics` whose line starts with `prefix`.
+fn metric_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 async fn plain_smtp_delivers_with_typed_headers_and_derived_message_id(app: TestApp) {
     let server = TestSmtp::start(Mode::Plain).await;
     let org = app.new_org().await;
     use_server(&app, &org, &server, Security::Plain, false, None).await;
+    let before = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let id = send(&app, &org, message("ada@example.com", "Quarterly report")).await;
     let n = wait_status(&app, &org, &id, "sent").await;
     let got = server.wait_for(1).await;
@@ -168,6 +178,14 @@ async fn plain_smtp_delivers_with_typed_headers_and_derived_message_id(app: Test
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    // Where a mail's time goes: its commit (a new org's event takes the
+    // urgent lane), the claim that leased it (unless the commit did) and
+    // acceptance to the first attempt's result. The recorder is shared
+    // with the other tests, so these only grow.
+    for prefix in ["herald_commit_seconds_count{lane=\"urgent\"}", "herald_delivery_seconds_count{outcome=\"sent\"}"] {
+        assert!(metric_sum(&metrics, prefix) > metric_sum(&before, prefix), "{prefix} did not grow");
+    }
+    assert!(metrics.contains("herald_claim_seconds_bucket{claim="), "herald_claim_seconds missing from /metrics");
 }
 
 async fn a_4xx_is_retried_with_backoff_then_sent(app: TestApp) {
