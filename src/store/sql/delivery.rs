@@ -103,7 +103,10 @@ pub const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
 // rows are leased as `fairness::CLAIM_ORG_PG` would lease them after the
 // commit: the older rows first (`leased`: the statement's snapshot does not
 // see its own new rows), then its new rows due now (`taken`, written leased
-// and `sending`); both come back as `CLAIMED` reads them.
+// and `sending`); both come back as `CLAIMED` reads them. SQLite orders old
+// and new rows together by due time; the one difference is an older row
+// that came due between the new events' acceptance and their commit (a
+// retry or an expired lease, milliseconds apart), which goes first here.
 pub const PG_COMMIT_EVENTS: &str = concat!(
     "WITH written_events AS (
         INSERT INTO events (id, org_id, type, suppressed, created_at)
