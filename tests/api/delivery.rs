@@ -866,7 +866,12 @@ async fn a_changed_config_gets_a_new_connection_pool(app: TestApp) {
         let a = send(&app, &org, message("ada@example.com", &format!("first {i}"))).await;
         wait_status(&app, &org, &a, "sent").await;
     }
-    assert_eq!(first.connections(), 1, "one pooled connection carried all three");
+    // Pooled: fewer connections than mails. The claim loops and the
+    // express lane keep pools of their own, and which one sends a mail
+    // depends on whether a loop was idle when it was committed, so up to
+    // one connection each.
+    let opened = first.connections();
+    assert!((1..=2).contains(&opened), "{opened} connections for three mails: not pooled");
     use_server(&app, &org, &second, Security::Plain, false, None).await;
     let b = send(&app, &org, message("ada@example.com", "second")).await;
     wait_status(&app, &org, &b, "sent").await;
