@@ -101,7 +101,7 @@ pub const ORG_NAME: &str = "SELECT name FROM orgs WHERE id = $1";
 // suppressed events ($31-$35). With express claims ($26 orgs and $27 their
 // lease ids, at $28 until $29, up to $30 rows each), each org's oldest due
 // rows are leased as `fairness::CLAIM_ORG_PG` would lease them after the
-// commit: the older rows first (`leased`: the statement's snapshot does not
+// commit (read as a range: see `sql/fairness.rs`): the older rows first (`leased`: the statement's snapshot does not
 // see its own new rows), then its new rows due now (`taken`, written leased
 // and `sending`); both come back as `CLAIMED` reads them. SQLite orders old
 // and new rows together by due time; the one difference is an older row
