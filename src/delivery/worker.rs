@@ -272,37 +272,60 @@ async fn send_claimed(
     }
     let (claimed_ref, routes_ref) = (&claimed, &routes);
     let concurrency = engine.config.concurrency.max(1);
+    // The sends and the writing of their results run side by side, each
+    // polled while the other waits. A send waiting for the database (a
+    // retry's last provider, a rate or concurrency slot) holds a pool
+    // connection; were the sends left unpolled while a chunk's results
+    // wait for a connection, enough of them would hold every connection
+    // and the write would wait until its acquire timed out ("futurelock":
+    // after a restart, the retried mails of a crashed node stalled a node
+    // for a minute and more).
+    let (done, mut finished) = tokio::sync::mpsc::unbounded_channel();
+    let sends = async move {
+        let mut sends = std::pin::pin!(
+            futures_util::stream::iter(0..claimed_ref.len())
+                .map(|i| async move {
+                    let c = &claimed_ref[i];
+                    let key = (c.org.clone(), c.kind == crate::domain::alerts::MAIL_KIND);
+                    (i, send_one(engine, mailer, &routes_ref[&key], c).await)
+                })
+                .buffer_unordered(concurrency)
+        );
+        while let Some(sent) = sends.next().await {
+            if done.send(sent).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    };
     // Results are written as they come in, in chunks of whatever finished
     // meanwhile: one transaction for many mails under load, and after a
     // crash only the sends in flight (or in the chunk being written) repeat.
-    let mut chunks = std::pin::pin!(
-        futures_util::stream::iter(0..claimed.len())
-            .map(|i| async move {
-                let c = &claimed_ref[i];
-                let key = (c.org.clone(), c.kind == crate::domain::alerts::MAIL_KIND);
-                (i, send_one(engine, mailer, &routes_ref[&key], c).await)
-            })
-            .buffer_unordered(concurrency)
-            .ready_chunks(concurrency)
-    );
-    while let Some(chunk) = chunks.next().await {
-        let mut results: Vec<(&Claimed, Outcome, Option<Via>)> = Vec::new();
-        let mut postponed: Vec<(String, Millis)> = Vec::new();
-        for (i, sent) in chunk {
-            held.release(&claimed[i].org);
-            match sent {
-                Sendout::Done(outcome, via) => results.push((&claimed[i], outcome, via)),
-                Sendout::Postpone(at) => postponed.push((claimed[i].id.clone(), at)),
+    let records = async {
+        let mut chunk = Vec::with_capacity(concurrency);
+        while finished.recv_many(&mut chunk, concurrency).await > 0 {
+            let mut results: Vec<(&Claimed, Outcome, Option<Via>)> = Vec::new();
+            let mut postponed: Vec<(String, Millis)> = Vec::new();
+            for (i, sent) in chunk.drain(..) {
+                held.release(&claimed_ref[i].org);
+                match sent {
+                    Sendout::Done(outcome, via) => results.push((&claimed_ref[i], outcome, via)),
+                    Sendout::Postpone(at) => postponed.push((claimed_ref[i].id.clone(), at)),
+                }
+            }
+            if !results.is_empty() {
+                record(engine, lease_id, &results).await?;
+            }
+            if !postponed.is_empty() {
+                metrics::counter!("herald_provider_postponed_total").increment(postponed.len() as u64);
+                engine.store.postpone_sends(lease_id, &postponed).await?;
             }
         }
-        if !results.is_empty() {
-            record(engine, lease_id, &results).await?;
-        }
-        if !postponed.is_empty() {
-            metrics::counter!("herald_provider_postponed_total").increment(postponed.len() as u64);
-            engine.store.postpone_sends(lease_id, &postponed).await?;
-        }
-    }
+        Ok::<(), anyhow::Error>(())
+    };
+    // A write that fails for good ends the batch: the sends still in
+    // flight are dropped, and their rows come back when the lease ends.
+    futures_util::future::try_join(sends, records).await?;
     Ok(claimed.len())
 }
 

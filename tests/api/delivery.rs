@@ -911,6 +911,53 @@ async fn a_result_without_its_lease_changes_nothing(backend: crate::support::Bac
     assert_eq!(n["attemptLog"].as_array().unwrap().len(), 2);
 }
 
+/// Retried mails read their last attempt's provider before they are sent,
+/// so each send in flight may hold a pool connection. With many more in
+/// flight than the pool has connections, the writing of the first results
+/// still gets one: every retry is recorded once, as its second attempt.
+/// (The sends were once left unpolled while results waited for a
+/// connection, holding every connection: the write failed after its
+/// acquire timeouts and the mails were sent again when their lease ended.)
+async fn many_retries_in_flight_leave_connections_for_their_results(backend: crate::support::Backend) {
+    const MAILS: usize = 120;
+    let Some(db) = crate::support::TestDb::new(backend).await else { return };
+    // One loop's claim holds every mail, all sent at once, and the first
+    // refusals do not open the server's circuit.
+    let app = TestApp::spawn_with(backend, db, |c| {
+        c.delivery.concurrency = 2 * MAILS;
+        c.delivery.circuit_failures = 2 * MAILS as i64;
+    })
+    .await;
+    let server = TestSmtp::start(Mode::Plain).await;
+    server.script((0..MAILS).map(|_| Action::Reply("451 4.3.0 mailbox busy, try later".into())));
+    let org = app.new_org().await;
+    use_server(&app, &org, &server, Security::Plain, false, None).await;
+    let mut ids = Vec::new();
+    for i in 0..MAILS {
+        ids.push(send(&app, &org, message(&format!("r{i}@example.com"), "Retry me")).await);
+    }
+    for id in &ids {
+        wait_status(&app, &org, id, "retrying").await;
+    }
+    skip_backoff(&app);
+    for id in &ids {
+        let n = wait_status(&app, &org, id, "sent").await;
+        assert_eq!(n["attempts"], 2, "{n}");
+        assert_eq!(n["attemptLog"].as_array().unwrap().len(), 2, "{n}");
+    }
+    assert_eq!(server.wait_for(MAILS).await.len(), MAILS, "each retry sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_many_retries_in_flight_leave_connections_for_their_results() {
+    many_retries_in_flight_leave_connections_for_their_results(crate::support::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_many_retries_in_flight_leave_connections_for_their_results() {
+    many_retries_in_flight_leave_connections_for_their_results(crate::support::Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_result_without_its_lease_changes_nothing() {
     a_result_without_its_lease_changes_nothing(crate::support::Backend::Sqlite).await;
