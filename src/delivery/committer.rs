@@ -247,9 +247,15 @@ async fn commit_batch(
             }
             return Some(leased);
         }
-        Err(_) if batch.len() > 1 || lease.is_some() => {
+        Err(e) if batch.len() > 1 || lease.is_some() => {
             // One bad event must not fail the others, nor a failed express
             // claim the events: write each alone, without the claim.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                events = batch.len(),
+                express = lease.is_some(),
+                "committing events together failed; committing each alone"
+            );
             for job in batch.drain(..) {
                 let write = EventWrite {
                     event: &job.event,

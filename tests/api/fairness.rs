@@ -238,7 +238,15 @@ async fn an_idle_org_is_not_queued_behind_busy_claim_loops(app: TestApp) {
     // The express claim was made by the transaction that committed B's
     // mail (the urgent lane's): by its 202 the row is leased, never queued.
     let status = app.get(&format!("/v1/notifications/{id}"), &b.token).await.json["status"].clone();
-    assert!(status == "sending" || status == "sent", "B's mail was {status} after its 202");
+    assert!(
+        status == "sending" || status == "sent",
+        "B's mail was {status} after its 202; the committer said: {}",
+        crate::support::logs()
+            .lines()
+            .filter(|l| l.contains("committing events together failed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let sent = wait_status(&app, &b, &id, "sent").await;
     assert_eq!(smtp.wait_for(1).await.len(), 1, "{sent}");
     // A's sends still hold the loops: B did not wait for them.
